@@ -1,0 +1,229 @@
+//! Configuration: command-line flags, each also read from a `P2P_CHAT_*`
+//! environment variable, with embedded defaults so a node runs with none.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Parser, ValueEnum};
+use libp2p::{Multiaddr, multiaddr::Protocol};
+
+/// Default port for TCP and QUIC when no `--listen` is given.
+pub const DEFAULT_PORT: u16 = 4001;
+/// Default room.
+pub const DEFAULT_ROOM: &str = "lobby";
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
+}
+
+/// Everything a node and its front ends are started with.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "p2p-chat",
+    version,
+    about = "A decentralized chat node on libp2p"
+)]
+pub struct Config {
+    /// Address to listen on, a TCP or QUIC multiaddr (repeatable). Default:
+    /// TCP and QUIC on all interfaces, port 4001, or any free port if taken.
+    #[arg(long, env = "P2P_CHAT_LISTEN", value_delimiter = ',', value_parser = parse_listen)]
+    pub listen: Vec<Multiaddr>,
+
+    /// Peer to connect to and keep connected (repeatable); `/p2p/ID` optional.
+    #[arg(long, env = "P2P_CHAT_DIAL", value_delimiter = ',', value_parser = parse_dial)]
+    pub dial: Vec<Multiaddr>,
+
+    /// Kademlia bootstrap peer (repeatable): nodes that know one common peer
+    /// find each other through it.
+    #[arg(long, env = "P2P_CHAT_BOOTSTRAP", value_delimiter = ',', value_parser = parse_dial)]
+    pub bootstrap: Vec<Multiaddr>,
+
+    /// Room to join at start.
+    #[arg(long, env = "P2P_CHAT_ROOM", default_value = DEFAULT_ROOM)]
+    pub room: String,
+
+    /// Name shown to others. Default: the login name, else a short peer id.
+    #[arg(long, env = "P2P_CHAT_NICK")]
+    pub nick: Option<String>,
+
+    /// Where the identity key lives. Default: the platform data dir
+    /// (`$XDG_DATA_HOME/p2p-chat`).
+    #[arg(long, env = "P2P_CHAT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Run with a fresh in-memory identity; write nothing to disk.
+    #[arg(long, env = "P2P_CHAT_EPHEMERAL")]
+    pub ephemeral: bool,
+
+    /// Turn off LAN discovery by mDNS.
+    #[arg(long, env = "P2P_CHAT_NO_MDNS")]
+    pub no_mdns: bool,
+
+    /// Print one JSON object per event on stdout, for scripts.
+    #[arg(long, env = "P2P_CHAT_JSON")]
+    pub json: bool,
+
+    /// Run without reading stdin, until SIGINT or SIGTERM (for containers).
+    #[arg(long, env = "P2P_CHAT_HEADLESS")]
+    pub headless: bool,
+
+    /// Log format on stderr.
+    #[arg(long, env = "P2P_CHAT_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Gossipsub heartbeat in milliseconds.
+    #[arg(
+        long,
+        env = "P2P_CHAT_HEARTBEAT_MS",
+        default_value_t = 700,
+        hide = true
+    )]
+    pub heartbeat_ms: u64,
+
+    /// Seconds to wait for a direct message's receipt.
+    #[arg(long, env = "P2P_CHAT_DM_TIMEOUT", default_value_t = 10)]
+    pub dm_timeout: u64,
+}
+
+impl Config {
+    /// A config for in-process tests: loopback TCP on a free port, fresh
+    /// identity, no mDNS, a fast heartbeat.
+    pub fn for_tests() -> Self {
+        Config {
+            listen: vec![
+                "/ip4/127.0.0.1/tcp/0"
+                    .parse()
+                    .expect("valid literal multiaddr"),
+            ],
+            dial: Vec::new(),
+            bootstrap: Vec::new(),
+            room: DEFAULT_ROOM.into(),
+            nick: None,
+            data_dir: None,
+            ephemeral: true,
+            no_mdns: true,
+            json: false,
+            headless: true,
+            log_format: LogFormat::Text,
+            heartbeat_ms: 200,
+            dm_timeout: 3,
+        }
+    }
+
+    /// The listen addresses used when none were given.
+    pub fn default_listen(port: u16) -> Vec<Multiaddr> {
+        vec![
+            Multiaddr::empty()
+                .with(Protocol::Ip4([0, 0, 0, 0].into()))
+                .with(Protocol::Tcp(port)),
+            Multiaddr::empty()
+                .with(Protocol::Ip4([0, 0, 0, 0].into()))
+                .with(Protocol::Udp(port))
+                .with(Protocol::QuicV1),
+        ]
+    }
+
+    /// Gossipsub heartbeat.
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_ms.max(50))
+    }
+
+    /// How long a direct message waits for its receipt.
+    pub fn dm_timeout(&self) -> Duration {
+        Duration::from_secs(self.dm_timeout.max(1))
+    }
+}
+
+const EXAMPLE: &str = "e.g. /ip4/127.0.0.1/tcp/4001 or /ip4/0.0.0.0/udp/4001/quic-v1";
+
+fn parse_multiaddr(s: &str) -> Result<Multiaddr, String> {
+    s.trim()
+        .parse::<Multiaddr>()
+        .map_err(|e| format!("invalid multiaddr '{s}': {e} ({EXAMPLE})"))
+}
+
+/// Is this a TCP or QUIC address we can listen on or dial?
+fn transport_of(addr: &Multiaddr) -> Option<&'static str> {
+    let mut it = addr.iter();
+    match it.next()? {
+        Protocol::Ip4(_)
+        | Protocol::Ip6(_)
+        | Protocol::Dns(_)
+        | Protocol::Dns4(_)
+        | Protocol::Dns6(_) => {}
+        _ => return None,
+    }
+    match (it.next()?, it.next()) {
+        (Protocol::Tcp(_), None | Some(Protocol::P2p(_))) => Some("tcp"),
+        (Protocol::Udp(_), Some(Protocol::QuicV1)) => Some("quic"),
+        _ => None,
+    }
+}
+
+fn parse_listen(s: &str) -> Result<Multiaddr, String> {
+    let addr = parse_multiaddr(s)?;
+    let ip_first = matches!(
+        addr.iter().next(),
+        Some(Protocol::Ip4(_) | Protocol::Ip6(_))
+    );
+    let has_peer = addr.iter().any(|p| matches!(p, Protocol::P2p(_)));
+    if !ip_first || has_peer || transport_of(&addr).is_none() {
+        return Err(format!(
+            "cannot listen on '{s}': give an IP with TCP or QUIC and no /p2p part ({EXAMPLE})"
+        ));
+    }
+    Ok(addr)
+}
+
+fn parse_dial(s: &str) -> Result<Multiaddr, String> {
+    let addr = parse_multiaddr(s)?;
+    if transport_of(&addr).is_none() {
+        return Err(format!(
+            "cannot dial '{s}': give an IP or DNS name with TCP or QUIC, optionally /p2p/PEER_ID \
+             (e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3Koo...)"
+        ));
+    }
+    Ok(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_accepts_tcp_and_quic_only() {
+        assert!(parse_listen("/ip4/0.0.0.0/tcp/4001").is_ok());
+        assert!(parse_listen("/ip6/::/udp/0/quic-v1").is_ok());
+        assert!(parse_listen("hello").is_err());
+        assert!(parse_listen("/ip4/999.1.1.1/tcp/1").is_err());
+        assert!(parse_listen("/ip4/1.2.3.4/tcp/x").is_err());
+        assert!(parse_listen("/ip4/1.2.3.4/udp/5").is_err());
+        assert!(parse_listen("/dns4/example.org/tcp/1").is_err());
+    }
+
+    #[test]
+    fn dial_accepts_peer_ids_and_dns() {
+        assert!(parse_dial("/dns4/node1/tcp/4001").is_ok());
+        assert!(
+            parse_dial(
+                "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
+            )
+            .is_ok()
+        );
+        assert!(parse_dial("/ip4/127.0.0.1/udp/4001/quic-v1").is_ok());
+        let err = parse_dial("hello").unwrap_err();
+        assert!(err.contains("invalid multiaddr 'hello'"), "{err}");
+    }
+
+    #[test]
+    fn flags_parse_with_defaults() {
+        let cfg = Config::try_parse_from(["p2p-chat"]).expect("no flags is valid");
+        assert_eq!(cfg.room, DEFAULT_ROOM);
+        assert!(cfg.listen.is_empty());
+        assert!(Config::try_parse_from(["p2p-chat", "--bogus"]).is_err());
+    }
+}

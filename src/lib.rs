@@ -1,0 +1,36 @@
+//! p2p-chat: a decentralized chat node on libp2p.
+//!
+//! # Layout
+//!
+//! * [`config`]: flags and environment variables, with embedded defaults.
+//! * [`node`]: one task owns the libp2p swarm; [`Node`] is the cloneable
+//!   handle every front end uses, and [`node::Event`] what it broadcasts.
+//! * [`protocol`]: wire types, topic names, limits and validation.
+//! * [`room`]: pure per-room state (recent messages, pending queue, seen ids).
+//! * [`identity`]: the persistent ed25519 key.
+//! * [`sanitize`]: making untrusted strings safe for a terminal.
+//! * [`ui`]: the terminal front end (line mode and `--json`).
+//! * [`shutdown`]: SIGINT / SIGTERM.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), p2p_chat::node::Error> {
+//! let cfg = p2p_chat::Config::for_tests();
+//! let (node, mut events, _task) = p2p_chat::Node::spawn(&cfg).await?;
+//! node.publish("lobby", "hello").await?;
+//! while let Ok(event) = events.recv().await {
+//!     println!("{event:?}");
+//! }
+//! # Ok(()) }
+//! ```
+
+pub mod config;
+pub mod identity;
+pub mod node;
+pub mod protocol;
+pub mod room;
+pub mod sanitize;
+pub mod shutdown;
+pub mod ui;
+
+pub use config::Config;
+pub use node::{Event, Node};

@@ -1,0 +1,498 @@
+//! The node: one task owns the libp2p `Swarm`; every front end holds a cheap
+//! [`Node`] handle and talks to that task by message.
+//!
+//! `Node` methods send a [`Command`] with a oneshot reply and await it; the
+//! task answers from its own state, so nothing else ever touches the swarm.
+//! Everything that happens is also broadcast as an [`Event`].
+
+mod behaviour;
+mod event;
+mod event_loop;
+mod on_swarm;
+mod peers;
+mod redial;
+mod swarm;
+
+use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
+use serde::Serialize;
+use tokio::{
+    sync::{broadcast, mpsc, oneshot},
+    task::JoinHandle,
+};
+
+pub use event::Event;
+
+use crate::{
+    config::{Config, DEFAULT_PORT},
+    identity::{self, IdentityError},
+    protocol::{self, Envelope},
+};
+
+/// Capacity of the command channel from handles to the node task.
+const COMMAND_CAP: usize = 64;
+/// Capacity of the event broadcast; a subscriber that falls further behind
+/// is told how many events it missed.
+const EVENT_CAP: usize = 4096;
+
+/// Errors a caller of the node can see. Each message is one line that names
+/// what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The node task has stopped.
+    #[error("the node has stopped")]
+    NodeStopped,
+    /// The identity could not be loaded.
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    /// The transport or a behaviour could not be built.
+    #[error("cannot start the network stack: {0}")]
+    Transport(String),
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen {
+        /// The address.
+        addr: Multiaddr,
+        /// Why.
+        reason: String,
+    },
+    /// A message text is over the limit.
+    #[error("message is {size} bytes; the limit is {limit} bytes")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A message text is empty.
+    #[error("message is empty")]
+    Empty,
+    /// A room name is not acceptable.
+    #[error("invalid room name: {0}")]
+    InvalidRoom(String),
+    /// A nick is not acceptable.
+    #[error("invalid nick: {0}")]
+    InvalidNick(String),
+    /// The room has not been joined.
+    #[error("not in room '{0}': /join it first")]
+    NotJoined(String),
+    /// No peer with that id or nick is known.
+    #[error("unknown peer or nick '{0}': see /peers")]
+    UnknownPeer(String),
+    /// Several peers share the nick.
+    #[error("nick '{nick}' is ambiguous: use one of {candidates}")]
+    AmbiguousNick {
+        /// The nick given.
+        nick: String,
+        /// The distinguishable names, comma-separated.
+        candidates: String,
+    },
+    /// The peer is known but not connected.
+    #[error("not connected to {0}")]
+    NotConnected(PeerId),
+    /// No receipt came within the request timeout.
+    #[error("no receipt from {0} within the timeout")]
+    Timeout(PeerId),
+    /// The direct message failed for another reason.
+    #[error("direct message to {peer} failed: {reason}")]
+    DirectFailed {
+        /// The recipient.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// The room's pending queue is full.
+    #[error("{0} messages are already waiting for a peer in '{1}': wait for one to join")]
+    QueueFull(usize, String),
+    /// Gossipsub refused the publish.
+    #[error("cannot send to '{room}': {reason}")]
+    Publish {
+        /// The room.
+        room: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl<T> From<mpsc::error::SendError<T>> for Error {
+    fn from(_: mpsc::error::SendError<T>) -> Self {
+        Error::NodeStopped
+    }
+}
+
+impl From<oneshot::error::RecvError> for Error {
+    fn from(_: oneshot::error::RecvError) -> Self {
+        Error::NodeStopped
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<T, Error>>;
+
+/// A request from a handle to the node task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    Publish {
+        room: String,
+        text: String,
+        reply: Reply<Sent>,
+    },
+    SendDirect {
+        to: String,
+        text: String,
+        reply: Reply<Receipt>,
+    },
+    Join {
+        room: String,
+        reply: Reply<bool>,
+    },
+    Leave {
+        room: String,
+        reply: Reply<bool>,
+    },
+    Rooms {
+        reply: Reply<Vec<RoomInfo>>,
+    },
+    Peers {
+        reply: Reply<Vec<PeerInfo>>,
+    },
+    History {
+        room: String,
+        limit: usize,
+        before: Option<String>,
+        reply: Reply<Vec<Envelope>>,
+    },
+    SetNick {
+        nick: String,
+        reply: Reply<()>,
+    },
+    Status {
+        reply: Reply<Status>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// The result of publishing a room message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sent {
+    /// The message id.
+    pub id: String,
+    /// True when no peer of the room was reachable: the message is queued
+    /// and goes out as soon as one is.
+    pub pending: bool,
+}
+
+/// A delivered direct message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Receipt {
+    /// The direct message's id.
+    pub id: String,
+    /// The recipient.
+    pub to: String,
+}
+
+/// A connected peer, as `/peers` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerInfo {
+    /// Peer id.
+    pub peer: String,
+    /// Last nick heard from it.
+    pub nick: Option<String>,
+    /// How to show it: the nick, with a peer id suffix where nicks collide.
+    pub display: String,
+    /// Addresses it is reachable at.
+    pub addresses: Vec<String>,
+    /// Last ping round trip.
+    pub rtt_ms: Option<f64>,
+    /// When the first current connection opened, ms since the epoch.
+    pub connected_since: u64,
+    /// "inbound" or "outbound" (of the first current connection).
+    pub direction: &'static str,
+}
+
+/// A joined room.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomInfo {
+    /// Room name.
+    pub room: String,
+    /// Connected peers subscribed to it.
+    pub members: usize,
+    /// Peers in our gossipsub mesh for it.
+    pub mesh_peers: usize,
+    /// Messages waiting for a peer.
+    pub pending: usize,
+}
+
+/// Counters kept by the node task.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    /// Room messages published.
+    pub published: u64,
+    /// Room messages received and shown.
+    pub received: u64,
+    /// Frames rejected, by reason.
+    pub rejected: std::collections::BTreeMap<&'static str, u64>,
+    /// Room messages that could not be sent and were dropped.
+    pub send_failed: u64,
+    /// Direct messages delivered (receipt received).
+    pub direct_sent: u64,
+    /// Direct messages received.
+    pub direct_received: u64,
+    /// Direct messages that failed.
+    pub direct_failed: u64,
+}
+
+/// A snapshot of the node.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Our peer id.
+    pub peer_id: String,
+    /// Our nick.
+    pub nick: String,
+    /// Full addresses to reach us (ending in `/p2p/<id>`).
+    pub listen_addrs: Vec<String>,
+    /// Joined rooms.
+    pub rooms: Vec<String>,
+    /// Connected peers.
+    pub connected_peers: usize,
+    /// Counters.
+    pub stats: Stats,
+}
+
+/// Handle to a running node. Cheap to clone; all clones talk to one task.
+#[derive(Debug, Clone)]
+pub struct Node {
+    peer_id: PeerId,
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Node {
+    /// Starts a node: loads the identity, binds every listen address, joins
+    /// the configured room and spawns the task that owns the swarm. Returns
+    /// the handle, a receiver that sees every event from the first on, and
+    /// the task's join handle.
+    pub async fn spawn(
+        cfg: &Config,
+    ) -> Result<(Node, broadcast::Receiver<Event>, JoinHandle<()>), Error> {
+        let keypair = if cfg.ephemeral {
+            libp2p::identity::Keypair::generate_ed25519()
+        } else {
+            let dir = match &cfg.data_dir {
+                Some(dir) => dir.clone(),
+                None => identity::default_data_dir().ok_or(IdentityError::NoDataDir)?,
+            };
+            let dir = dir.clone();
+            tokio::task::spawn_blocking(move || identity::load_or_create(&dir))
+                .await
+                .map_err(|e| Error::Transport(e.to_string()))??
+        };
+        let peer_id = keypair.public().to_peer_id();
+        let nick = match &cfg.nick {
+            Some(nick) => nick.clone(),
+            None => default_nick(&peer_id),
+        };
+        check_nick(&nick)?;
+        let mut swarm = swarm::build(keypair, cfg)?;
+        listen(&mut swarm, cfg)?;
+        let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAP);
+        let (events_tx, events_rx) = broadcast::channel(EVENT_CAP);
+        let mut event_loop =
+            event_loop::EventLoop::new(swarm, commands_rx, events_tx.clone(), nick, cfg);
+        event_loop.join(&cfg.room)?;
+        let task = tokio::spawn(event_loop.run());
+        let node = Node {
+            peer_id,
+            commands: commands_tx,
+            events: events_tx,
+        };
+        Ok((node, events_rx, task))
+    }
+
+    /// Our peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// A new receiver of events from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(make(tx)).await?;
+        rx.await?
+    }
+
+    /// Sends `text` to `room`. If no peer of the room is reachable yet, the
+    /// message is queued (`pending: true`) and sent when one appears.
+    pub async fn publish(&self, room: &str, text: &str) -> Result<Sent, Error> {
+        let (room, text) = (room.to_owned(), text.to_owned());
+        self.call(|reply| Command::Publish { room, text, reply })
+            .await
+    }
+
+    /// Sends a direct message to a peer id or nick and waits for its receipt.
+    pub async fn send_direct(&self, to: &str, text: &str) -> Result<Receipt, Error> {
+        let (to, text) = (to.to_owned(), text.to_owned());
+        self.call(|reply| Command::SendDirect { to, text, reply })
+            .await
+    }
+
+    /// Joins a room; false if already joined.
+    pub async fn join(&self, room: &str) -> Result<bool, Error> {
+        let room = room.to_owned();
+        self.call(|reply| Command::Join { room, reply }).await
+    }
+
+    /// Leaves a room; false if not joined.
+    pub async fn leave(&self, room: &str) -> Result<bool, Error> {
+        let room = room.to_owned();
+        self.call(|reply| Command::Leave { room, reply }).await
+    }
+
+    /// Joined rooms.
+    pub async fn rooms(&self) -> Result<Vec<RoomInfo>, Error> {
+        self.call(|reply| Command::Rooms { reply }).await
+    }
+
+    /// Connected peers.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, Error> {
+        self.call(|reply| Command::Peers { reply }).await
+    }
+
+    /// Up to `limit` recent messages of a room, oldest first, optionally
+    /// only those before the message with id `before`.
+    pub async fn history(
+        &self,
+        room: &str,
+        limit: usize,
+        before: Option<&str>,
+    ) -> Result<Vec<Envelope>, Error> {
+        let (room, before) = (room.to_owned(), before.map(str::to_owned));
+        self.call(|reply| Command::History {
+            room,
+            limit,
+            before,
+            reply,
+        })
+        .await
+    }
+
+    /// Changes our nick and tells connected peers.
+    pub async fn set_nick(&self, nick: &str) -> Result<(), Error> {
+        let nick = nick.to_owned();
+        self.call(|reply| Command::SetNick { nick, reply }).await
+    }
+
+    /// A snapshot of the node.
+    pub async fn status(&self) -> Result<Status, Error> {
+        self.call(|reply| Command::Status { reply }).await
+    }
+
+    /// Stops the node task, closing every connection. Idempotent.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Shutdown { reply: tx })
+            .await
+            .is_ok()
+        {
+            let _ = rx.await;
+        }
+    }
+}
+
+fn listen(swarm: &mut libp2p::Swarm<behaviour::Behaviour>, cfg: &Config) -> Result<(), Error> {
+    if !cfg.listen.is_empty() {
+        for addr in &cfg.listen {
+            swarm.listen_on(addr.clone()).map_err(|e| Error::Listen {
+                addr: addr.clone(),
+                reason: listen_reason(&e),
+            })?;
+        }
+        return Ok(());
+    }
+    // Defaults: the well-known port, or any free port if it is taken.
+    for addr in Config::default_listen(DEFAULT_PORT) {
+        if let Err(e) = swarm.listen_on(addr.clone()) {
+            let fallback = with_port_zero(&addr);
+            tracing::warn!(%addr, reason = %listen_reason(&e), %fallback, "default port taken");
+            swarm
+                .listen_on(fallback.clone())
+                .map_err(|e| Error::Listen {
+                    addr: fallback,
+                    reason: listen_reason(&e),
+                })?;
+        }
+    }
+    Ok(())
+}
+
+fn listen_reason(e: &libp2p::TransportError<std::io::Error>) -> String {
+    match e {
+        libp2p::TransportError::MultiaddrNotSupported(_) => "transport not supported".into(),
+        libp2p::TransportError::Other(io) if io.kind() == std::io::ErrorKind::AddrInUse => {
+            "address already in use".into()
+        }
+        libp2p::TransportError::Other(io) => io.to_string(),
+    }
+}
+
+fn with_port_zero(addr: &Multiaddr) -> Multiaddr {
+    addr.iter()
+        .map(|p| match p {
+            Protocol::Tcp(_) => Protocol::Tcp(0),
+            Protocol::Udp(_) => Protocol::Udp(0),
+            other => other,
+        })
+        .collect()
+}
+
+/// The login name, else a short form of the peer id.
+fn default_nick(peer: &PeerId) -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .filter_map(|var| std::env::var(var).ok())
+        .find(|name| check_nick(name).is_ok())
+        .unwrap_or_else(|| peers::short_id(peer))
+}
+
+/// A nick is 1..=64 bytes of printable characters, without spaces or `#`.
+pub(crate) fn check_nick(nick: &str) -> Result<(), Error> {
+    if nick.is_empty() || nick.len() > protocol::MAX_NICK_BYTES {
+        return Err(Error::InvalidNick(format!(
+            "give 1 to {} bytes",
+            protocol::MAX_NICK_BYTES
+        )));
+    }
+    if nick
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '#')
+    {
+        return Err(Error::InvalidNick(format!(
+            "'{}' has a space, '#' or a control character",
+            crate::sanitize::for_terminal(nick)
+        )));
+    }
+    Ok(())
+}
+
+/// A room name is 1..=128 bytes of printable characters without spaces.
+pub(crate) fn check_room(room: &str) -> Result<(), Error> {
+    if room.is_empty() || room.len() > protocol::MAX_ROOM_BYTES {
+        return Err(Error::InvalidRoom(format!(
+            "give 1 to {} bytes",
+            protocol::MAX_ROOM_BYTES
+        )));
+    }
+    if room.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Error::InvalidRoom(format!(
+            "'{}' has a space or a control character",
+            crate::sanitize::for_terminal(room)
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,112 @@
+//! The libp2p protocols a node speaks, combined into one behaviour, each
+//! configured for chat: small frames, signed and validated messages, bounded
+//! connections.
+
+use std::time::Duration;
+
+use libp2p::{
+    connection_limits, gossipsub, identify,
+    identity::Keypair,
+    kad, mdns, ping, request_response,
+    swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
+};
+
+use super::Error;
+use crate::{
+    config::Config,
+    protocol::{self, DirectRequest, DirectResponse},
+};
+
+/// Upper bounds on connections, so a flood of dials or a chatty DHT cannot
+/// exhaust the node.
+const MAX_PENDING: u32 = 64;
+const MAX_ESTABLISHED: u32 = 256;
+const MAX_PER_PEER: u32 = 4;
+
+/// Every protocol of a chat node.
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) gossipsub: gossipsub::Behaviour,
+    pub(crate) direct: request_response::json::Behaviour<DirectRequest, DirectResponse>,
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+impl Behaviour {
+    pub(crate) fn new(key: &Keypair, cfg: &Config) -> Result<Self, Error> {
+        let peer_id = key.public().to_peer_id();
+        let limits = connection_limits::ConnectionLimits::default()
+            .with_max_pending_incoming(Some(MAX_PENDING))
+            .with_max_pending_outgoing(Some(MAX_PENDING))
+            .with_max_established(Some(MAX_ESTABLISHED))
+            .with_max_established_per_peer(Some(MAX_PER_PEER));
+
+        let gossip_cfg = gossipsub::ConfigBuilder::default()
+            .heartbeat_interval(cfg.heartbeat())
+            .heartbeat_initial_delay(Duration::from_millis(100))
+            .validation_mode(gossipsub::ValidationMode::Strict)
+            .validate_messages()
+            .message_id_fn(|m: &gossipsub::Message| {
+                gossipsub::MessageId::from(protocol::message_id(&m.data))
+            })
+            .max_transmit_size(protocol::MAX_FRAME_BYTES)
+            .build()
+            .map_err(|e| Error::Transport(format!("gossipsub config: {e}")))?;
+        let gossipsub = gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossip_cfg,
+        )
+        .map_err(|e| Error::Transport(format!("gossipsub: {e}")))?;
+
+        let frame = protocol::MAX_FRAME_BYTES as u64;
+        let codec = request_response::json::codec::Codec::default()
+            .set_request_size_maximum(frame)
+            .set_response_size_maximum(frame);
+        let direct = request_response::Behaviour::with_codec(
+            codec,
+            [(
+                protocol::DM_PROTOCOL,
+                request_response::ProtocolSupport::Full,
+            )],
+            request_response::Config::default()
+                .with_request_timeout(cfg.dm_timeout())
+                .with_max_concurrent_streams(64),
+        );
+
+        let identify = identify::Behaviour::new(
+            identify::Config::new(protocol::IDENTIFY_PROTOCOL.into(), key.public())
+                .with_agent_version(format!("p2p-chat/{}", env!("CARGO_PKG_VERSION"))),
+        );
+
+        let mut kad = kad::Behaviour::with_config(
+            peer_id,
+            kad::store::MemoryStore::new(peer_id),
+            kad::Config::new(protocol::KAD_PROTOCOL),
+        );
+        // Serve the DHT even without a confirmed public address, so peers
+        // that only share a bootstrap node can find each other.
+        kad.set_mode(Some(kad::Mode::Server));
+
+        let mdns = if cfg.no_mdns {
+            None
+        } else {
+            Some(
+                mdns::tokio::Behaviour::new(mdns::Config::default(), peer_id)
+                    .map_err(|e| Error::Transport(format!("mdns: {e}")))?,
+            )
+        };
+
+        Ok(Behaviour {
+            limits: connection_limits::Behaviour::new(limits),
+            gossipsub,
+            direct,
+            identify,
+            ping: ping::Behaviour::new(ping::Config::new()),
+            kad,
+            mdns: mdns.into(),
+        })
+    }
+}

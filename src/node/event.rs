@@ -1,0 +1,113 @@
+//! What the node tells its front ends. The serde form is the `--json` line
+//! and the `/events` stream: `{"event":"<kind>", ...fields}`.
+
+use serde::Serialize;
+
+/// Something that happened on the node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// We listen on this address (full, ending in `/p2p/<id>`).
+    Listening {
+        /// The address.
+        address: String,
+    },
+    /// The first connection to a peer opened.
+    PeerConnected {
+        /// Peer id.
+        peer: String,
+    },
+    /// The last connection to a peer closed.
+    PeerDisconnected {
+        /// Peer id.
+        peer: String,
+    },
+    /// A peer told us its nick.
+    PeerNick {
+        /// Peer id.
+        peer: String,
+        /// Its nick.
+        nick: String,
+    },
+    /// A room message from another peer.
+    Message {
+        /// Room name.
+        room: String,
+        /// Message id.
+        id: String,
+        /// Author's peer id.
+        from: String,
+        /// Author's nick.
+        nick: String,
+        /// Text.
+        text: String,
+        /// Author's clock, ms since the epoch.
+        ts: u64,
+    },
+    /// One of our room messages went out.
+    Sent {
+        /// Room name.
+        room: String,
+        /// Message id.
+        id: String,
+        /// Our nick.
+        nick: String,
+        /// Text.
+        text: String,
+        /// Our clock, ms since the epoch.
+        ts: u64,
+    },
+    /// One of our room messages is queued until a peer of the room appears.
+    Pending {
+        /// Room name.
+        room: String,
+        /// Message id.
+        id: String,
+        /// Text.
+        text: String,
+    },
+    /// A direct message to us.
+    Direct {
+        /// Message id.
+        id: String,
+        /// Sender's peer id.
+        from: String,
+        /// Sender's nick.
+        nick: String,
+        /// Text.
+        text: String,
+        /// Sender's clock, ms since the epoch.
+        ts: u64,
+    },
+    /// A direct message of ours was delivered.
+    Receipt {
+        /// The direct message's id.
+        id: String,
+        /// The recipient.
+        to: String,
+    },
+    /// A direct message of ours was not delivered.
+    DirectFailed {
+        /// The direct message's id.
+        id: String,
+        /// The intended recipient.
+        to: String,
+        /// Why, in one line.
+        reason: String,
+    },
+    /// We joined a room.
+    Joined {
+        /// Room name.
+        room: String,
+    },
+    /// We left a room.
+    Left {
+        /// Room name.
+        room: String,
+    },
+    /// Something the user must see, in one line.
+    Error {
+        /// The message.
+        message: String,
+    },
+}

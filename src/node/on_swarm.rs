@@ -1,0 +1,376 @@
+//! Reacting to swarm events: connections, listen addresses, and each
+//! protocol's events (room messages, direct messages, discovery, pings).
+
+use libp2p::{
+    Multiaddr, PeerId,
+    core::ConnectedPoint,
+    gossipsub::{self, MessageAcceptance},
+    identify, kad, mdns,
+    multiaddr::Protocol,
+    ping,
+    request_response::{self, OutboundFailure},
+    swarm::{SwarmEvent, dial_opts::DialOpts},
+};
+use tokio::time::Instant;
+
+use super::{
+    Error, Event, Receipt,
+    behaviour::BehaviourEvent,
+    event_loop::{EventLoop, PendingDirect},
+};
+use crate::protocol::{DirectRequest, DirectResponse, Envelope, MAX_NICK_BYTES};
+
+/// Below this many connected peers, peers learnt from the DHT or mDNS are
+/// dialed, so a room forms a mesh rather than a star around a bootstrap node.
+const WANTED_PEERS: usize = 8;
+
+impl EventLoop {
+    pub(super) fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(ev)) => self.on_gossipsub(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Direct(ev)) => self.on_direct(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(ev)) => self.on_identify(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(ev)) => self.on_kad(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(ev)) => self.on_mdns(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            })) => {
+                self.peers.set_rtt(&peer, rtt);
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                let full = address
+                    .clone()
+                    .with(Protocol::P2p(*self.swarm.local_peer_id()));
+                tracing::info!(address = %full, "listening");
+                self.listen_addrs.push(full.clone());
+                self.emit(Event::Listening {
+                    address: full.to_string(),
+                });
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                let full = address.with(Protocol::P2p(*self.swarm.local_peer_id()));
+                self.listen_addrs.retain(|a| *a != full);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                ..
+            } => {
+                let (addr, outbound) = match &endpoint {
+                    ConnectedPoint::Dialer { address, .. } => (Some(address.clone()), true),
+                    ConnectedPoint::Listener { .. } => (None, false),
+                };
+                if let Some(addr) = self.redial.on_established(connection_id, peer_id) {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
+                        tracing::debug!(error = %e, "kademlia bootstrap");
+                    }
+                }
+                if self.peers.connected(peer_id, addr, outbound) {
+                    tracing::info!(peer = %peer_id, "peer connected");
+                    self.emit(Event::PeerConnected {
+                        peer: peer_id.to_string(),
+                    });
+                    self.send_hello(peer_id);
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                ..
+            } => {
+                self.redial.on_disconnected(peer_id, Instant::now());
+                if self.peers.disconnected(&peer_id) {
+                    tracing::info!(peer = %peer_id, "peer disconnected");
+                    self.emit(Event::PeerDisconnected {
+                        peer: peer_id.to_string(),
+                    });
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, .. } => {
+                self.peers.disconnected(&peer_id);
+            }
+            SwarmEvent::OutgoingConnectionError {
+                connection_id,
+                peer_id,
+                error,
+            } => {
+                tracing::debug!(peer = ?peer_id, %error, "dial failed");
+                self.redial.on_dial_failed(connection_id, Instant::now());
+            }
+            SwarmEvent::ListenerError { error, .. } => {
+                tracing::warn!(%error, "listener error");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_gossipsub(&mut self, event: gossipsub::Event) {
+        match event {
+            gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            } => {
+                let verdict = match Envelope::decode(
+                    &message.data,
+                    message.source.as_ref(),
+                    &message.topic,
+                ) {
+                    Err(reason) => {
+                        *self.stats.rejected.entry(reason.label()).or_default() += 1;
+                        tracing::warn!(peer = %propagation_source, reason = reason.label(), "room message rejected");
+                        MessageAcceptance::Reject
+                    }
+                    Ok(env) if !self.rooms.contains_key(&message.topic) => {
+                        drop(env);
+                        MessageAcceptance::Ignore
+                    }
+                    Ok(env) if !self.seen.insert(&env.id) => {
+                        *self.stats.rejected.entry("duplicate").or_default() += 1;
+                        tracing::debug!(id = %env.id, "duplicate message id dropped");
+                        MessageAcceptance::Ignore
+                    }
+                    Ok(env) => {
+                        self.accept(&message.topic, message.source, env);
+                        MessageAcceptance::Accept
+                    }
+                };
+                self.swarm
+                    .behaviour_mut()
+                    .gossipsub
+                    .report_message_validation_result(&message_id, &propagation_source, verdict);
+            }
+            gossipsub::Event::Subscribed { peer_id, topic } => {
+                tracing::debug!(peer = %peer_id, %topic, "peer subscribed");
+                self.flush_pending(&topic);
+            }
+            gossipsub::Event::SlowPeer {
+                peer_id,
+                failed_messages,
+            } => {
+                tracing::warn!(peer = %peer_id, ?failed_messages, "slow peer: messages to it were dropped");
+            }
+            _ => {}
+        }
+    }
+
+    fn accept(&mut self, topic: &gossipsub::TopicHash, source: Option<PeerId>, env: Envelope) {
+        if let Some(source) = source {
+            if self.peers.set_nick(&source, &env.nick) {
+                self.emit(Event::PeerNick {
+                    peer: source.to_string(),
+                    nick: env.nick.clone(),
+                });
+            }
+        }
+        self.stats.received += 1;
+        self.emit(Event::Message {
+            room: env.room.clone(),
+            id: env.id.clone(),
+            from: env.from.clone(),
+            nick: env.nick.clone(),
+            text: env.text.clone(),
+            ts: env.ts,
+        });
+        if let Some(room) = self.rooms.get_mut(topic) {
+            room.remember(env);
+        }
+    }
+
+    fn on_direct(&mut self, event: request_response::Event<DirectRequest, DirectResponse>) {
+        use request_response::{Event as E, Message as M};
+        match event {
+            E::Message {
+                peer,
+                message: M::Request {
+                    request, channel, ..
+                },
+                ..
+            } => {
+                let response = self.on_direct_request(peer, request);
+                // The requester may have gone; it then sees its own failure.
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .direct
+                    .send_response(channel, response);
+            }
+            E::Message {
+                peer,
+                message:
+                    M::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                let pending = self.pending_direct.remove(&request_id);
+                match (response, pending) {
+                    (DirectResponse::Hello { nick }, _) => self.learn_nick(peer, &nick),
+                    (DirectResponse::Receipt { id }, Some(p)) if id == p.id => {
+                        self.stats.direct_sent += 1;
+                        self.emit(Event::Receipt {
+                            id: id.clone(),
+                            to: peer.to_string(),
+                        });
+                        if let Some(reply) = p.reply {
+                            let _ = reply.send(Ok(Receipt {
+                                id,
+                                to: peer.to_string(),
+                            }));
+                        }
+                    }
+                    (DirectResponse::Refused { reason }, Some(p)) => {
+                        self.direct_failed(p, Error::DirectFailed { peer, reason });
+                    }
+                    (other, Some(p)) => {
+                        let reason = format!("unexpected answer {other:?}");
+                        self.direct_failed(p, Error::DirectFailed { peer, reason });
+                    }
+                    (_, None) => {}
+                }
+            }
+            E::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                let Some(p) = self.pending_direct.remove(&request_id) else {
+                    tracing::debug!(peer = %peer, %error, "hello failed");
+                    return;
+                };
+                let err = match error {
+                    OutboundFailure::Timeout => Error::Timeout(peer),
+                    OutboundFailure::DialFailure => Error::DirectFailed {
+                        peer,
+                        reason: "could not reach the peer".into(),
+                    },
+                    OutboundFailure::UnsupportedProtocols => Error::DirectFailed {
+                        peer,
+                        reason: "the peer does not speak p2p-chat direct messages".into(),
+                    },
+                    other => Error::DirectFailed {
+                        peer,
+                        reason: other.to_string(),
+                    },
+                };
+                self.direct_failed(p, err);
+            }
+            E::InboundFailure { peer, error, .. } => {
+                tracing::debug!(peer = %peer, %error, "inbound direct request failed");
+            }
+            E::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_direct_request(&mut self, peer: PeerId, request: DirectRequest) -> DirectResponse {
+        match request {
+            DirectRequest::Hello { nick } => {
+                self.learn_nick(peer, &nick);
+                DirectResponse::Hello {
+                    nick: self.nick.clone(),
+                }
+            }
+            DirectRequest::Message(env) => {
+                if let Err(reason) = env.check_fields() {
+                    *self.stats.rejected.entry(reason.label()).or_default() += 1;
+                    return DirectResponse::Refused {
+                        reason: reason.label().into(),
+                    };
+                }
+                if env.from != peer.to_string() {
+                    *self.stats.rejected.entry("forged").or_default() += 1;
+                    return DirectResponse::Refused {
+                        reason: "sender does not match connection".into(),
+                    };
+                }
+                self.learn_nick(peer, &env.nick);
+                let receipt = DirectResponse::Receipt { id: env.id.clone() };
+                if self.seen.insert(&env.id) {
+                    self.stats.direct_received += 1;
+                    self.emit(Event::Direct {
+                        id: env.id,
+                        from: env.from,
+                        nick: env.nick,
+                        text: env.text,
+                        ts: env.ts,
+                    });
+                }
+                receipt
+            }
+        }
+    }
+
+    fn learn_nick(&mut self, peer: PeerId, nick: &str) {
+        if nick.is_empty() || nick.len() > MAX_NICK_BYTES {
+            return;
+        }
+        if self.peers.set_nick(&peer, nick) {
+            self.emit(Event::PeerNick {
+                peer: peer.to_string(),
+                nick: nick.to_owned(),
+            });
+        }
+    }
+
+    fn direct_failed(&mut self, p: PendingDirect, err: Error) {
+        self.stats.direct_failed += 1;
+        self.emit(Event::DirectFailed {
+            id: p.id.clone(),
+            to: p.to.to_string(),
+            reason: err.to_string(),
+        });
+        if let Some(reply) = p.reply {
+            let _ = reply.send(Err(err));
+        }
+    }
+
+    fn on_identify(&mut self, event: identify::Event) {
+        if let identify::Event::Received { peer_id, info, .. } = event {
+            self.peers
+                .add_addresses(&peer_id, info.listen_addrs.iter().cloned());
+            for addr in info.listen_addrs {
+                self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+            }
+        }
+    }
+
+    fn on_kad(&mut self, event: kad::Event) {
+        if let kad::Event::RoutingUpdated {
+            peer, addresses, ..
+        } = event
+        {
+            self.dial_if_wanted(peer, addresses.into_vec());
+        }
+    }
+
+    fn on_mdns(&mut self, event: mdns::Event) {
+        if let mdns::Event::Discovered(found) = event {
+            for (peer, addr) in found {
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .add_address(&peer, addr.clone());
+                self.dial_if_wanted(peer, vec![addr]);
+            }
+        }
+    }
+
+    fn dial_if_wanted(&mut self, peer: PeerId, addresses: Vec<Multiaddr>) {
+        if peer == *self.swarm.local_peer_id()
+            || self.peers.is_connected(&peer)
+            || self.peers.len() >= WANTED_PEERS
+        {
+            return;
+        }
+        let opts = DialOpts::peer_id(peer).addresses(addresses).build();
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::debug!(%peer, error = %e, "discovered peer not dialed");
+        }
+    }
+}

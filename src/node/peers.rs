@@ -1,0 +1,229 @@
+//! What the node knows about connected peers: nick, addresses, RTT; and how
+//! a user names one (`peer id`, `nick`, or `nick#suffix` when nicks collide).
+
+use std::{collections::HashMap, time::Duration};
+
+use libp2p::{Multiaddr, PeerId};
+
+use super::{Error, PeerInfo};
+
+/// Characters of the peer id shown after `#` to tell equal nicks apart.
+const SUFFIX_LEN: usize = 6;
+
+/// The tail of a peer id, short enough to read, long enough to tell apart.
+pub(crate) fn short_id(peer: &PeerId) -> String {
+    let s = peer.to_string();
+    s[s.len().saturating_sub(SUFFIX_LEN)..].to_owned()
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    nick: Option<String>,
+    addresses: Vec<Multiaddr>,
+    rtt: Option<Duration>,
+    connected_since: u64,
+    outbound: bool,
+    connections: usize,
+}
+
+/// Connected peers by id.
+#[derive(Debug, Default)]
+pub(crate) struct PeerBook {
+    peers: HashMap<PeerId, Entry>,
+}
+
+impl PeerBook {
+    /// Records a new connection; true if it is the first to this peer.
+    pub(crate) fn connected(
+        &mut self,
+        peer: PeerId,
+        addr: Option<Multiaddr>,
+        outbound: bool,
+    ) -> bool {
+        let entry = self.peers.entry(peer).or_default();
+        entry.connections += 1;
+        if entry.connections == 1 {
+            entry.connected_since = crate::protocol::now_ms();
+            entry.outbound = outbound;
+        }
+        if let Some(addr) = addr {
+            push_unique(&mut entry.addresses, addr);
+        }
+        entry.connections == 1
+    }
+
+    /// Records a closed connection; true if it was the last to this peer.
+    pub(crate) fn disconnected(&mut self, peer: &PeerId) -> bool {
+        let Some(entry) = self.peers.get_mut(peer) else {
+            return false;
+        };
+        entry.connections = entry.connections.saturating_sub(1);
+        if entry.connections == 0 {
+            self.peers.remove(peer);
+            return true;
+        }
+        false
+    }
+
+    pub(crate) fn is_connected(&self, peer: &PeerId) -> bool {
+        self.peers.contains_key(peer)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Sets a peer's nick; true if it changed.
+    pub(crate) fn set_nick(&mut self, peer: &PeerId, nick: &str) -> bool {
+        match self.peers.get_mut(peer) {
+            Some(entry) if entry.nick.as_deref() != Some(nick) => {
+                entry.nick = Some(nick.to_owned());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn set_rtt(&mut self, peer: &PeerId, rtt: Duration) {
+        if let Some(entry) = self.peers.get_mut(peer) {
+            entry.rtt = Some(rtt);
+        }
+    }
+
+    pub(crate) fn add_addresses(
+        &mut self,
+        peer: &PeerId,
+        addrs: impl IntoIterator<Item = Multiaddr>,
+    ) {
+        if let Some(entry) = self.peers.get_mut(peer) {
+            for addr in addrs {
+                push_unique(&mut entry.addresses, addr);
+            }
+        }
+    }
+
+    /// How a person sees this peer: its nick, with `#suffix` if another
+    /// connected peer has the same nick; the short id if it has no nick.
+    pub(crate) fn display(&self, peer: &PeerId) -> String {
+        match self.peers.get(peer).and_then(|e| e.nick.as_deref()) {
+            Some(nick) if self.with_nick(nick).count() > 1 => format!("{nick}#{}", short_id(peer)),
+            Some(nick) => nick.to_owned(),
+            None => short_id(peer),
+        }
+    }
+
+    fn with_nick<'a>(&'a self, nick: &'a str) -> impl Iterator<Item = &'a PeerId> + 'a {
+        self.peers
+            .iter()
+            .filter(move |(_, e)| e.nick.as_deref() == Some(nick))
+            .map(|(p, _)| p)
+    }
+
+    /// Finds the connected peer a user means by `who`: a peer id, a nick, or
+    /// `nick#suffix`.
+    pub(crate) fn resolve(&self, who: &str) -> Result<PeerId, Error> {
+        if let Ok(peer) = who.parse::<PeerId>() {
+            return if self.is_connected(&peer) {
+                Ok(peer)
+            } else {
+                Err(Error::NotConnected(peer))
+            };
+        }
+        let (nick, suffix) = match who.split_once('#') {
+            Some((nick, suffix)) => (nick, Some(suffix)),
+            None => (who, None),
+        };
+        let found: Vec<&PeerId> = self
+            .with_nick(nick)
+            .filter(|p| suffix.is_none_or(|s| p.to_string().ends_with(s)))
+            .collect();
+        match found.as_slice() {
+            [] => Err(Error::UnknownPeer(who.to_owned())),
+            [peer] => Ok(**peer),
+            many => {
+                let mut names: Vec<String> = many
+                    .iter()
+                    .map(|p| format!("{nick}#{}", short_id(p)))
+                    .collect();
+                names.sort();
+                Err(Error::AmbiguousNick {
+                    nick: nick.to_owned(),
+                    candidates: names.join(", "),
+                })
+            }
+        }
+    }
+
+    pub(crate) fn list(&self) -> Vec<PeerInfo> {
+        let mut list: Vec<PeerInfo> = self
+            .peers
+            .iter()
+            .map(|(peer, e)| PeerInfo {
+                peer: peer.to_string(),
+                nick: e.nick.clone(),
+                display: self.display(peer),
+                addresses: e.addresses.iter().map(ToString::to_string).collect(),
+                rtt_ms: e.rtt.map(|d| d.as_secs_f64() * 1000.0),
+                connected_since: e.connected_since,
+                direction: if e.outbound { "outbound" } else { "inbound" },
+            })
+            .collect();
+        list.sort_by(|a, b| a.display.cmp(&b.display));
+        list
+    }
+
+    pub(crate) fn ids(&self) -> impl Iterator<Item = &PeerId> {
+        self.peers.keys()
+    }
+}
+
+fn push_unique(list: &mut Vec<Multiaddr>, addr: Multiaddr) {
+    const MAX_ADDRS: usize = 16;
+    if !list.contains(&addr) && list.len() < MAX_ADDRS {
+        list.push(addr);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_nicks_stay_distinguishable() {
+        let mut book = PeerBook::default();
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
+        for p in [a, b, c] {
+            book.connected(p, None, true);
+        }
+        book.set_nick(&a, "sam");
+        book.set_nick(&b, "sam");
+        book.set_nick(&c, "kim");
+        assert_eq!(book.display(&c), "kim");
+        assert_eq!(book.display(&a), format!("sam#{}", short_id(&a)));
+        assert_ne!(book.display(&a), book.display(&b));
+        assert_eq!(book.resolve("kim").ok(), Some(c));
+        assert!(matches!(
+            book.resolve("sam"),
+            Err(Error::AmbiguousNick { .. })
+        ));
+        assert_eq!(book.resolve(&format!("sam#{}", short_id(&b))).ok(), Some(b));
+        assert_eq!(book.resolve(&a.to_string()).ok(), Some(a));
+        assert!(matches!(book.resolve("nobody"), Err(Error::UnknownPeer(_))));
+        let stranger = PeerId::random();
+        assert!(matches!(
+            book.resolve(&stranger.to_string()),
+            Err(Error::NotConnected(_))
+        ));
+    }
+
+    #[test]
+    fn counts_connections() {
+        let mut book = PeerBook::default();
+        let a = PeerId::random();
+        assert!(book.connected(a, None, true));
+        assert!(!book.connected(a, None, false));
+        assert!(!book.disconnected(&a));
+        assert!(book.disconnected(&a));
+        assert!(!book.is_connected(&a));
+    }
+}

@@ -1,0 +1,161 @@
+//! Keeps `--dial` and `--bootstrap` peers connected: dials them at start and
+//! again, with exponential backoff, whenever the connection drops or a dial
+//! fails. Pure bookkeeping; the event loop does the dialing.
+
+use std::time::Duration;
+
+use libp2p::{Multiaddr, PeerId, multiaddr::Protocol, swarm::ConnectionId};
+use tokio::time::Instant;
+
+const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Waiting { due: Instant },
+    Dialing(ConnectionId),
+    Connected,
+}
+
+#[derive(Debug)]
+struct Target {
+    addr: Multiaddr,
+    peer: Option<PeerId>,
+    bootstrap: bool,
+    state: State,
+    backoff: Duration,
+}
+
+/// The peers we keep connected to.
+#[derive(Debug, Default)]
+pub(crate) struct Redial {
+    targets: Vec<Target>,
+}
+
+/// A dial the loop should make now.
+#[derive(Debug)]
+pub(crate) struct Due {
+    pub(crate) index: usize,
+    pub(crate) addr: Multiaddr,
+}
+
+impl Redial {
+    pub(crate) fn add(&mut self, addr: Multiaddr, bootstrap: bool, now: Instant) {
+        let peer = addr.iter().find_map(|p| match p {
+            Protocol::P2p(peer) => Some(peer),
+            _ => None,
+        });
+        self.targets.push(Target {
+            addr,
+            peer,
+            bootstrap,
+            state: State::Waiting { due: now },
+            backoff: FIRST_BACKOFF,
+        });
+    }
+
+    /// Targets whose wait is over.
+    pub(crate) fn due(&self, now: Instant) -> Vec<Due> {
+        self.targets
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| matches!(t.state, State::Waiting { due } if due <= now))
+            .map(|(index, t)| Due {
+                index,
+                addr: t.addr.clone(),
+            })
+            .collect()
+    }
+
+    pub(crate) fn dialing(&mut self, index: usize, id: ConnectionId) {
+        if let Some(t) = self.targets.get_mut(index) {
+            t.state = State::Dialing(id);
+        }
+    }
+
+    /// A dial could not even start; try again after the backoff.
+    pub(crate) fn dial_refused(&mut self, index: usize, now: Instant) {
+        if let Some(t) = self.targets.get_mut(index) {
+            retry_later(t, now);
+        }
+    }
+
+    /// A connection opened. Returns the address if it is a bootstrap peer's
+    /// (the loop then feeds it to Kademlia).
+    pub(crate) fn on_established(&mut self, id: ConnectionId, peer: PeerId) -> Option<Multiaddr> {
+        let mut bootstrap = None;
+        for t in &mut self.targets {
+            let ours = t.state == State::Dialing(id) || t.peer == Some(peer);
+            if ours {
+                t.peer = Some(peer);
+                t.state = State::Connected;
+                t.backoff = FIRST_BACKOFF;
+                if t.bootstrap {
+                    bootstrap = Some(t.addr.clone());
+                }
+            }
+        }
+        bootstrap
+    }
+
+    /// A dial failed.
+    pub(crate) fn on_dial_failed(&mut self, id: ConnectionId, now: Instant) {
+        for t in &mut self.targets {
+            if t.state == State::Dialing(id) {
+                retry_later(t, now);
+            }
+        }
+    }
+
+    /// The last connection to `peer` closed.
+    pub(crate) fn on_disconnected(&mut self, peer: PeerId, now: Instant) {
+        for t in &mut self.targets {
+            if t.peer == Some(peer) && t.state == State::Connected {
+                t.state = State::Waiting {
+                    due: now + FIRST_BACKOFF,
+                };
+            }
+        }
+    }
+}
+
+fn retry_later(t: &mut Target, now: Instant) {
+    t.state = State::Waiting {
+        due: now + t.backoff,
+    };
+    t.backoff = (t.backoff * 2).min(MAX_BACKOFF);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backs_off_then_resets_on_connect() {
+        let now = Instant::now();
+        let mut r = Redial::default();
+        r.add("/ip4/127.0.0.1/tcp/1".parse().expect("addr"), false, now);
+        let id = ConnectionId::new_unchecked(1);
+        assert_eq!(r.due(now).len(), 1);
+        r.dialing(0, id);
+        assert!(r.due(now).is_empty());
+        r.on_dial_failed(id, now);
+        assert!(r.due(now).is_empty());
+        assert_eq!(r.due(now + FIRST_BACKOFF).len(), 1);
+        let id2 = ConnectionId::new_unchecked(2);
+        r.dialing(0, id2);
+        r.on_dial_failed(id2, now);
+        assert!(r.due(now + FIRST_BACKOFF).is_empty(), "backoff doubled");
+        assert_eq!(r.due(now + FIRST_BACKOFF * 2).len(), 1);
+        let id3 = ConnectionId::new_unchecked(3);
+        r.dialing(0, id3);
+        let peer = PeerId::random();
+        assert_eq!(r.on_established(id3, peer), None);
+        r.on_disconnected(peer, now);
+        assert_eq!(
+            r.due(now + FIRST_BACKOFF).len(),
+            1,
+            "backoff reset after a connection"
+        );
+    }
+}

@@ -1,0 +1,271 @@
+//! Wire types and limits: what crosses the network, and the checks every
+//! received frame passes before the node believes it.
+//!
+//! Rooms travel as gossipsub messages carrying a JSON [`Envelope`]; direct
+//! messages and nick announcements travel over request-response
+//! ([`DM_PROTOCOL`]) as [`DirectRequest`] / [`DirectResponse`].
+
+use libp2p::{PeerId, StreamProtocol, gossipsub::IdentTopic};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Schema version carried in every envelope.
+pub const VERSION: u8 = 1;
+/// Largest text body, in bytes, checked at both ends.
+pub const MAX_TEXT_BYTES: usize = 16 * 1024;
+/// Largest frame (gossipsub message or request-response body), in bytes.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Largest nick, in bytes.
+pub const MAX_NICK_BYTES: usize = 64;
+/// Largest room name, in bytes.
+pub const MAX_ROOM_BYTES: usize = 128;
+/// Protocol id of direct messages and nick announcements.
+pub const DM_PROTOCOL: StreamProtocol = StreamProtocol::new("/p2p-chat/dm/1");
+/// Protocol id announced by identify.
+pub const IDENTIFY_PROTOCOL: &str = "/p2p-chat/1.0.0";
+/// Protocol id of our Kademlia DHT (kept apart from the public IPFS DHT).
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/p2p-chat/kad/1.0.0");
+
+/// The gossipsub topic of a room: a domain-separated hash of its name, so a
+/// topic never spells the room name.
+pub fn topic_for(room: &str) -> IdentTopic {
+    let mut hasher = Sha256::new();
+    hasher.update(b"p2p-chat/room/v1\0");
+    hasher.update(room.as_bytes());
+    let digest = hasher.finalize();
+    IdentTopic::new(format!("p2p-chat/room/{}", hex(&digest[..16])))
+}
+
+/// Gossipsub message id: a hash of the whole frame, which carries a unique
+/// envelope id, so two equal texts are never mistaken for one message.
+pub fn message_id(data: &[u8]) -> Vec<u8> {
+    Sha256::digest(data)[..20].to_vec()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A room message as it travels and as it is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Schema version ([`VERSION`]).
+    pub v: u8,
+    /// Unique id (a ULID: sortable by time, random in its low bits).
+    pub id: String,
+    /// Room name.
+    pub room: String,
+    /// Author's peer id; checked against gossipsub's signed source.
+    pub from: String,
+    /// Author's nick at the time of sending.
+    pub nick: String,
+    /// Author's clock, ms since the Unix epoch.
+    pub ts: u64,
+    /// The message text.
+    pub text: String,
+}
+
+/// Why a received frame was refused. Each reason is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum Rejection {
+    /// The frame is not a JSON envelope of our schema.
+    #[error("malformed")]
+    Malformed,
+    /// The envelope carries a schema version we do not speak.
+    #[error("unsupported_version")]
+    Version,
+    /// A field is over its limit.
+    #[error("too_large")]
+    TooLarge,
+    /// The claimed author is not the signed author, or the room does not
+    /// belong to the topic it came on.
+    #[error("forged")]
+    Forged,
+}
+
+impl Rejection {
+    /// Stable label for counters and logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Rejection::Malformed => "malformed",
+            Rejection::Version => "unsupported_version",
+            Rejection::TooLarge => "too_large",
+            Rejection::Forged => "forged",
+        }
+    }
+}
+
+impl Envelope {
+    /// Serializes to the wire form.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serializing a struct of strings and integers cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Parses and checks a frame that arrived from `source` on `topic`.
+    pub fn decode(
+        data: &[u8],
+        source: Option<&PeerId>,
+        topic: &libp2p::gossipsub::TopicHash,
+    ) -> Result<Self, Rejection> {
+        if data.len() > MAX_FRAME_BYTES {
+            return Err(Rejection::TooLarge);
+        }
+        let env: Envelope = serde_json::from_slice(data).map_err(|_| Rejection::Malformed)?;
+        env.check_fields()?;
+        if env.room.is_empty() {
+            return Err(Rejection::Malformed);
+        }
+        let source = source.ok_or(Rejection::Forged)?;
+        if env.from != source.to_string() || topic_for(&env.room).hash() != *topic {
+            return Err(Rejection::Forged);
+        }
+        Ok(env)
+    }
+
+    /// Field checks shared by room and direct messages (whose room is empty).
+    pub fn check_fields(&self) -> Result<(), Rejection> {
+        if self.v != VERSION {
+            return Err(Rejection::Version);
+        }
+        if self.id.is_empty() || self.id.len() > 64 {
+            return Err(Rejection::Malformed);
+        }
+        if self.text.len() > MAX_TEXT_BYTES
+            || self.nick.len() > MAX_NICK_BYTES
+            || self.room.len() > MAX_ROOM_BYTES
+        {
+            return Err(Rejection::TooLarge);
+        }
+        Ok(())
+    }
+}
+
+/// A request on [`DM_PROTOCOL`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DirectRequest {
+    /// A direct message; `room` is empty.
+    Message(Envelope),
+    /// "This is my nick": sent on connect and on a nick change.
+    Hello {
+        /// The sender's nick.
+        nick: String,
+    },
+}
+
+/// The answer to a [`DirectRequest`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum DirectResponse {
+    /// The message with this id was received and shown.
+    Receipt {
+        /// Id of the direct message.
+        id: String,
+    },
+    /// The answer to a hello: the responder's own nick.
+    Hello {
+        /// The responder's nick.
+        nick: String,
+    },
+    /// The request was refused.
+    Refused {
+        /// One-line reason.
+        reason: String,
+    },
+}
+
+/// Milliseconds since the Unix epoch, by this machine's clock.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A fresh, unique, time-sortable message id.
+pub fn new_id() -> String {
+    ulid::Ulid::new().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(from: &PeerId) -> Envelope {
+        Envelope {
+            v: VERSION,
+            id: new_id(),
+            room: "lobby".into(),
+            from: from.to_string(),
+            nick: "alice".into(),
+            ts: now_ms(),
+            text: "hello".into(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let peer = PeerId::random();
+        let env = sample(&peer);
+        let topic = topic_for("lobby").hash();
+        assert_eq!(
+            Envelope::decode(&env.encode(), Some(&peer), &topic),
+            Ok(env)
+        );
+    }
+
+    #[test]
+    fn topic_hides_room_name() {
+        let t = topic_for("secret-room").to_string();
+        assert!(!t.contains("secret"));
+        assert_ne!(topic_for("a").hash(), topic_for("b").hash());
+    }
+
+    #[test]
+    fn rejects_forged_sender_and_wrong_topic() {
+        let peer = PeerId::random();
+        let env = sample(&peer).encode();
+        let topic = topic_for("lobby").hash();
+        let other = PeerId::random();
+        assert_eq!(
+            Envelope::decode(&env, Some(&other), &topic),
+            Err(Rejection::Forged)
+        );
+        assert_eq!(Envelope::decode(&env, None, &topic), Err(Rejection::Forged));
+        let wrong = topic_for("elsewhere").hash();
+        assert_eq!(
+            Envelope::decode(&env, Some(&peer), &wrong),
+            Err(Rejection::Forged)
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_and_oversize() {
+        let peer = PeerId::random();
+        let topic = topic_for("lobby").hash();
+        assert_eq!(
+            Envelope::decode(b"not json", Some(&peer), &topic),
+            Err(Rejection::Malformed)
+        );
+        let mut env = sample(&peer);
+        env.text = "x".repeat(MAX_TEXT_BYTES + 1);
+        assert_eq!(
+            Envelope::decode(&env.encode(), Some(&peer), &topic),
+            Err(Rejection::TooLarge)
+        );
+        env.text = "ok".into();
+        env.v = 9;
+        assert_eq!(
+            Envelope::decode(&env.encode(), Some(&peer), &topic),
+            Err(Rejection::Version)
+        );
+    }
+
+    #[test]
+    fn message_ids_differ_for_equal_texts() {
+        let peer = PeerId::random();
+        let (a, b) = (sample(&peer), sample(&peer));
+        assert_ne!(message_id(&a.encode()), message_id(&b.encode()));
+    }
+}

@@ -1,0 +1,273 @@
+//! The terminal front end: reads commands from stdin (line mode), prints
+//! events as readable lines or `--json` objects. A client of [`Node`] only.
+
+mod command;
+mod render;
+
+use std::io::Write;
+
+use tokio::{
+    io::{AsyncBufRead, AsyncBufReadExt},
+    sync::{broadcast, mpsc},
+};
+
+pub use command::{HELP, Input, parse};
+pub use render::{Renderer, Style};
+
+use crate::node::{Error, Event, Node};
+
+/// Lines from background tasks (direct-message replies) back to the printer.
+const LINE_CAP: usize = 64;
+
+/// What ended the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// The user typed `/quit` or closed stdin.
+    Quit,
+    /// A signal arrived.
+    Signal,
+    /// The node stopped by itself.
+    NodeStopped,
+}
+
+/// Runs the terminal session until the user quits, stdin ends, a signal
+/// arrives or the node stops. With `input` None (headless), only prints.
+pub async fn run<R: AsyncBufRead + Unpin>(
+    node: Node,
+    mut events: broadcast::Receiver<Event>,
+    input: Option<R>,
+    style: Style,
+    room: &str,
+) -> Exit {
+    let mut session = Session {
+        node,
+        render: Renderer::new(style),
+        current: Some(room.to_owned()),
+        lines: mpsc::channel(LINE_CAP),
+    };
+    if style == Style::Human {
+        if let Ok(status) = session.node.status().await {
+            println!(
+                "p2p-chat {} · peer id {} · nick {} · room #{room} · /help for commands",
+                env!("CARGO_PKG_VERSION"),
+                status.peer_id,
+                status.nick
+            );
+        }
+    }
+    let mut input = input.map(|r| r.lines());
+    let shutdown = crate::shutdown::signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Ok(event) => session.print_event(&event),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    session.print(&session.render.error(&format!("output too slow: {n} events were not shown")));
+                }
+                Err(broadcast::error::RecvError::Closed) => return Exit::NodeStopped,
+            },
+            line = next_line(&mut input) => match line {
+                Some(line) => {
+                    if session.handle_line(&line).await == Flow::Quit {
+                        return Exit::Quit;
+                    }
+                }
+                None => return Exit::Quit,
+            },
+            Some(line) = session.lines.1.recv() => session.print(&line),
+            _ = &mut shutdown => return Exit::Signal,
+        }
+    }
+}
+
+async fn next_line<R: AsyncBufRead + Unpin>(
+    input: &mut Option<tokio::io::Lines<R>>,
+) -> Option<String> {
+    match input {
+        Some(lines) => match lines.next_line().await {
+            Ok(line) => line,
+            Err(e) => {
+                tracing::warn!(error = %e, "stdin");
+                None
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Quit,
+}
+
+struct Session {
+    node: Node,
+    render: Renderer,
+    current: Option<String>,
+    lines: (mpsc::Sender<String>, mpsc::Receiver<String>),
+}
+
+impl Session {
+    fn print(&self, line: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+
+    fn print_event(&mut self, event: &Event) {
+        if let Some(line) = self.render.event(event) {
+            self.print(&line);
+        }
+    }
+
+    fn print_result<T>(&self, result: Result<T, Error>, ok: impl FnOnce(T) -> Option<String>) {
+        match result {
+            Ok(v) => {
+                if let Some(line) = ok(v) {
+                    self.print(&line);
+                }
+            }
+            Err(e) => self.print(&self.render.error(&e.to_string())),
+        }
+    }
+
+    async fn handle_line(&mut self, line: &str) -> Flow {
+        let input = match parse(line) {
+            Ok(input) => input,
+            Err(e) => {
+                self.print(&self.render.error(&e));
+                return Flow::Continue;
+            }
+        };
+        match input {
+            Input::Nothing => {}
+            Input::Quit => return Flow::Quit,
+            Input::Help => self.print(&self.render.info(HELP)),
+            Input::Say(text) => match self.current.clone() {
+                Some(room) => {
+                    let result = self.node.publish(&room, &text).await;
+                    self.print_result(result, |_| None);
+                }
+                None => self.print(&self.render.error("no current room: /join ROOM first")),
+            },
+            Input::Msg { to, text } => self.send_direct(to, text),
+            Input::Join(room) => {
+                let result = self.node.join(&room).await;
+                if result.is_ok() {
+                    self.current = Some(room.clone());
+                }
+                let info = self.render.info(&format!("current room: #{room}"));
+                self.print_result(result, |_| Some(info));
+            }
+            Input::Leave(room) => self.leave(room).await,
+            Input::Switch(room) => {
+                let joined = self
+                    .node
+                    .rooms()
+                    .await
+                    .map(|rs| rs.iter().any(|r| r.room == room));
+                match joined {
+                    Ok(true) => {
+                        self.print(&self.render.info(&format!("current room: #{room}")));
+                        self.current = Some(room);
+                    }
+                    Ok(false) => self.print(
+                        &self
+                            .render
+                            .error(&format!("not in room '{room}': /join it first")),
+                    ),
+                    Err(e) => self.print(&self.render.error(&e.to_string())),
+                }
+            }
+            Input::Rooms => {
+                let result = self.node.rooms().await;
+                let render = &self.render;
+                let current = self.current.as_deref();
+                self.print_result(result, |rooms| Some(render.rooms(&rooms, current)));
+            }
+            Input::Peers => {
+                let result = self.node.peers().await;
+                self.print_result(result, |peers| Some(self.render.peers(&peers)));
+            }
+            Input::History(n) => match self.current.clone() {
+                Some(room) => match self.node.history(&room, n, None).await {
+                    Ok(messages) => {
+                        let text = self.render.history(&room, &messages);
+                        self.print(&text);
+                    }
+                    Err(e) => self.print(&self.render.error(&e.to_string())),
+                },
+                None => self.print(&self.render.error("no current room: /join ROOM first")),
+            },
+            Input::Nick(nick) => {
+                let result = self.node.set_nick(&nick).await;
+                let info = self.render.info(&format!("you are now {nick}"));
+                self.print_result(result, |_| Some(info));
+            }
+            Input::Status => {
+                let result = self.node.status().await;
+                self.print_result(result, |s| Some(self.render.status(&s)));
+            }
+        }
+        Flow::Continue
+    }
+
+    async fn leave(&mut self, room: Option<String>) {
+        let Some(room) = room.or_else(|| self.current.clone()) else {
+            self.print(&self.render.error("no current room to leave"));
+            return;
+        };
+        match self.node.leave(&room).await {
+            Ok(true) => {
+                if self.current.as_deref() == Some(room.as_str()) {
+                    self.current = self
+                        .node
+                        .rooms()
+                        .await
+                        .ok()
+                        .and_then(|rs| rs.first().map(|r| r.room.clone()));
+                    let now = match &self.current {
+                        Some(r) => format!("current room: #{r}"),
+                        None => "no current room: /join ROOM".into(),
+                    };
+                    self.print(&self.render.info(&now));
+                }
+            }
+            Ok(false) => self.print(&self.render.error(&format!("not in room '{room}'"))),
+            Err(e) => self.print(&self.render.error(&e.to_string())),
+        }
+    }
+
+    /// Sends in the background so typing goes on while the receipt comes.
+    /// Failures after sending arrive as `direct_failed` events; failures
+    /// before (unknown peer, too large) are printed here.
+    fn send_direct(&self, to: String, text: String) {
+        if !self.render.is_json() {
+            self.print(&format!(
+                "-> [{}] {}",
+                crate::sanitize::for_terminal(&to),
+                crate::sanitize::for_terminal(&text)
+            ));
+        }
+        let node = self.node.clone();
+        let lines = self.lines.0.clone();
+        let style = if self.render.is_json() {
+            Style::Json
+        } else {
+            Style::Human
+        };
+        tokio::spawn(async move {
+            if let Err(e) = node.send_direct(&to, &text).await {
+                let sent = matches!(
+                    e,
+                    Error::Timeout(_) | Error::DirectFailed { .. } | Error::NodeStopped
+                );
+                if !sent {
+                    let _ = lines.send(Renderer::new(style).error(&e.to_string())).await;
+                }
+            }
+        });
+    }
+}

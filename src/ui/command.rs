@@ -1,0 +1,153 @@
+//! Parsing what the user types: plain text, or a `/command`.
+
+/// One line of input, understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// Text for the current room.
+    Say(String),
+    /// `/msg PEER|NICK text`
+    Msg {
+        /// Peer id, nick or `nick#suffix`.
+        to: String,
+        /// The text.
+        text: String,
+    },
+    /// `/join ROOM`
+    Join(String),
+    /// `/leave [ROOM]`
+    Leave(Option<String>),
+    /// `/switch ROOM`
+    Switch(String),
+    /// `/rooms`
+    Rooms,
+    /// `/peers`
+    Peers,
+    /// `/history [N]`
+    History(usize),
+    /// `/nick NAME`
+    Nick(String),
+    /// `/status`
+    Status,
+    /// `/help`
+    Help,
+    /// `/quit`, `exit`, `quit`
+    Quit,
+    /// Nothing to do (an empty line).
+    Nothing,
+}
+
+/// Default number of messages `/history` shows.
+pub(crate) const HISTORY_DEFAULT: usize = 20;
+
+/// The help text.
+pub const HELP: &str = "\
+commands:
+  TEXT                   send TEXT to the current room (//TEXT sends /TEXT)
+  /msg PEER|NICK TEXT    direct message, end-to-end encrypted by the connection (Noise)
+  /join ROOM             join ROOM and make it current
+  /leave [ROOM]          leave ROOM (default: the current one)
+  /switch ROOM           make a joined ROOM current
+  /rooms                 joined rooms, members, pending messages
+  /peers                 connected peers: nick, peer id, addresses, ping
+  /history [N]           last N messages of the current room (default 20)
+  /nick NAME             change your nick
+  /status                peer id, addresses, counters
+  /help                  this text
+  /quit (or exit, quit)  leave the chat";
+
+/// Parses one line. An error is a one-line message for the user.
+pub fn parse(line: &str) -> Result<Input, String> {
+    let line = line.trim_end_matches(['\r', '\n']);
+    let trimmed = line.trim();
+    if trimmed.is_empty() {
+        return Ok(Input::Nothing);
+    }
+    if trimmed == "exit" || trimmed == "quit" {
+        return Ok(Input::Quit);
+    }
+    if let Some(literal) = trimmed.strip_prefix("//") {
+        return Ok(Input::Say(format!("/{literal}")));
+    }
+    let Some(rest) = trimmed.strip_prefix('/') else {
+        return Ok(Input::Say(line.to_owned()));
+    };
+    let (cmd, args) = match rest.split_once(char::is_whitespace) {
+        Some((cmd, args)) => (cmd, args.trim()),
+        None => (rest, ""),
+    };
+    let one_arg = |usage: &str| -> Result<String, String> {
+        match args.split_whitespace().collect::<Vec<_>>().as_slice() {
+            [one] => Ok((*one).to_owned()),
+            _ => Err(format!("usage: {usage}")),
+        }
+    };
+    match cmd {
+        "msg" | "m" => match args.split_once(char::is_whitespace) {
+            Some((to, text)) if !text.trim().is_empty() => Ok(Input::Msg {
+                to: to.to_owned(),
+                text: text.trim().to_owned(),
+            }),
+            _ => Err("usage: /msg PEER|NICK TEXT".into()),
+        },
+        "join" | "j" => one_arg("/join ROOM").map(Input::Join),
+        "leave" | "part" => match args {
+            "" => Ok(Input::Leave(None)),
+            _ => one_arg("/leave [ROOM]").map(|r| Input::Leave(Some(r))),
+        },
+        "switch" | "s" => one_arg("/switch ROOM").map(Input::Switch),
+        "rooms" => Ok(Input::Rooms),
+        "peers" => Ok(Input::Peers),
+        "history" => match args {
+            "" => Ok(Input::History(HISTORY_DEFAULT)),
+            n => n
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .map(Input::History)
+                .ok_or_else(|| "usage: /history [N], N a positive number".to_owned()),
+        },
+        "nick" => one_arg("/nick NAME").map(Input::Nick),
+        "status" => Ok(Input::Status),
+        "help" | "h" | "?" => Ok(Input::Help),
+        "quit" | "exit" | "q" => Ok(Input::Quit),
+        other => Err(format!(
+            "unknown command /{}: type /help",
+            crate::sanitize::for_terminal(other)
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_and_commands() {
+        assert_eq!(parse("hello there"), Ok(Input::Say("hello there".into())));
+        assert_eq!(parse("//join"), Ok(Input::Say("/join".into())));
+        assert_eq!(parse("  "), Ok(Input::Nothing));
+        assert_eq!(parse("exit"), Ok(Input::Quit));
+        assert_eq!(parse("quit\n"), Ok(Input::Quit));
+        assert_eq!(parse("/quit"), Ok(Input::Quit));
+        assert_eq!(
+            parse("/msg bob hi  there"),
+            Ok(Input::Msg {
+                to: "bob".into(),
+                text: "hi  there".into()
+            })
+        );
+        assert_eq!(parse("/join dev"), Ok(Input::Join("dev".into())));
+        assert_eq!(parse("/leave"), Ok(Input::Leave(None)));
+        assert_eq!(parse("/history 5"), Ok(Input::History(5)));
+        assert_eq!(parse("/history"), Ok(Input::History(HISTORY_DEFAULT)));
+    }
+
+    #[test]
+    fn mistakes_get_a_usage_line() {
+        assert_eq!(parse("/msg bob"), Err("usage: /msg PEER|NICK TEXT".into()));
+        assert_eq!(parse("/join"), Err("usage: /join ROOM".into()));
+        assert!(parse("/history x").is_err());
+        let err = parse("/frobnicate now").unwrap_err();
+        assert!(err.contains("/help"), "{err}");
+    }
+}

@@ -1,0 +1,304 @@
+//! Turning events and command results into output lines: readable lines for
+//! a person, or one JSON object per line for scripts. Every string from the
+//! network is sanitized before a person sees it.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::json;
+
+use crate::{
+    node::{Event, PeerInfo, RoomInfo, Status},
+    protocol::Envelope,
+    sanitize::for_terminal as clean,
+};
+
+/// Output style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Lines for a person.
+    Human,
+    /// NDJSON for scripts.
+    Json,
+}
+
+/// Renders lines, remembering which nicks are shared so that equal nicks
+/// stay distinguishable.
+#[derive(Debug)]
+pub struct Renderer {
+    style: Style,
+    nicks: HashMap<String, HashSet<String>>,
+}
+
+fn time(ts: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ts as i64)
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|| "--:--:--".into())
+}
+
+fn short(peer: &str) -> &str {
+    &peer[peer.len().saturating_sub(6)..]
+}
+
+impl Renderer {
+    /// A renderer of `style`.
+    pub fn new(style: Style) -> Self {
+        Renderer {
+            style,
+            nicks: HashMap::new(),
+        }
+    }
+
+    /// Whether output is JSON.
+    pub fn is_json(&self) -> bool {
+        self.style == Style::Json
+    }
+
+    fn who(&mut self, peer: &str, nick: &str) -> String {
+        let peers = self.nicks.entry(nick.to_owned()).or_default();
+        peers.insert(peer.to_owned());
+        if peers.len() > 1 {
+            format!("{}#{}", clean(nick), short(peer))
+        } else {
+            clean(nick)
+        }
+    }
+
+    /// The line for a node event, if it has one.
+    pub fn event(&mut self, event: &Event) -> Option<String> {
+        if self.is_json() {
+            return serde_json::to_string(event).ok();
+        }
+        Some(match event {
+            Event::Listening { address } => {
+                format!("listening on {address}\n  others join with: p2p-chat --dial {address}")
+            }
+            Event::PeerConnected { peer } => format!("* connected: {peer}"),
+            Event::PeerDisconnected { peer } => format!("* disconnected: {peer}"),
+            Event::PeerNick { peer, nick } => {
+                let who = self.who(peer, nick);
+                format!("* {peer} is {who}")
+            }
+            Event::Message {
+                room,
+                from,
+                nick,
+                text,
+                ts,
+                ..
+            } => {
+                let who = self.who(from, nick);
+                format!("{} #{} <{who}> {}", time(*ts), clean(room), clean(text))
+            }
+            Event::Sent {
+                room,
+                nick,
+                text,
+                ts,
+                ..
+            } => {
+                format!(
+                    "{} #{} <{}> {}",
+                    time(*ts),
+                    clean(room),
+                    clean(nick),
+                    clean(text)
+                )
+            }
+            Event::Pending { room, text, .. } => {
+                format!(
+                    "(pending: no peer in #{} yet; sent when one joins) {}",
+                    clean(room),
+                    clean(text)
+                )
+            }
+            Event::Direct {
+                from,
+                nick,
+                text,
+                ts,
+                ..
+            } => {
+                let who = self.who(from, nick);
+                format!("{} [direct] <{who}> {}", time(*ts), clean(text))
+            }
+            Event::Receipt { to, .. } => format!("  ✓ delivered to {to}"),
+            Event::DirectFailed { reason, .. } => format!("  ✗ not delivered: {}", clean(reason)),
+            Event::Joined { room } => format!("* joined #{}", clean(room)),
+            Event::Left { room } => format!("* left #{}", clean(room)),
+            Event::Error { message } => format!("error: {}", clean(message)),
+        })
+    }
+
+    /// A one-line error for the user.
+    pub fn error(&self, message: &str) -> String {
+        match self.style {
+            Style::Json => json!({"event": "error", "message": message}).to_string(),
+            Style::Human => format!("error: {}", clean(message)),
+        }
+    }
+
+    /// A one-line notice for the user.
+    pub fn info(&self, message: &str) -> String {
+        match self.style {
+            Style::Json => json!({"event": "info", "message": message}).to_string(),
+            Style::Human => message.to_owned(),
+        }
+    }
+
+    /// The `/peers` listing.
+    pub fn peers(&self, peers: &[PeerInfo]) -> String {
+        if self.is_json() {
+            return json!({"event": "peers", "peers": peers}).to_string();
+        }
+        if peers.is_empty() {
+            return "no peers connected".into();
+        }
+        let mut out = format!("{} peer(s):", peers.len());
+        for p in peers {
+            let rtt = p
+                .rtt_ms
+                .map(|ms| format!("{ms:.1} ms"))
+                .unwrap_or_else(|| "-".into());
+            out.push_str(&format!(
+                "\n  {:<20} {}  rtt {rtt}  {}  {}",
+                clean(&p.display),
+                p.peer,
+                p.direction,
+                p.addresses
+                    .iter()
+                    .map(|a| clean(a))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
+        }
+        out
+    }
+
+    /// The `/rooms` listing; `current` is marked.
+    pub fn rooms(&self, rooms: &[RoomInfo], current: Option<&str>) -> String {
+        if self.is_json() {
+            return json!({"event": "rooms", "current": current, "rooms": rooms}).to_string();
+        }
+        if rooms.is_empty() {
+            return "no rooms joined: /join ROOM".into();
+        }
+        let mut out = String::from("rooms:");
+        for r in rooms {
+            let mark = if Some(r.room.as_str()) == current {
+                "*"
+            } else {
+                " "
+            };
+            out.push_str(&format!(
+                "\n {mark} #{:<20} {} member(s), {} in mesh, {} pending",
+                clean(&r.room),
+                r.members,
+                r.mesh_peers,
+                r.pending
+            ));
+        }
+        out
+    }
+
+    /// The `/history` listing.
+    pub fn history(&mut self, room: &str, messages: &[Envelope]) -> String {
+        if self.is_json() {
+            return json!({"event": "history", "room": room, "messages": messages}).to_string();
+        }
+        if messages.is_empty() {
+            return format!("no messages in #{}", clean(room));
+        }
+        let lines: Vec<String> = messages
+            .iter()
+            .map(|m| {
+                let who = self.who(&m.from, &m.nick);
+                format!(
+                    "{} #{} <{who}> {}",
+                    time(m.ts),
+                    clean(&m.room),
+                    clean(&m.text)
+                )
+            })
+            .collect();
+        lines.join("\n")
+    }
+
+    /// The `/status` listing.
+    pub fn status(&self, status: &Status) -> String {
+        if self.is_json() {
+            return json!({"event": "status", "status": status}).to_string();
+        }
+        let mut out = format!(
+            "peer id: {}\nnick: {}\naddresses:",
+            status.peer_id,
+            clean(&status.nick)
+        );
+        for a in &status.listen_addrs {
+            out.push_str(&format!("\n  {a}"));
+        }
+        out.push_str(&format!(
+            "\nrooms: {}\npeers: {}\nsent {} / received {} room messages; direct: {} delivered, {} received, {} failed; rejected: {:?}",
+            status.rooms.join(", "),
+            status.connected_peers,
+            status.stats.published,
+            status.stats.received,
+            status.stats.direct_sent,
+            status.stats.direct_received,
+            status.stats.direct_failed,
+            status.stats.rejected,
+        ));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_lines_are_sanitized() {
+        let mut r = Renderer::new(Style::Human);
+        let line = r
+            .event(&Event::Message {
+                room: "lobby".into(),
+                id: "1".into(),
+                from: "12D3KooWabcdef".into(),
+                nick: "ev\x1b[2Jil".into(),
+                text: "hi\u{202e}there\x1b]0;pwned\x07".into(),
+                ts: 0,
+            })
+            .expect("line");
+        assert!(
+            !line.chars().any(|c| c.is_control() || c == '\u{202e}'),
+            "{line:?}"
+        );
+        assert!(line.contains("\\x1b[2J"));
+    }
+
+    #[test]
+    fn equal_nicks_get_a_suffix() {
+        let mut r = Renderer::new(Style::Human);
+        let a = r.who("12D3KooWaaaaaa", "sam");
+        let b = r.who("12D3KooWbbbbbb", "sam");
+        assert_eq!(a, "sam");
+        assert_eq!(b, "sam#bbbbbb");
+    }
+
+    #[test]
+    fn json_lines_have_the_event_tag() {
+        let mut r = Renderer::new(Style::Json);
+        let line = r
+            .event(&Event::Receipt {
+                id: "x".into(),
+                to: "p".into(),
+            })
+            .expect("line");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(v["event"], "receipt");
+        assert_eq!(v["id"], "x");
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests: nodes in-process on loopback TCP, and the real binary
+//! as separate processes. One test crate, so libp2p is linked once.
+
+mod support;
+
+mod cli;
+mod node;
