@@ -56,7 +56,7 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
 
     /// Run with a fresh in-memory identity; write nothing to disk.
-    #[arg(long, env = "P2P_CHAT_EPHEMERAL")]
+    #[arg(long, env = "P2P_CHAT_EPHEMERAL", conflicts_with = "data_dir")]
     pub ephemeral: bool,
 
     /// Turn off LAN discovery by mDNS.

@@ -69,10 +69,10 @@ impl SeenIds {
         }
         self.set.insert(id.to_owned());
         self.order.push_back(id.to_owned());
-        if self.order.len() > SEEN_CAP {
-            if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
-            }
+        if self.order.len() > SEEN_CAP
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
         }
         true
     }

@@ -45,15 +45,15 @@ pub async fn run<R: AsyncBufRead + Unpin>(
         current: Some(room.to_owned()),
         lines: mpsc::channel(LINE_CAP),
     };
-    if style == Style::Human {
-        if let Ok(status) = session.node.status().await {
-            println!(
-                "p2p-chat {} · peer id {} · nick {} · room #{room} · /help for commands",
-                env!("CARGO_PKG_VERSION"),
-                status.peer_id,
-                status.nick
-            );
-        }
+    if style == Style::Human
+        && let Ok(status) = session.node.status().await
+    {
+        println!(
+            "p2p-chat {} · peer id {} · nick {} · room #{room} · /help for commands",
+            env!("CARGO_PKG_VERSION"),
+            status.peer_id,
+            status.nick
+        );
     }
     let mut input = input.map(|r| r.lines());
     let shutdown = crate::shutdown::signal();

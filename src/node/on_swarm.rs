@@ -159,13 +159,13 @@ impl EventLoop {
     }
 
     fn accept(&mut self, topic: &gossipsub::TopicHash, source: Option<PeerId>, env: Envelope) {
-        if let Some(source) = source {
-            if self.peers.set_nick(&source, &env.nick) {
-                self.emit(Event::PeerNick {
-                    peer: source.to_string(),
-                    nick: env.nick.clone(),
-                });
-            }
+        if let Some(source) = source
+            && self.peers.set_nick(&source, &env.nick)
+        {
+            self.emit(Event::PeerNick {
+                peer: source.to_string(),
+                nick: env.nick.clone(),
+            });
         }
         self.stats.received += 1;
         self.emit(Event::Message {

@@ -1,6 +1,8 @@
 //! Integration tests: nodes in-process on loopback TCP, and the real binary
 //! as separate processes. One test crate, so libp2p is linked once.
 
+#![allow(unreachable_pub)] // test helpers are shared between modules
+
 mod support;
 
 mod cli;

@@ -1,1 +1,118 @@
-//! Shared helpers.
+//! Shared helpers: start nodes, wait for events with a bound.
+
+use std::time::Duration;
+
+use p2p_chat::{Config, Event, Node};
+use tokio::{sync::broadcast, task::JoinHandle};
+
+/// How long any single wait may take before the test fails.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+pub struct TestNode {
+    pub node: Node,
+    pub events: broadcast::Receiver<Event>,
+    pub task: JoinHandle<()>,
+    pub addr: String,
+}
+
+impl TestNode {
+    pub async fn start(cfg: Config) -> TestNode {
+        let (node, mut events, task) = Node::spawn(&cfg).await.expect("node starts");
+        let addr = match wait_for(&mut events, |e| matches!(e, Event::Listening { .. })).await {
+            Event::Listening { address } => address,
+            _ => unreachable!(),
+        };
+        TestNode {
+            node,
+            events,
+            task,
+            addr,
+        }
+    }
+
+    /// A node with `nick` that dials each of `dial`.
+    pub async fn start_with(nick: &str, dial: &[&TestNode]) -> TestNode {
+        let mut cfg = Config::for_tests();
+        cfg.nick = Some(nick.into());
+        cfg.dial = dial
+            .iter()
+            .map(|n| n.addr.parse().expect("listen addr"))
+            .collect();
+        TestNode::start(cfg).await
+    }
+
+    pub fn id(&self) -> String {
+        self.node.peer_id().to_string()
+    }
+
+    pub async fn wait(&mut self, pred: impl FnMut(&Event) -> bool) -> Event {
+        wait_for(&mut self.events, pred).await
+    }
+
+    /// Waits until this node has heard `peer`'s nick (so it can be named).
+    pub async fn wait_nick(&mut self, peer: &TestNode) {
+        let id = peer.id();
+        if self
+            .node
+            .peers()
+            .await
+            .expect("peers")
+            .iter()
+            .any(|p| p.peer == id && p.nick.is_some())
+        {
+            return;
+        }
+        self.wait(|e| matches!(e, Event::PeerNick { peer, .. } if *peer == id))
+            .await;
+    }
+
+    pub async fn stop(self) {
+        self.node.shutdown().await;
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .expect("node stops")
+            .expect("task ends");
+    }
+}
+
+/// Waits for the first event matching `pred`, failing the test after [`WAIT`].
+pub async fn wait_for(
+    events: &mut broadcast::Receiver<Event>,
+    mut pred: impl FnMut(&Event) -> bool,
+) -> Event {
+    let found = tokio::time::timeout(WAIT, async {
+        loop {
+            match events.recv().await {
+                Ok(e) if pred(&e) => return e,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => panic!("node stopped while waiting"),
+            }
+        }
+    })
+    .await;
+    found.expect("event did not arrive in time")
+}
+
+/// Polls `check` until it is true, failing after [`WAIT`]. For state that
+/// has no event of its own (e.g. a peer list).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn text_of(e: &Event) -> Option<&str> {
+    match e {
+        Event::Message { text, .. } | Event::Direct { text, .. } => Some(text),
+        _ => None,
+    }
+}

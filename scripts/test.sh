@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, in-process multi-node tests, the real
+# binary as separate processes, the doc example and the example program.
+# Installs what it needs on a fresh machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "installing cargo-nextest" >&2
+    cargo install --locked cargo-nextest
+fi
+
+cargo build --locked --all-targets
+cargo run --locked --quiet --example two_peer_chat
+cargo test --locked --doc
+cargo nextest run --locked --all-targets --no-fail-fast
