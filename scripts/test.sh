@@ -5,10 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! cargo nextest --version >/dev/null 2>&1; then
-    echo "installing cargo-nextest" >&2
-    cargo install --locked cargo-nextest
-fi
+bash scripts/install-deps.sh
 
 cargo build --locked --all-targets
 cargo run --locked --quiet --example two_peer_chat

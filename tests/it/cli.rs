@@ -16,7 +16,7 @@ use crate::support::WAIT;
 const BIN: &str = env!("CARGO_BIN_EXE_p2p-chat");
 
 /// A running `p2p-chat` process.
-struct Proc {
+pub struct Proc {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
@@ -46,7 +46,7 @@ impl Proc {
         Proc::from_child(child)
     }
 
-    fn from_child(mut child: Child) -> Proc {
+    pub fn from_child(mut child: Child) -> Proc {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
@@ -66,14 +66,14 @@ impl Proc {
         }
     }
 
-    fn send(&mut self, line: &str) {
+    pub fn send(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("stdin open");
         writeln!(stdin, "{line}").expect("write stdin");
         stdin.flush().expect("flush");
     }
 
     /// The first unmatched stdout line matching `pred`, within [`WAIT`].
-    fn line(&mut self, what: &str, mut pred: impl FnMut(&str) -> bool) -> String {
+    pub fn line(&mut self, what: &str, mut pred: impl FnMut(&str) -> bool) -> String {
         if let Some(i) = self.backlog.iter().position(|l| pred(l)) {
             return self.backlog.remove(i);
         }
@@ -94,24 +94,24 @@ impl Proc {
     }
 
     /// Next JSON event of kind `event` for which `pred` holds.
-    fn event(&mut self, event: &str, mut pred: impl FnMut(&Value) -> bool) -> Value {
+    pub fn event(&mut self, event: &str, mut pred: impl FnMut(&Value) -> bool) -> Value {
         let line = self.line(event, |l| {
             serde_json::from_str::<Value>(l).is_ok_and(|v| v["event"] == event && pred(&v))
         });
         serde_json::from_str(&line).expect("json")
     }
 
-    fn address(&mut self) -> String {
+    pub fn address(&mut self) -> String {
         let v = self.event("listening", |_| true);
         v["address"].as_str().expect("address").to_owned()
     }
 
-    fn peer_id(addr: &str) -> String {
+    pub fn peer_id(addr: &str) -> String {
         addr.rsplit('/').next().expect("peer id").to_owned()
     }
 
     /// Waits for the process to exit by itself and returns its code.
-    fn exit_code(mut self) -> i32 {
+    pub fn exit_code(mut self) -> i32 {
         drop(self.stdin.take());
         let deadline = std::time::Instant::now() + WAIT;
         loop {

@@ -6,4 +6,6 @@
 mod support;
 
 mod cli;
+mod lab;
+mod lan;
 mod node;
