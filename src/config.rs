@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use libp2p::{Multiaddr, multiaddr::Protocol};
 
 /// Default port for TCP and QUIC when no `--listen` is given.
@@ -87,6 +87,27 @@ pub struct Config {
     /// Seconds to wait for a direct message's receipt.
     #[arg(long, env = "P2P_CHAT_DM_TIMEOUT", default_value_t = 10)]
     pub dm_timeout: u64,
+
+    /// The HTTP sidecar.
+    #[command(flatten)]
+    pub http: crate::http::Config,
+
+    /// What to do instead of running a node.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands: tools that do not start a node.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Exit 0 if a running node's /health answers UP within 2 s, else 1 with
+    /// the reason (for a container HEALTHCHECK).
+    Healthcheck {
+        /// URL of /health. Default: the --http address (loopback if it is
+        /// 0.0.0.0 or ::).
+        #[arg(long, env = "P2P_CHAT_HEALTHCHECK_URL")]
+        url: Option<String>,
+    },
 }
 
 impl Config {
@@ -111,6 +132,8 @@ impl Config {
             log_format: LogFormat::Text,
             heartbeat_ms: 200,
             dm_timeout: 3,
+            http: crate::http::Config::for_tests(),
+            command: None,
         }
     }
 

@@ -10,6 +10,7 @@
 //! * [`identity`]: the persistent ed25519 key.
 //! * [`sanitize`]: making untrusted strings safe for a terminal.
 //! * [`ui`]: the terminal front end (line mode and `--json`).
+//! * [`http`]: the HTTP sidecar (health, readiness, API, events, metrics).
 //! * [`shutdown`]: SIGINT / SIGTERM.
 //!
 //! ```no_run
@@ -24,6 +25,7 @@
 //! ```
 
 pub mod config;
+pub mod http;
 pub mod identity;
 pub mod node;
 pub mod protocol;

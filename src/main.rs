@@ -1,13 +1,15 @@
-//! The `p2p-chat` binary: parses flags, starts the node and the terminal
-//! front end, and exits 0 on a clean stop, 1 with one line on an error.
+//! The `p2p-chat` binary: parses flags, starts the node, the HTTP sidecar
+//! and the terminal front end, and exits 0 on a clean stop, 1 with one line
+//! on an error.
 
-use std::process::ExitCode;
+use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use clap::Parser;
 use p2p_chat::{
     Config, Node,
-    config::LogFormat,
+    config::{Command, LogFormat},
+    http,
     ui::{self, Style},
 };
 use tracing_subscriber::EnvFilter;
@@ -28,14 +30,48 @@ fn main() -> ExitCode {
     }
 }
 
+/// How long `healthcheck` waits for `/health`.
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the node task may take to close its connections on a stop.
+const NODE_STOP_TIMEOUT: Duration = Duration::from_secs(1);
+
 async fn run(cfg: Config) -> anyhow::Result<()> {
+    if let Some(Command::Healthcheck { url }) = &cfg.command {
+        let url = url.clone().unwrap_or_else(|| cfg.http.health_url());
+        http::healthcheck(&url, HEALTHCHECK_TIMEOUT).await?;
+        println!("UP");
+        return Ok(());
+    }
+    // Checked before anything starts: a refusal leaves no trace behind.
+    let token = (!cfg.http.disabled).then(|| cfg.http.token()).transpose()?;
     let (node, events, task) = Node::spawn(&cfg).await.context("starting the node")?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = match token {
+        Some(token) => {
+            let (addr, hosts) = (cfg.http.addr, cfg.http.allowed_hosts.clone());
+            let server = http::Server::bind(addr, node.clone(), token, hosts).await?;
+            tracing::info!(address = %server.local_addr()?, "http api listening");
+            Some(tokio::spawn(server.run(async {
+                let _ = stopped.await;
+            })))
+        }
+        None => None,
+    };
     let style = if cfg.json { Style::Json } else { Style::Human };
     let stdin = (!cfg.headless).then(|| tokio::io::BufReader::new(tokio::io::stdin()));
+    // The front end returns on /quit, end of input, or SIGINT/SIGTERM; then
+    // everything stops in order: HTTP (in-flight requests finish), the node.
     let exit = ui::run(node.clone(), events, stdin, style, &cfg.room).await;
     tracing::debug!(?exit, "front end ended");
-    node.shutdown().await;
-    let _ = task.await;
+    let _ = stop.send(());
+    if let Some(server) = server {
+        let _ = server.await;
+    }
+    let _ = tokio::time::timeout(NODE_STOP_TIMEOUT, async {
+        node.shutdown().await;
+        let _ = task.await;
+    })
+    .await;
     Ok(())
 }
 

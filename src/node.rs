@@ -8,12 +8,16 @@
 mod behaviour;
 mod event;
 mod event_loop;
+mod metrics;
 mod on_swarm;
 mod peers;
 mod redial;
 mod swarm;
 
+use std::sync::Arc;
+
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
+use prometheus_client::registry::Registry;
 use serde::Serialize;
 use tokio::{
     sync::{broadcast, mpsc, oneshot},
@@ -167,6 +171,9 @@ pub(crate) enum Command {
     Status {
         reply: Reply<Status>,
     },
+    Readiness {
+        reply: Reply<Readiness>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -249,8 +256,14 @@ pub struct Status {
     pub peer_id: String,
     /// Our nick.
     pub nick: String,
+    /// The program's version.
+    pub version: &'static str,
+    /// Seconds since the node started.
+    pub uptime_secs: u64,
     /// Full addresses to reach us (ending in `/p2p/<id>`).
     pub listen_addrs: Vec<String>,
+    /// Addresses peers observed or confirmed for us.
+    pub external_addrs: Vec<String>,
     /// Joined rooms.
     pub rooms: Vec<String>,
     /// Connected peers.
@@ -259,12 +272,33 @@ pub struct Status {
     pub stats: Stats,
 }
 
+/// Whether the node can serve: what a readiness probe asks.
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    /// True when listening, in at least one room, and connected to at least
+    /// one `--dial`/`--bootstrap` peer where any were given.
+    pub ready: bool,
+    /// Why not, in one line, when not ready.
+    pub reason: Option<String>,
+    /// Listen addresses bound.
+    pub listening: usize,
+    /// Rooms joined.
+    pub rooms: usize,
+    /// `--dial` and `--bootstrap` addresses given.
+    pub dial_targets: usize,
+    /// How many of them are connected.
+    pub dial_connected: usize,
+}
+
 /// Handle to a running node. Cheap to clone; all clones talk to one task.
 #[derive(Debug, Clone)]
 pub struct Node {
     peer_id: PeerId,
     commands: mpsc::Sender<Command>,
     events: broadcast::Sender<Event>,
+    /// Written by the node task through the metric handles it owns; the
+    /// registry itself is only read (encoded) after start.
+    metrics: Arc<Registry>,
 }
 
 impl Node {
@@ -293,18 +327,21 @@ impl Node {
             None => default_nick(&peer_id),
         };
         check_nick(&nick)?;
-        let mut swarm = swarm::build(keypair, cfg)?;
+        let mut registry = Registry::default();
+        let mut swarm = swarm::build(keypair, cfg, &mut registry)?;
+        let metrics = metrics::Metrics::new(&mut registry);
         listen(&mut swarm, cfg)?;
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAP);
         let (events_tx, events_rx) = broadcast::channel(EVENT_CAP);
         let mut event_loop =
-            event_loop::EventLoop::new(swarm, commands_rx, events_tx.clone(), nick, cfg);
+            event_loop::EventLoop::new(swarm, commands_rx, events_tx.clone(), nick, metrics, cfg);
         event_loop.join(&cfg.room)?;
         let task = tokio::spawn(event_loop.run());
         let node = Node {
             peer_id,
             commands: commands_tx,
             events: events_tx,
+            metrics: Arc::new(registry),
         };
         Ok((node, events_rx, task))
     }
@@ -312,6 +349,20 @@ impl Node {
     /// Our peer id.
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// True while the node task runs. False once it has stopped, whether by
+    /// [`Node::shutdown`] or by failing.
+    pub fn is_alive(&self) -> bool {
+        !self.commands.is_closed()
+    }
+
+    /// All metrics (libp2p's and the node's) in the Prometheus / OpenMetrics
+    /// text format.
+    pub fn encode_metrics(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.metrics)?;
+        Ok(text)
     }
 
     /// A new receiver of events from now on.
@@ -389,6 +440,11 @@ impl Node {
     /// A snapshot of the node.
     pub async fn status(&self) -> Result<Status, Error> {
         self.call(|reply| Command::Status { reply }).await
+    }
+
+    /// Whether the node is ready to serve (see [`Readiness`]).
+    pub async fn readiness(&self) -> Result<Readiness, Error> {
+        self.call(|reply| Command::Readiness { reply }).await
     }
 
     /// Stops the node task, closing every connection. Idempotent.

@@ -11,6 +11,8 @@ use libp2p::{
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
 };
 
+use prometheus_client::registry::Registry;
+
 use super::Error;
 use crate::{
     config::Config,
@@ -36,7 +38,7 @@ pub(crate) struct Behaviour {
 }
 
 impl Behaviour {
-    pub(crate) fn new(key: &Keypair, cfg: &Config) -> Result<Self, Error> {
+    pub(crate) fn new(key: &Keypair, cfg: &Config, registry: &mut Registry) -> Result<Self, Error> {
         let peer_id = key.public().to_peer_id();
         let limits = connection_limits::ConnectionLimits::default()
             .with_max_pending_incoming(Some(MAX_PENDING))
@@ -59,7 +61,11 @@ impl Behaviour {
             gossipsub::MessageAuthenticity::Signed(key.clone()),
             gossip_cfg,
         )
-        .map_err(|e| Error::Transport(format!("gossipsub: {e}")))?;
+        .map_err(|e| Error::Transport(format!("gossipsub: {e}")))?
+        .with_metrics(
+            registry.sub_registry_with_prefix("gossipsub"),
+            gossipsub::MetricsConfig::default(),
+        );
 
         let frame = protocol::MAX_FRAME_BYTES as u64;
         let codec = request_response::json::codec::Codec::default()

@@ -17,8 +17,9 @@ use tokio::{
 };
 
 use super::{
-    Command, Error, Event, PeerInfo, Receipt, RoomInfo, Sent, Stats, Status, behaviour::Behaviour,
-    check_nick, check_room, peers::PeerBook, redial::Redial,
+    Command, Error, Event, PeerInfo, Readiness, Receipt, RoomInfo, Sent, Stats, Status,
+    behaviour::Behaviour, check_nick, check_room, metrics::Metrics, peers::PeerBook,
+    redial::Redial,
 };
 use crate::{
     config::Config,
@@ -47,7 +48,9 @@ pub(crate) struct EventLoop {
     pub(super) redial: Redial,
     pub(super) seen: SeenIds,
     pub(super) stats: Stats,
+    pub(super) metrics: Metrics,
     pub(super) listen_addrs: Vec<Multiaddr>,
+    started: Instant,
 }
 
 impl EventLoop {
@@ -56,6 +59,7 @@ impl EventLoop {
         commands: mpsc::Receiver<Command>,
         events: broadcast::Sender<Event>,
         nick: String,
+        metrics: Metrics,
         cfg: &Config,
     ) -> Self {
         let mut redial = Redial::default();
@@ -77,7 +81,9 @@ impl EventLoop {
             redial,
             seen: SeenIds::default(),
             stats: Stats::default(),
+            metrics,
             listen_addrs: Vec::new(),
+            started: now,
         }
     }
 
@@ -154,6 +160,9 @@ impl EventLoop {
             Command::Status { reply } => {
                 let _ = reply.send(Ok(self.status()));
             }
+            Command::Readiness { reply } => {
+                let _ = reply.send(Ok(self.readiness()));
+            }
             Command::Shutdown { .. } => {}
         }
     }
@@ -182,6 +191,7 @@ impl EventLoop {
             return false;
         }
         self.swarm.behaviour_mut().gossipsub.unsubscribe(&topic);
+        self.metrics.left(room);
         self.emit(Event::Left {
             room: room.to_owned(),
         });
@@ -229,6 +239,7 @@ impl EventLoop {
             }
             Err(e) => {
                 self.stats.send_failed += 1;
+                self.metrics.send_failed(room);
                 Err(Error::Publish {
                     room: room.to_owned(),
                     reason: publish_reason(&e),
@@ -245,12 +256,14 @@ impl EventLoop {
         };
         if let Some(room) = self.rooms.get_mut(&topic) {
             room.pending.push_back(env);
+            self.metrics.set_pending(&room.name, room.pending.len());
         }
         self.emit(event);
     }
 
     fn sent(&mut self, topic: &IdentTopic, env: Envelope) {
         self.stats.published += 1;
+        self.metrics.published(&env.room);
         self.emit(Event::Sent {
             room: env.room.clone(),
             id: env.id.clone(),
@@ -293,6 +306,7 @@ impl EventLoop {
                 }
                 Err(e) => {
                     self.stats.send_failed += 1;
+                    self.metrics.send_failed(&env.room);
                     self.emit(Event::Error {
                         message: format!(
                             "message {} to '{}' not sent: {}",
@@ -394,10 +408,40 @@ impl EventLoop {
         Status {
             peer_id: self.swarm.local_peer_id().to_string(),
             nick: self.nick.clone(),
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_secs: self.started.elapsed().as_secs(),
             listen_addrs: self.listen_addrs.iter().map(ToString::to_string).collect(),
+            external_addrs: self
+                .swarm
+                .external_addresses()
+                .map(ToString::to_string)
+                .collect(),
             rooms,
             connected_peers: self.peers.len(),
             stats: self.stats.clone(),
+        }
+    }
+
+    fn readiness(&self) -> Readiness {
+        let (dial_targets, dial_connected) = self.redial.counts();
+        let reason = if self.listen_addrs.is_empty() {
+            Some("not listening on any address yet".to_owned())
+        } else if self.rooms.is_empty() {
+            Some("not in any room".to_owned())
+        } else if dial_targets > 0 && dial_connected == 0 {
+            Some(format!(
+                "none of the {dial_targets} --dial/--bootstrap peers is connected"
+            ))
+        } else {
+            None
+        };
+        Readiness {
+            ready: reason.is_none(),
+            reason,
+            listening: self.listen_addrs.len(),
+            rooms: self.rooms.len(),
+            dial_targets,
+            dial_connected,
         }
     }
 
@@ -422,6 +466,9 @@ impl EventLoop {
             .collect();
         for topic in waiting {
             self.flush_pending(&topic);
+        }
+        for room in self.rooms.values() {
+            self.metrics.set_pending(&room.name, room.pending.len());
         }
     }
 }

@@ -54,6 +54,16 @@ impl Redial {
         });
     }
 
+    /// How many targets there are, and how many of them are connected.
+    pub(crate) fn counts(&self) -> (usize, usize) {
+        let connected = self
+            .targets
+            .iter()
+            .filter(|t| t.state == State::Connected)
+            .count();
+        (self.targets.len(), connected)
+    }
+
     /// Targets whose wait is over.
     pub(crate) fn due(&self, now: Instant) -> Vec<Due> {
         self.targets

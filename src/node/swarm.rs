@@ -1,8 +1,10 @@
-//! Builds the swarm: TCP (Noise + Yamux) and QUIC, DNS names, our behaviour.
+//! Builds the swarm: TCP (Noise + Yamux) and QUIC, DNS names, our behaviour,
+//! with bandwidth and gossipsub metrics registered in the node's registry.
 
 use std::time::Duration;
 
 use libp2p::{Swarm, SwarmBuilder, identity::Keypair, noise, tcp, yamux};
+use prometheus_client::registry::Registry;
 
 use super::{Error, behaviour::Behaviour};
 use crate::config::Config;
@@ -11,7 +13,11 @@ use crate::config::Config;
 /// libp2p's 10 s so peers that only exchange direct messages stay connected.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
-pub(crate) fn build(keypair: Keypair, cfg: &Config) -> Result<Swarm<Behaviour>, Error> {
+pub(crate) fn build(
+    keypair: Keypair,
+    cfg: &Config,
+    registry: &mut Registry,
+) -> Result<Swarm<Behaviour>, Error> {
     let transport = |e: &dyn std::fmt::Display| Error::Transport(e.to_string());
     let mut behaviour_error = None;
     let swarm = SwarmBuilder::with_existing_identity(keypair)
@@ -25,7 +31,8 @@ pub(crate) fn build(keypair: Keypair, cfg: &Config) -> Result<Swarm<Behaviour>, 
         .with_quic()
         .with_dns()
         .map_err(|e| transport(&format!("reading the DNS configuration: {e}")))?
-        .with_behaviour(|key| match Behaviour::new(key, cfg) {
+        .with_bandwidth_metrics(registry)
+        .with_behaviour(|key| match Behaviour::new(key, cfg, registry) {
             Ok(b) => Ok(b),
             Err(e) => {
                 let msg = e.to_string();

@@ -1,0 +1,114 @@
+//! `p2p-chat healthcheck`: asks a running node's `/health` whether it is UP,
+//! for a container HEALTHCHECK in an image that has no curl.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::{Request, Uri, body::Bytes, header};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// The most of an answer read.
+const MAX_ANSWER: usize = 4096;
+
+/// Why the node is not considered healthy. One line each.
+#[derive(Debug, thiserror::Error)]
+pub enum HealthcheckError {
+    /// The URL is not an `http://host:port/path` URL.
+    #[error("invalid URL '{0}': give e.g. http://127.0.0.1:8081/health")]
+    Url(String),
+    /// No answer in time.
+    #[error("no answer from {url} within {} s", .timeout.as_secs_f32())]
+    Timeout {
+        /// The URL.
+        url: String,
+        /// The limit.
+        timeout: Duration,
+    },
+    /// The connection or the exchange failed.
+    #[error("cannot reach {url}: {reason}")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// The node answered, but not UP.
+    #[error("{url} answered {status}: {body}")]
+    Down {
+        /// The URL.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// The answer, on one line.
+        body: String,
+    },
+}
+
+/// Succeeds if `url` answers 200 with `{"status":"UP"}` within `timeout`.
+pub async fn healthcheck(url: &str, timeout: Duration) -> Result<(), HealthcheckError> {
+    match tokio::time::timeout(timeout, check(url)).await {
+        Ok(result) => result,
+        Err(_) => Err(HealthcheckError::Timeout {
+            url: url.to_owned(),
+            timeout,
+        }),
+    }
+}
+
+async fn check(url: &str) -> Result<(), HealthcheckError> {
+    let bad_url = || HealthcheckError::Url(url.to_owned());
+    let uri: Uri = url.parse().map_err(|_| bad_url())?;
+    if uri.scheme_str() != Some("http") {
+        return Err(bad_url());
+    }
+    let authority = uri.authority().ok_or_else(bad_url)?.clone();
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let port = authority.port_u16().unwrap_or(80);
+    let path = match uri.path_and_query().map(|p| p.as_str()) {
+        None | Some("/") | Some("") => "/health",
+        Some(p) => p,
+    };
+    let unreachable = |reason: String| HealthcheckError::Unreachable {
+        url: url.to_owned(),
+        reason,
+    };
+    let stream = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let driver = tokio::spawn(connection);
+    let request = Request::get(path)
+        .header(header::HOST, authority.as_str())
+        .header(header::CONNECTION, "close")
+        .body(Empty::<Bytes>::new())
+        .map_err(|_| bad_url())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let status = response.status();
+    let body = Limited::new(response.into_body(), MAX_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| unreachable(e.to_string()))?
+        .to_bytes();
+    driver.abort();
+    let up = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .is_some_and(|v| v["status"] == "UP");
+    if status.is_success() && up {
+        return Ok(());
+    }
+    let body = String::from_utf8_lossy(&body);
+    Err(HealthcheckError::Down {
+        url: url.to_owned(),
+        status: status.as_u16(),
+        body: crate::sanitize::for_terminal(&body.split_whitespace().collect::<Vec<_>>().join(" ")),
+    })
+}

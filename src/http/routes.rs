@@ -1,0 +1,158 @@
+//! The request handlers: each turns one request into one call on the node
+//! handle and its answer into JSON.
+
+use axum::{
+    Json,
+    extract::{
+        Path, Query, State,
+        rejection::{JsonRejection, PathRejection, QueryRejection},
+    },
+    http::{Method, StatusCode, Uri, header},
+    response::{IntoResponse, Response},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{AppState, error::AppError};
+use crate::{
+    node::{PeerInfo, RoomInfo, Status},
+    protocol::Envelope,
+    room::RING_CAP,
+};
+
+/// Messages returned by `GET /rooms/{room}/messages` without `limit`.
+pub(super) const DEFAULT_LIMIT: usize = 50;
+
+type Result<T> = std::result::Result<T, AppError>;
+
+/// Liveness: the process answers and its node task runs. Never depends on
+/// peers.
+pub(super) async fn health(State(state): State<AppState>) -> Response {
+    if state.node.is_alive() {
+        Json(json!({ "status": "UP" })).into_response()
+    } else {
+        let body = json!({ "status": "DOWN", "error": "the node task has stopped" });
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+    }
+}
+
+/// Readiness: listening, in a room, and connected where peers were given.
+pub(super) async fn ready(State(state): State<AppState>) -> Response {
+    match state.node.readiness().await {
+        Ok(r) if r.ready => Json(json!({ "status": "READY", "detail": r })).into_response(),
+        Ok(r) => {
+            let reason = r.reason.clone().unwrap_or_default();
+            let body = json!({ "status": "NOT_READY", "error": reason, "detail": r });
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+        Err(e) => {
+            let body = json!({ "status": "NOT_READY", "error": e.to_string() });
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
+}
+
+pub(super) async fn status(State(state): State<AppState>) -> Result<Json<Status>> {
+    Ok(Json(state.node.status().await?))
+}
+
+pub(super) async fn peers(State(state): State<AppState>) -> Result<Json<Vec<PeerInfo>>> {
+    Ok(Json(state.node.peers().await?))
+}
+
+pub(super) async fn rooms(State(state): State<AppState>) -> Result<Json<Vec<RoomInfo>>> {
+    Ok(Json(state.node.rooms().await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct HistoryQuery {
+    limit: Option<usize>,
+    before: Option<String>,
+}
+
+/// Recent messages of a joined room, oldest first.
+pub(super) async fn history(
+    State(state): State<AppState>,
+    room: std::result::Result<Path<String>, PathRejection>,
+    query: std::result::Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Json<Vec<Envelope>>> {
+    let Path(room) = room?;
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > RING_CAP {
+        return Err(AppError::bad_request(format!(
+            "limit must be 1 to {RING_CAP}"
+        )));
+    }
+    let messages = state
+        .node
+        .history(&room, limit, query.before.as_deref())
+        .await?;
+    Ok(Json(messages))
+}
+
+/// The body of the sending endpoints.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Text {
+    text: String,
+}
+
+/// Sends to a room exactly as typed text is sent: queued (`pending`) while
+/// no peer of the room is reachable.
+pub(super) async fn publish(
+    State(state): State<AppState>,
+    room: std::result::Result<Path<String>, PathRejection>,
+    body: std::result::Result<Json<Text>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>)> {
+    let Path(room) = room?;
+    let Json(body) = body?;
+    let sent = state.node.publish(&room, &body.text).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": sent.id, "pending": sent.pending })),
+    ))
+}
+
+/// Sends a direct message and waits for its receipt.
+pub(super) async fn direct(
+    State(state): State<AppState>,
+    peer: std::result::Result<Path<String>, PathRejection>,
+    body: std::result::Result<Json<Text>, JsonRejection>,
+) -> Result<Json<Value>> {
+    let Path(peer) = peer?;
+    let Json(body) = body?;
+    let receipt = state.node.send_direct(&peer, &body.text).await?;
+    Ok(Json(
+        json!({ "id": receipt.id, "to": receipt.to, "delivered": true }),
+    ))
+}
+
+/// Prometheus scrape.
+pub(super) async fn metrics(State(state): State<AppState>) -> Result<Response> {
+    let text = state.node.encode_metrics().map_err(|e| {
+        AppError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding metrics: {e}"),
+        )
+    })?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+pub(super) async fn not_found(method: Method, uri: Uri) -> AppError {
+    AppError::not_found(format!("no such endpoint: {method} {}", uri.path()))
+}
+
+pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
+    AppError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
