@@ -19,6 +19,8 @@ pub const TOKEN_ENV: &str = "P2P_CHAT_HTTP_TOKEN";
 
 /// Flags of the HTTP sidecar.
 #[derive(Debug, Clone, Args)]
+#[group(id = "http-sidecar")]
+#[command(next_help_heading = "HTTP API")]
 pub struct Config {
     /// Address of the HTTP API (health, readiness, metrics, send, events).
     /// Any address other than loopback needs a token (P2P_CHAT_HTTP_TOKEN or
@@ -114,6 +116,31 @@ mod tests {
         assert!(token.matches("s3cret"));
         std::fs::write(&path, "  \n").expect("write token");
         assert!(matches!(cfg.token(), Err(Error::EmptyToken)));
+    }
+
+    #[test]
+    fn flags_and_healthcheck_subcommand_parse() {
+        use clap::Parser;
+        let cfg = crate::Config::try_parse_from(["p2p-chat"]).expect("no flags is valid");
+        assert_eq!(cfg.http.addr, DEFAULT_ADDR);
+        assert!(!cfg.http.disabled);
+        let cfg = crate::Config::try_parse_from([
+            "p2p-chat",
+            "--http",
+            "0.0.0.0:9000",
+            "--http-allowed-host",
+            "chat.example,node-0.chat",
+            "healthcheck",
+            "--url",
+            "http://127.0.0.1:9000/health",
+        ])
+        .expect("valid flags");
+        assert_eq!(cfg.http.allowed_hosts, ["chat.example", "node-0.chat"]);
+        assert!(matches!(
+            cfg.command,
+            Some(crate::config::Command::Healthcheck { url: Some(_) })
+        ));
+        assert!(crate::Config::try_parse_from(["p2p-chat", "--http", "nope"]).is_err());
     }
 
     #[test]
