@@ -47,16 +47,14 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let (node, events, task) = Node::spawn(&cfg).await.context("starting the node")?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = match token {
-        Some(token) => {
-            let (addr, hosts) = (cfg.http.addr, cfg.http.allowed_hosts.clone());
-            let server = http::Server::bind(addr, node.clone(), token, hosts).await?;
-            tracing::info!(address = %server.local_addr()?, "http api listening");
-            Some(tokio::spawn(server.run(async {
-                let _ = stopped.await;
-            })))
-        }
+        Some(token) => Some(bind_http(&cfg, node.clone(), token).await?),
         None => None,
-    };
+    }
+    .map(|server| {
+        tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }))
+    });
     let style = if cfg.json { Style::Json } else { Style::Human };
     let stdin = (!cfg.headless).then(|| tokio::io::BufReader::new(tokio::io::stdin()));
     // The front end returns on /quit, end of input, or SIGINT/SIGTERM; then
@@ -73,6 +71,29 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     })
     .await;
     Ok(())
+}
+
+/// Binds the sidecar. If the default address is taken (another node on this
+/// machine), serves on a free port instead, as the p2p listener does.
+async fn bind_http(
+    cfg: &Config,
+    node: Node,
+    token: Option<http::Token>,
+) -> anyhow::Result<http::Server> {
+    let hosts = cfg.http.allowed_hosts.clone();
+    let bound = http::Server::bind(cfg.http.addr, node.clone(), token.clone(), hosts.clone()).await;
+    let server = match bound {
+        Err(http::Error::Bind { reason, .. }) if cfg.http.addr == http::DEFAULT_ADDR => {
+            let any_port = std::net::SocketAddr::new(cfg.http.addr.ip(), 0);
+            let server = http::Server::bind(any_port, node, token, hosts).await?;
+            let address = server.local_addr()?;
+            tracing::warn!(default = %cfg.http.addr, %reason, %address, "default http address taken");
+            server
+        }
+        other => other?,
+    };
+    tracing::info!(address = %server.local_addr()?, "http api listening");
+    Ok(server)
 }
 
 fn fail(e: anyhow::Error) -> ExitCode {

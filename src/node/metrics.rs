@@ -212,9 +212,6 @@ mod tests {
         );
         assert!(text.contains(r#"p2p_chat_pending_messages{room="lobby"} 2"#));
         assert!(text.contains("p2p_chat_message_latency_seconds_count 1"));
-        assert!(
-            text.contains("libp2p_swarm_connections_established"),
-            "{text}"
-        );
+        assert!(text.contains("libp2p_identify_received_total 0"), "{text}");
     }
 }

@@ -6,6 +6,7 @@
 mod support;
 
 mod cli;
+mod http;
 mod lab;
 mod lan;
 mod node;

@@ -1,0 +1,284 @@
+//! The sidecar on real sockets: a real HTTP client, a client that never
+//! finishes its request head, a graceful stop, and two nodes.
+
+use std::{net::SocketAddr, time::Duration};
+
+use axum::body::Bytes;
+use futures::{Stream, StreamExt, stream::BoxStream};
+use libp2p::{
+    Multiaddr, PeerId, multiaddr::Protocol, noise, request_response, swarm::SwarmEvent, tcp, yamux,
+};
+use p2p_chat::{http::Server, protocol::DM_PROTOCOL};
+use serde_json::{Value, json};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpStream,
+    sync::oneshot,
+    task::JoinHandle,
+};
+
+use crate::support::{TestNode, WAIT};
+
+/// Splits a Server-Sent Events body into the JSON of its `data:` lines.
+pub struct SseReader {
+    source: BoxStream<'static, Bytes>,
+    buf: String,
+}
+
+impl SseReader {
+    pub fn new(source: impl Stream<Item = Bytes> + Send + 'static) -> Self {
+        SseReader {
+            source: source.boxed(),
+            buf: String::new(),
+        }
+    }
+
+    /// The body of a real HTTP response.
+    pub fn of(response: reqwest::Response) -> Self {
+        SseReader::new(futures::stream::unfold(response, |mut r| async move {
+            let chunk = r.chunk().await.expect("the stream reads")?;
+            Some((chunk, r))
+        }))
+    }
+
+    fn pop(&mut self) -> Option<Value> {
+        while let Some(end) = self.buf.find("\n\n") {
+            let frame: String = self.buf.drain(..end + 2).collect();
+            let data: Vec<&str> = frame
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .collect();
+            if !data.is_empty() {
+                return Some(serde_json::from_str(&data.join("\n")).expect("data is JSON"));
+            }
+        }
+        None
+    }
+
+    /// Reads until an event matches `pred`, failing after [`WAIT`].
+    pub async fn wait(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Value {
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                while let Some(v) = self.pop() {
+                    if pred(&v) {
+                        return v;
+                    }
+                }
+                let chunk = self.source.next().await.expect("the stream goes on");
+                self.buf
+                    .push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+            }
+        })
+        .await;
+        found.expect("event did not arrive in time")
+    }
+
+    /// Whether the stream ends (within [`WAIT`]).
+    pub async fn ends(&mut self) -> bool {
+        tokio::time::timeout(WAIT, async { while self.source.next().await.is_some() {} })
+            .await
+            .is_ok()
+    }
+}
+
+/// A sidecar serving on 127.0.0.1, port 0, until `stop` is sent.
+struct Running {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+async fn serve(node: &TestNode, header_timeout: Duration) -> Running {
+    let server = Server::bind(
+        "127.0.0.1:0".parse().expect("addr"),
+        node.node.clone(),
+        None,
+        Vec::new(),
+    )
+    .await
+    .expect("binds")
+    .with_header_read_timeout(header_timeout);
+    let addr = server.local_addr().expect("bound address");
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
+    Running { addr, stop, task }
+}
+
+/// Reads until the server closes the connection; returns what it sent.
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf).await {
+            Ok(0) | Err(_) => return String::from_utf8_lossy(&got).into_owned(),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn real_socket_serves_requests_and_cuts_off_a_slow_header() {
+    let a = TestNode::start_with("alice", &[]).await;
+    let header_timeout = Duration::from_millis(500);
+    let server = serve(&a, header_timeout).await;
+    let client = reqwest::Client::new();
+    let health = client
+        .get(format!("http://{}/health", server.addr))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.expect("body"), r#"{"status":"UP"}"#);
+
+    // A slowloris client: half a request head, then silence.
+    let mut slow = TcpStream::connect(server.addr).await.expect("connect");
+    slow.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        .await
+        .expect("write");
+    // And one that connects and never sends a byte.
+    let mut idle = TcpStream::connect(server.addr).await.expect("connect");
+    let started = tokio::time::Instant::now();
+    let sent = tokio::time::timeout(WAIT, read_until_closed(&mut slow))
+        .await
+        .expect("the server closes a connection whose head never completes");
+    assert!(started.elapsed() >= header_timeout - Duration::from_millis(50));
+    assert!(!sent.contains("200 OK"), "{sent}");
+    tokio::time::timeout(WAIT, read_until_closed(&mut idle))
+        .await
+        .expect("the server closes an idle connection");
+    // The server still serves others.
+    let health = client
+        .get(format!("http://{}/health", server.addr))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn graceful_stop_ends_event_streams_and_refuses_new_connections() {
+    let a = TestNode::start_with("alice", &[]).await;
+    let server = serve(&a, Duration::from_secs(10)).await;
+    let events = reqwest::Client::new()
+        .get(format!("http://{}/events", server.addr))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(events.status(), 200);
+    let mut events = SseReader::of(events);
+    server.stop.send(()).expect("server running");
+    tokio::time::timeout(p2p_chat::http::GRACE + Duration::from_secs(1), server.task)
+        .await
+        .expect("the server stops within the grace period")
+        .expect("task ends");
+    assert!(events.ends().await, "the event stream ended");
+    assert!(
+        TcpStream::connect(server.addr).await.is_err(),
+        "no longer accepting"
+    );
+}
+
+#[tokio::test]
+async fn room_message_posted_to_one_sidecar_appears_on_the_others_event_stream() {
+    let (a, b) = super::pair().await;
+    let (sa, sb) = (
+        serve(&a, Duration::from_secs(10)).await,
+        serve(&b, Duration::from_secs(10)).await,
+    );
+    let client = reqwest::Client::new();
+    let stream = client
+        .get(format!("http://{}/events", sb.addr))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(stream.status(), 200);
+    let posted = client
+        .post(format!("http://{}/rooms/lobby/messages", sa.addr))
+        .header("content-type", "application/json")
+        .body(json!({ "text": "hello over http" }).to_string())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(posted.status(), 202);
+    let id = json_of(posted).await["id"].clone();
+    let event = SseReader::of(stream)
+        .wait(|v| v["event"] == "message")
+        .await;
+    assert_eq!(
+        event,
+        json!({
+            "event": "message", "room": "lobby", "id": id, "from": a.id(),
+            "nick": "alice", "text": "hello over http", "ts": event["ts"],
+        })
+    );
+    assert!(event["ts"].as_u64().expect("ts") > 0);
+}
+
+async fn json_of(response: reqwest::Response) -> Value {
+    let text = response.text().await.expect("body");
+    serde_json::from_str(&text).expect("JSON body")
+}
+
+/// A libp2p peer that speaks the direct-message protocol but never answers:
+/// what a hung or overloaded peer looks like.
+pub struct SilentPeer {
+    pub peer: PeerId,
+    pub addr: Multiaddr,
+    _task: JoinHandle<()>,
+}
+
+impl SilentPeer {
+    pub async fn start() -> SilentPeer {
+        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default(),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .expect("tcp")
+            .with_behaviour(|_| {
+                request_response::json::Behaviour::<Value, Value>::new(
+                    [(DM_PROTOCOL, request_response::ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(60)),
+                )
+            })
+            .expect("behaviour")
+            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+            .build();
+        let peer = *swarm.local_peer_id();
+        swarm
+            .listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("addr"))
+            .expect("listen");
+        let addr = tokio::time::timeout(WAIT, async {
+            loop {
+                if let SwarmEvent::NewListenAddr { address, .. } = swarm.select_next_some().await {
+                    return address.with(Protocol::P2p(peer));
+                }
+            }
+        })
+        .await
+        .expect("listening");
+        let task = tokio::spawn(async move {
+            // Requests are kept, never answered, so the sender times out.
+            let mut held = Vec::new();
+            loop {
+                if let SwarmEvent::Behaviour(request_response::Event::Message {
+                    message: request_response::Message::Request { channel, .. },
+                    ..
+                }) = swarm.select_next_some().await
+                {
+                    held.push(channel);
+                }
+            }
+        });
+        SilentPeer {
+            peer,
+            addr,
+            _task: task,
+        }
+    }
+}
