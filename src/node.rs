@@ -11,6 +11,7 @@ mod event_loop;
 mod metrics;
 mod on_swarm;
 mod peers;
+mod readiness;
 mod redial;
 mod swarm;
 
@@ -25,6 +26,7 @@ use tokio::{
 };
 
 pub use event::Event;
+pub use readiness::Readiness;
 
 use crate::{
     config::{Config, DEFAULT_PORT},
@@ -270,24 +272,6 @@ pub struct Status {
     pub connected_peers: usize,
     /// Counters.
     pub stats: Stats,
-}
-
-/// Whether the node can serve: what a readiness probe asks.
-#[derive(Debug, Clone, Serialize)]
-pub struct Readiness {
-    /// True when listening, in at least one room, and connected to at least
-    /// one `--dial`/`--bootstrap` peer where any were given.
-    pub ready: bool,
-    /// Why not, in one line, when not ready.
-    pub reason: Option<String>,
-    /// Listen addresses bound.
-    pub listening: usize,
-    /// Rooms joined.
-    pub rooms: usize,
-    /// `--dial` and `--bootstrap` addresses given.
-    pub dial_targets: usize,
-    /// How many of them are connected.
-    pub dial_connected: usize,
 }
 
 /// Handle to a running node. Cheap to clone; all clones talk to one task.

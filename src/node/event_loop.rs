@@ -17,9 +17,8 @@ use tokio::{
 };
 
 use super::{
-    Command, Error, Event, PeerInfo, Readiness, Receipt, RoomInfo, Sent, Stats, Status,
-    behaviour::Behaviour, check_nick, check_room, metrics::Metrics, peers::PeerBook,
-    redial::Redial,
+    Command, Error, Event, PeerInfo, Receipt, RoomInfo, Sent, Stats, Status, behaviour::Behaviour,
+    check_nick, check_room, metrics::Metrics, peers::PeerBook, redial::Redial,
 };
 use crate::{
     config::Config,
@@ -419,29 +418,6 @@ impl EventLoop {
             rooms,
             connected_peers: self.peers.len(),
             stats: self.stats.clone(),
-        }
-    }
-
-    fn readiness(&self) -> Readiness {
-        let (dial_targets, dial_connected) = self.redial.counts();
-        let reason = if self.listen_addrs.is_empty() {
-            Some("not listening on any address yet".to_owned())
-        } else if self.rooms.is_empty() {
-            Some("not in any room".to_owned())
-        } else if dial_targets > 0 && dial_connected == 0 {
-            Some(format!(
-                "none of the {dial_targets} --dial/--bootstrap peers is connected"
-            ))
-        } else {
-            None
-        };
-        Readiness {
-            ready: reason.is_none(),
-            reason,
-            listening: self.listen_addrs.len(),
-            rooms: self.rooms.len(),
-            dial_targets,
-            dial_connected,
         }
     }
 
