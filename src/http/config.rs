@@ -32,9 +32,13 @@ pub struct Config {
     #[arg(long = "no-http", env = "P2P_CHAT_NO_HTTP")]
     pub disabled: bool,
 
-    /// File holding the bearer token that the sending endpoints and the
-    /// event stream require (otherwise read from P2P_CHAT_HTTP_TOKEN).
-    #[arg(long = "http-token-file", env = "P2P_CHAT_HTTP_TOKEN_FILE")]
+    /// File holding the bearer token that sending, history and the event
+    /// stream require (otherwise read from P2P_CHAT_HTTP_TOKEN).
+    #[arg(
+        long = "http-token-file",
+        env = "P2P_CHAT_HTTP_TOKEN_FILE",
+        value_name = "FILE"
+    )]
     pub token_file: Option<PathBuf>,
 
     /// Extra host name the API answers to (repeatable), e.g. a Service's DNS
@@ -43,6 +47,7 @@ pub struct Config {
     #[arg(
         long = "http-allowed-host",
         env = "P2P_CHAT_HTTP_ALLOWED_HOSTS",
+        value_name = "NAME",
         value_delimiter = ','
     )]
     pub allowed_hosts: Vec<String>,

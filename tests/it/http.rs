@@ -122,6 +122,12 @@ async fn ready_is_503_while_the_dial_target_is_down_and_health_stays_200() {
     cfg.dial = vec![format!("/ip4/127.0.0.1/tcp/{port}").parse().expect("addr")];
     let a = TestNode::start(cfg).await;
     let app = app(&a);
+    // Not merely "not dialed yet": the dial has been tried and failed.
+    eventually("a failed dial", || async {
+        let metrics = send(&app, get("/metrics")).await.body;
+        metrics.contains("libp2p_swarm_outgoing_connection_error_total{")
+    })
+    .await;
     let ready = send(&app, get("/ready")).await;
     assert_eq!(
         ready.status,
