@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
-    sync::oneshot,
+    sync::{mpsc, oneshot},
     task::JoinHandle,
 };
 
@@ -181,6 +181,45 @@ async fn graceful_stop_ends_event_streams_and_refuses_new_connections() {
 }
 
 #[tokio::test]
+async fn graceful_stop_lets_a_request_in_flight_finish() {
+    let mut silent = SilentPeer::start().await;
+    let mut cfg = p2p_chat::Config::for_tests();
+    cfg.dm_timeout = 1;
+    cfg.dial = vec![silent.addr.clone()];
+    let a = TestNode::start(cfg).await;
+    crate::support::eventually("connected to the silent peer", || async {
+        a.node.peers().await.expect("peers").len() == 1
+    })
+    .await;
+    let server = serve(&a, Duration::from_secs(10)).await;
+    let url = format!("http://{}/direct/{}", server.addr, silent.peer);
+    let in_flight = tokio::spawn(
+        reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .body(r#"{"text":"still there?"}"#)
+            .send(),
+    );
+    // The request has reached the peer: it is in flight in the server.
+    tokio::time::timeout(WAIT, async {
+        while silent.requests.recv().await.expect("peer runs")["kind"] != "message" {}
+    })
+    .await
+    .expect("the direct message left");
+    server.stop.send(()).expect("server running");
+    let answer = tokio::time::timeout(WAIT, in_flight)
+        .await
+        .expect("answered in time")
+        .expect("task")
+        .expect("answered, not cut off");
+    assert_eq!(answer.status(), 504, "the request ran to its own end");
+    tokio::time::timeout(p2p_chat::http::GRACE + Duration::from_secs(1), server.task)
+        .await
+        .expect("the server stops within the grace period")
+        .expect("task ends");
+}
+
+#[tokio::test]
 async fn room_message_posted_to_one_sidecar_appears_on_the_others_event_stream() {
     let (a, b) = super::pair().await;
     let (sa, sb) = (
@@ -226,6 +265,8 @@ async fn json_of(response: reqwest::Response) -> Value {
 pub struct SilentPeer {
     pub peer: PeerId,
     pub addr: Multiaddr,
+    /// Every request received (and never answered).
+    pub requests: mpsc::Receiver<Value>,
     _task: JoinHandle<()>,
 }
 
@@ -262,22 +303,28 @@ impl SilentPeer {
         })
         .await
         .expect("listening");
+        let (tx, requests) = mpsc::channel(64);
         let task = tokio::spawn(async move {
             // Requests are kept, never answered, so the sender times out.
             let mut held = Vec::new();
             loop {
                 if let SwarmEvent::Behaviour(request_response::Event::Message {
-                    message: request_response::Message::Request { channel, .. },
+                    message:
+                        request_response::Message::Request {
+                            channel, request, ..
+                        },
                     ..
                 }) = swarm.select_next_some().await
                 {
                     held.push(channel);
+                    let _ = tx.try_send(request);
                 }
             }
         });
         SilentPeer {
             peer,
             addr,
+            requests,
             _task: task,
         }
     }
