@@ -9,7 +9,7 @@ use clap::Parser;
 use p2p_chat::{
     Config, Node,
     config::{Command, LogFormat},
-    http,
+    http, shutdown,
     ui::{self, Style},
 };
 use tracing_subscriber::EnvFilter;
@@ -42,6 +42,8 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         println!("UP");
         return Ok(());
     }
+    // From here on SIGINT/SIGTERM stop everything in order, even mid-start.
+    let stop_signal = shutdown::listen().context("listening for signals")?;
     // Checked before anything starts: a refusal leaves no trace behind.
     let token = (!cfg.http.disabled).then(|| cfg.http.token()).transpose()?;
     let (node, events, task) = Node::spawn(&cfg).await.context("starting the node")?;
@@ -57,9 +59,12 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     });
     let style = if cfg.json { Style::Json } else { Style::Human };
     let stdin = (!cfg.headless).then(|| tokio::io::BufReader::new(tokio::io::stdin()));
-    // The front end returns on /quit, end of input, or SIGINT/SIGTERM; then
+    // The session ends on /quit, end of input, or SIGINT/SIGTERM; then
     // everything stops in order: HTTP (in-flight requests finish), the node.
-    let exit = ui::run(node.clone(), events, stdin, style, &cfg.room).await;
+    let exit = tokio::select! {
+        exit = ui::run(node.clone(), events, stdin, style, &cfg.room) => exit,
+        () = stop_signal => ui::Exit::Signal,
+    };
     tracing::debug!(?exit, "front end ended");
     let _ = stop.send(());
     if let Some(server) = server {

@@ -4,7 +4,7 @@
 
 use std::{
     io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
+    process::{Child, ChildStdin, Command, Stdio},
     time::Duration,
 };
 
@@ -19,9 +19,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_p2p-chat");
 /// Lines buffered from a child's output.
 const LINE_CAP: usize = 1024;
 
-/// A headless node process with its HTTP API on a free loopback port.
+/// A node process (line mode unless `--headless` is given), logging JSON.
 struct Daemon {
     child: Child,
+    /// Kept open: in line mode, end of input would end the session.
+    _stdin: Option<ChildStdin>,
     stdout: mpsc::Receiver<String>,
     stderr: mpsc::Receiver<String>,
 }
@@ -41,22 +43,24 @@ fn lines(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> 
 impl Daemon {
     fn start(args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let mut child = Command::new(BIN)
-            .args(["--ephemeral", "--no-mdns", "--headless"])
+            .args(["--ephemeral", "--no-mdns"])
             .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--log-format", "json"])
             .args(args)
             .env("P2P_CHAT_HEARTBEAT_MS", "200")
             .env_remove("RUST_LOG")
             .env_remove(TOKEN_ENV)
             .envs(env.iter().copied())
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("binary starts");
+        let stdin = child.stdin.take();
         let stdout = lines(child.stdout.take().expect("stdout"));
         let stderr = lines(child.stderr.take().expect("stderr"));
         Daemon {
             child,
+            _stdin: stdin,
             stdout,
             stderr,
         }
@@ -69,11 +73,12 @@ impl Daemon {
         v["fields"]["address"].as_str().expect("address").to_owned()
     }
 
-    /// SIGTERM; returns the exit code and how long the exit took.
-    fn terminate(&mut self) -> (i32, Duration) {
+    /// Sends `signal` (e.g. "-TERM"); returns the exit code and how long
+    /// the exit took.
+    fn signal(&mut self, signal: &str) -> (i32, Duration) {
         let started = std::time::Instant::now();
         let pid = self.child.id().to_string();
-        let kill = Command::new("kill").args(["-TERM", &pid]).status();
+        let kill = Command::new("kill").args([signal, &pid]).status();
         assert!(kill.expect("kill runs").success());
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -127,7 +132,7 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
 
 #[tokio::test]
 async fn healthcheck_exits_0_when_up_and_1_with_one_line_otherwise() {
-    let mut node = Daemon::start(&["--http", "127.0.0.1:0"], &[]);
+    let mut node = Daemon::start(&["--headless", "--http", "127.0.0.1:0"], &[]);
     let addr = node.http_addr().await;
     // No HOME, no data dir: the check starts no node.
     let url = format!("http://{addr}/health");
@@ -151,7 +156,7 @@ async fn healthcheck_exits_0_when_up_and_1_with_one_line_otherwise() {
     let (code, _, stderr) = run(&["healthcheck", "--url", "ftp://x/"], &[]);
     assert_eq!((code, stderr.lines().count()), (1, 1), "{stderr}");
 
-    let (code, took) = node.terminate();
+    let (code, took) = node.signal("-TERM");
     assert_eq!(code, 0, "a clean exit on SIGTERM");
     assert!(took < Duration::from_secs(5), "{took:?}");
 }
@@ -181,12 +186,18 @@ async fn non_loopback_http_needs_a_token_from_the_environment_or_a_file() {
     let file = file.to_str().expect("utf-8 path");
     for (args, env, token) in [
         (
-            vec!["--http", "0.0.0.0:0"],
+            vec!["--headless", "--http", "0.0.0.0:0"],
             vec![(TOKEN_ENV, "from-env")],
             "from-env",
         ),
         (
-            vec!["--http", "0.0.0.0:0", "--http-token-file", file],
+            vec![
+                "--headless",
+                "--http",
+                "0.0.0.0:0",
+                "--http-token-file",
+                file,
+            ],
             vec![],
             "from-a-file",
         ),
@@ -226,7 +237,17 @@ async fn non_loopback_http_needs_a_token_from_the_environment_or_a_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_posted_to_a_sidecar_shows_on_the_peers_json_output_and_events() {
     let a = TestNode::start_with("alice", &[]).await;
-    let mut b = Daemon::start(&["--json", "--http", "127.0.0.1:0", "--dial", &a.addr], &[]);
+    let mut b = Daemon::start(
+        &[
+            "--headless",
+            "--json",
+            "--http",
+            "127.0.0.1:0",
+            "--dial",
+            &a.addr,
+        ],
+        &[],
+    );
     let b_http = b.http_addr().await;
     let client = reqwest::Client::new();
     let events = client
@@ -256,4 +277,25 @@ async fn message_posted_to_a_sidecar_shows_on_the_peers_json_output_and_events()
             "nick": "alice", "text": "to the binary", "ts": printed["ts"],
         })
     );
+}
+
+#[tokio::test]
+async fn one_sigint_in_line_mode_stops_the_session_the_api_and_the_node() {
+    // Line mode: stdin stays open, the terminal front end runs.
+    let mut node = Daemon::start(
+        &["--json", "--http", "127.0.0.1:0"],
+        &[("RUST_LOG", "p2p_chat=info")],
+    );
+    let addr = node.http_addr().await;
+    let events = reqwest::Client::new()
+        .get(format!("http://{addr}/events"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(events.status(), 200);
+    let mut events = SseReader::of(events);
+    let (code, took) = node.signal("-INT");
+    assert_eq!(code, 0, "a clean exit on SIGINT");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(events.ends().await, "the open event stream was closed");
 }
