@@ -119,6 +119,7 @@ impl EventLoop {
     }
 
     pub(super) fn emit(&self, event: Event) {
+        self.metrics.observe(&event, self.peers.len());
         // No receiver is fine: nobody is watching.
         let _ = self.events.send(event);
     }
@@ -190,7 +191,6 @@ impl EventLoop {
             return false;
         }
         self.swarm.behaviour_mut().gossipsub.unsubscribe(&topic);
-        self.metrics.left(room);
         self.emit(Event::Left {
             room: room.to_owned(),
         });
@@ -238,7 +238,6 @@ impl EventLoop {
             }
             Err(e) => {
                 self.stats.send_failed += 1;
-                self.metrics.send_failed(room);
                 Err(Error::Publish {
                     room: room.to_owned(),
                     reason: publish_reason(&e),
@@ -255,14 +254,12 @@ impl EventLoop {
         };
         if let Some(room) = self.rooms.get_mut(&topic) {
             room.pending.push_back(env);
-            self.metrics.set_pending(&room.name, room.pending.len());
         }
         self.emit(event);
     }
 
     fn sent(&mut self, topic: &IdentTopic, env: Envelope) {
         self.stats.published += 1;
-        self.metrics.published(&env.room);
         self.emit(Event::Sent {
             room: env.room.clone(),
             id: env.id.clone(),
@@ -305,7 +302,6 @@ impl EventLoop {
                 }
                 Err(e) => {
                     self.stats.send_failed += 1;
-                    self.metrics.send_failed(&env.room);
                     self.emit(Event::Error {
                         message: format!(
                             "message {} to '{}' not sent: {}",

@@ -1,10 +1,11 @@
 //! Prometheus metrics of the node: libp2p's own (swarm, gossipsub, identify,
 //! ping, kad, bandwidth) and the chat's (messages per room, direct messages,
-//! peers, pending queues, delivery latency). The node task records them;
-//! handles only encode the registry.
+//! peers, pending queues, delivery latency). The node task records them,
+//! mostly from the events it emits; handles only encode the registry.
 
 use std::time::Duration;
 
+use libp2p::{metrics::Recorder, swarm::SwarmEvent};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{
@@ -15,6 +16,9 @@ use prometheus_client::{
     },
     registry::{Registry, Unit},
 };
+
+use super::{Event, behaviour::BehaviourEvent};
+use crate::protocol;
 
 /// Prefix of the chat's own metric names.
 const PREFIX: &str = "p2p_chat";
@@ -38,12 +42,11 @@ struct ReasonLabel {
 /// Everything the node task records.
 pub(crate) struct Metrics {
     /// libp2p's recorders, fed with swarm and behaviour events.
-    pub(crate) libp2p: libp2p::metrics::Metrics,
+    libp2p: libp2p::metrics::Metrics,
     published: Family<RoomLabel, Counter>,
     received: Family<RoomLabel, Counter>,
     rejected: Family<RejectLabel, Counter>,
     direct_rejected: Family<ReasonLabel, Counter>,
-    send_failed: Family<RoomLabel, Counter>,
     direct_sent: Counter,
     direct_received: Counter,
     direct_failed: Counter,
@@ -62,7 +65,6 @@ impl Metrics {
             received: Family::default(),
             rejected: Family::default(),
             direct_rejected: Family::default(),
-            send_failed: Family::default(),
             direct_sent: Counter::default(),
             direct_received: Counter::default(),
             direct_failed: Counter::default(),
@@ -86,11 +88,6 @@ impl Metrics {
             "messages_rejected",
             "Room messages refused or dropped, by room and reason",
             metrics.rejected.clone(),
-        );
-        r.register(
-            "messages_send_failed",
-            "Room messages that could not be sent and were dropped, by room",
-            metrics.send_failed.clone(),
         );
         r.register(
             "direct_sent",
@@ -127,27 +124,66 @@ impl Metrics {
         metrics
     }
 
-    pub(crate) fn published(&self, room: &str) {
-        self.published.get_or_create(&room_label(room)).inc();
+    /// Feeds libp2p's recorders: the swarm event itself and, for the
+    /// protocols libp2p has recorders for, the behaviour's event.
+    pub(crate) fn record(&self, event: &SwarmEvent<BehaviourEvent>) {
+        self.libp2p.record(event);
+        if let SwarmEvent::Behaviour(event) = event {
+            match event {
+                BehaviourEvent::Gossipsub(e) => self.libp2p.record(e),
+                BehaviourEvent::Identify(e) => self.libp2p.record(e),
+                BehaviourEvent::Ping(e) => self.libp2p.record(e),
+                BehaviourEvent::Kad(e) => self.libp2p.record(e),
+                _ => {}
+            }
+        }
     }
 
-    pub(crate) fn received(&self, room: &str, latency: Duration) {
-        self.received.get_or_create(&room_label(room)).inc();
-        self.latency.observe(latency.as_secs_f64());
+    /// Counts what the node tells its front ends, so the numbers are those
+    /// of what users saw. `peers` is the number of connected peers after
+    /// the event.
+    pub(crate) fn observe(&self, event: &Event, peers: usize) {
+        match event {
+            Event::Sent { room, .. } => {
+                self.published.get_or_create(&room_label(room)).inc();
+            }
+            Event::Message { room, ts, .. } => {
+                self.received.get_or_create(&room_label(room)).inc();
+                // A clock behind ours counts as no delay, not as negative.
+                let ms = protocol::now_ms().saturating_sub(*ts);
+                self.latency
+                    .observe(Duration::from_millis(ms).as_secs_f64());
+            }
+            Event::Receipt { .. } => {
+                self.direct_sent.inc();
+            }
+            Event::Direct { .. } => {
+                self.direct_received.inc();
+            }
+            Event::DirectFailed { .. } => {
+                self.direct_failed.inc();
+            }
+            Event::PeerConnected { .. } | Event::PeerDisconnected { .. } => {
+                self.peers.set(gauge_value(peers));
+            }
+            Event::Left { room } => {
+                self.pending.remove(&room_label(room));
+            }
+            _ => {}
+        }
     }
 
-    pub(crate) fn rejected(&self, room: &str, reason: &str) {
+    /// A room message refused or dropped; `room` is None when it came on a
+    /// topic we are not in.
+    pub(crate) fn rejected(&self, room: Option<&str>, reason: &str) {
         let label = RejectLabel {
-            room: room.to_owned(),
+            room: room.unwrap_or("unknown").to_owned(),
             reason: reason.to_owned(),
         };
         self.rejected.get_or_create(&label).inc();
     }
 
-    pub(crate) fn send_failed(&self, room: &str) {
-        self.send_failed.get_or_create(&room_label(room)).inc();
-    }
-
+    /// A direct message refused.
     pub(crate) fn direct_rejected(&self, reason: &str) {
         let label = ReasonLabel {
             reason: reason.to_owned(),
@@ -155,32 +191,16 @@ impl Metrics {
         self.direct_rejected.get_or_create(&label).inc();
     }
 
-    pub(crate) fn direct_sent(&self) {
-        self.direct_sent.inc();
-    }
-
-    pub(crate) fn direct_received(&self) {
-        self.direct_received.inc();
-    }
-
-    pub(crate) fn direct_failed(&self) {
-        self.direct_failed.inc();
-    }
-
-    pub(crate) fn set_peers(&self, n: usize) {
-        self.peers.set(i64::try_from(n).unwrap_or(i64::MAX));
-    }
-
+    /// The length of a room's queue of messages waiting for a peer.
     pub(crate) fn set_pending(&self, room: &str, n: usize) {
         self.pending
             .get_or_create(&room_label(room))
-            .set(i64::try_from(n).unwrap_or(i64::MAX));
+            .set(gauge_value(n));
     }
+}
 
-    /// Forgets the per-room gauge of a room we left.
-    pub(crate) fn left(&self, room: &str) {
-        self.pending.remove(&room_label(room));
-    }
+fn gauge_value(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn room_label(room: &str) -> RoomLabel {
@@ -197,9 +217,31 @@ mod tests {
     fn encodes_chat_metrics_with_room_labels() {
         let mut registry = Registry::default();
         let m = Metrics::new(&mut registry);
-        m.published("lobby");
-        m.received("lobby", Duration::from_millis(3));
-        m.rejected("lobby", "forged");
+        let (room, id, text) = ("lobby".to_owned(), "x".to_owned(), "hi".to_owned());
+        let nick = "n".to_owned();
+        m.observe(
+            &Event::Sent {
+                room: room.clone(),
+                id: id.clone(),
+                nick: nick.clone(),
+                text: text.clone(),
+                ts: 1,
+            },
+            0,
+        );
+        m.observe(
+            &Event::Message {
+                room: room.clone(),
+                id,
+                from: "p".into(),
+                nick,
+                text,
+                ts: protocol::now_ms(),
+            },
+            0,
+        );
+        m.observe(&Event::PeerConnected { peer: "p".into() }, 3);
+        m.rejected(Some("lobby"), "forged");
         m.set_pending("lobby", 2);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
@@ -211,7 +253,13 @@ mod tests {
             text.contains(r#"p2p_chat_messages_rejected_total{room="lobby",reason="forged"} 1"#)
         );
         assert!(text.contains(r#"p2p_chat_pending_messages{room="lobby"} 2"#));
+        assert!(text.contains(r#"p2p_chat_messages_received_total{room="lobby"} 1"#));
         assert!(text.contains("p2p_chat_message_latency_seconds_count 1"));
+        assert!(text.contains("p2p_chat_peers_connected 3"));
+        m.observe(&Event::Left { room }, 3);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        assert!(!text.contains(r#"p2p_chat_pending_messages{room="lobby"}"#));
         assert!(text.contains("libp2p_identify_received_total 0"), "{text}");
     }
 }

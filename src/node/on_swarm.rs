@@ -6,7 +6,6 @@ use libp2p::{
     core::ConnectedPoint,
     gossipsub::{self, MessageAcceptance},
     identify, kad, mdns,
-    metrics::Recorder,
     multiaddr::Protocol,
     ping,
     request_response::{self, OutboundFailure},
@@ -27,23 +26,19 @@ const WANTED_PEERS: usize = 8;
 
 impl EventLoop {
     pub(super) fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
-        self.metrics.libp2p.record(&event);
+        self.metrics.record(&event);
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(ev)) => self.on_gossipsub(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Direct(ev)) => self.on_direct(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(ev)) => self.on_identify(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(ev)) => self.on_kad(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(ev)) => self.on_mdns(ev),
-            SwarmEvent::Behaviour(BehaviourEvent::Ping(ev)) => {
-                self.metrics.libp2p.record(&ev);
-                if let ping::Event {
-                    peer,
-                    result: Ok(rtt),
-                    ..
-                } = ev
-                {
-                    self.peers.set_rtt(&peer, rtt);
-                }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                result: Ok(rtt),
+                ..
+            })) => {
+                self.peers.set_rtt(&peer, rtt);
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 let full = address
@@ -76,7 +71,6 @@ impl EventLoop {
                     }
                 }
                 if self.peers.connected(peer_id, addr, outbound) {
-                    self.metrics.set_peers(self.peers.len());
                     tracing::info!(peer = %peer_id, "peer connected");
                     self.emit(Event::PeerConnected {
                         peer: peer_id.to_string(),
@@ -91,7 +85,6 @@ impl EventLoop {
             } => {
                 self.redial.on_disconnected(peer_id, Instant::now());
                 if self.peers.disconnected(&peer_id) {
-                    self.metrics.set_peers(self.peers.len());
                     tracing::info!(peer = %peer_id, "peer disconnected");
                     self.emit(Event::PeerDisconnected {
                         peer: peer_id.to_string(),
@@ -117,7 +110,6 @@ impl EventLoop {
     }
 
     fn on_gossipsub(&mut self, event: gossipsub::Event) {
-        self.metrics.libp2p.record(&event);
         match event {
             gossipsub::Event::Message {
                 propagation_source,
@@ -132,8 +124,7 @@ impl EventLoop {
                     Err(reason) => {
                         *self.stats.rejected.entry(reason.label()).or_default() += 1;
                         let room = self.rooms.get(&message.topic).map(|r| r.name.as_str());
-                        self.metrics
-                            .rejected(room.unwrap_or("unknown"), reason.label());
+                        self.metrics.rejected(room, reason.label());
                         tracing::warn!(peer = %propagation_source, reason = reason.label(), "room message rejected");
                         MessageAcceptance::Reject
                     }
@@ -143,7 +134,7 @@ impl EventLoop {
                     }
                     Ok(env) if !self.seen.insert(&env.id) => {
                         *self.stats.rejected.entry("duplicate").or_default() += 1;
-                        self.metrics.rejected(&env.room, "duplicate");
+                        self.metrics.rejected(Some(&env.room), "duplicate");
                         tracing::debug!(id = %env.id, "duplicate message id dropped");
                         MessageAcceptance::Ignore
                     }
@@ -181,9 +172,6 @@ impl EventLoop {
             });
         }
         self.stats.received += 1;
-        let latency = crate::protocol::now_ms().saturating_sub(env.ts);
-        self.metrics
-            .received(&env.room, std::time::Duration::from_millis(latency));
         self.emit(Event::Message {
             room: env.room.clone(),
             id: env.id.clone(),
@@ -229,7 +217,6 @@ impl EventLoop {
                     (DirectResponse::Hello { nick }, _) => self.learn_nick(peer, &nick),
                     (DirectResponse::Receipt { id }, Some(p)) if id == p.id => {
                         self.stats.direct_sent += 1;
-                        self.metrics.direct_sent();
                         self.emit(Event::Receipt {
                             id: id.clone(),
                             to: peer.to_string(),
@@ -312,7 +299,6 @@ impl EventLoop {
                 let receipt = DirectResponse::Receipt { id: env.id.clone() };
                 if self.seen.insert(&env.id) {
                     self.stats.direct_received += 1;
-                    self.metrics.direct_received();
                     self.emit(Event::Direct {
                         id: env.id,
                         from: env.from,
@@ -340,7 +326,6 @@ impl EventLoop {
 
     fn direct_failed(&mut self, p: PendingDirect, err: Error) {
         self.stats.direct_failed += 1;
-        self.metrics.direct_failed();
         self.emit(Event::DirectFailed {
             id: p.id.clone(),
             to: p.to.to_string(),
@@ -352,7 +337,6 @@ impl EventLoop {
     }
 
     fn on_identify(&mut self, event: identify::Event) {
-        self.metrics.libp2p.record(&event);
         if let identify::Event::Received { peer_id, info, .. } = event {
             self.peers
                 .add_addresses(&peer_id, info.listen_addrs.iter().cloned());
@@ -363,7 +347,6 @@ impl EventLoop {
     }
 
     fn on_kad(&mut self, event: kad::Event) {
-        self.metrics.libp2p.record(&event);
         if let kad::Event::RoutingUpdated {
             peer, addresses, ..
         } = event

@@ -272,6 +272,14 @@ async fn direct_message_is_delivered_by_nick_and_unknown_peers_are_404() {
     .await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
     assert!(answer.error().contains("not connected"), "{}", answer.body);
+
+    let sent = send(&app, get("/metrics")).await.body;
+    assert!(sent.contains("p2p_chat_direct_sent_total 2"), "{sent}");
+    let received = send(&self::app(&b), get("/metrics")).await.body;
+    assert!(
+        received.contains("p2p_chat_direct_received_total 2"),
+        "{received}"
+    );
 }
 
 #[tokio::test]
@@ -295,6 +303,11 @@ async fn direct_message_to_a_peer_that_never_answers_is_504() {
         answer.body
     );
     assert!(answer.error().contains("no receipt"), "{}", answer.body);
+    let metrics = send(&app, get("/metrics")).await.body;
+    assert!(
+        metrics.contains("p2p_chat_direct_failed_total 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
