@@ -24,6 +24,7 @@
 //! ```
 
 pub mod config;
+pub mod crypto;
 pub mod identity;
 pub mod node;
 pub mod protocol;

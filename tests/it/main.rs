@@ -6,6 +6,7 @@
 mod support;
 
 mod cli;
+mod encrypted;
 mod lab;
 mod lan;
 mod node;
