@@ -3,8 +3,9 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum, parser::ValueSource};
 use libp2p::{Multiaddr, multiaddr::Protocol};
+use zeroize::Zeroizing;
 
 /// Default port for TCP and QUIC when no `--listen` is given.
 pub const DEFAULT_PORT: u16 = 4001;
@@ -45,6 +46,15 @@ pub struct Config {
     /// Room to join at start.
     #[arg(long, env = "P2P_CHAT_ROOM", default_value = DEFAULT_ROOM)]
     pub room: String,
+
+    /// File whose first line is the passphrase of --room (an encrypted room).
+    #[arg(long, env = "P2P_CHAT_PASSPHRASE_FILE", conflicts_with = "passphrase")]
+    pub passphrase_file: Option<PathBuf>,
+
+    /// Passphrase of --room, from the environment variable only: on the
+    /// command line every user of the machine could read it.
+    #[arg(long, env = "P2P_CHAT_PASSPHRASE", hide_env_values = true, hide = true, value_parser = parse_secret)]
+    pub passphrase: Option<Secret>,
 
     /// Name shown to others. Default: the login name, else a short peer id.
     #[arg(long, env = "P2P_CHAT_NICK")]
@@ -110,7 +120,85 @@ pub enum Command {
     },
 }
 
+/// A secret string (a passphrase): never shown by `Debug`, zeroized on drop.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(Zeroizing::new(s.into()))
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+fn parse_secret(s: &str) -> Result<Secret, String> {
+    if s.is_empty() {
+        return Err("the passphrase is empty".into());
+    }
+    Ok(Secret::new(s))
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The passphrase file cannot be read.
+    #[error("passphrase file {path}: {reason}")]
+    PassphraseFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
 impl Config {
+    /// Parses the command line and environment, exiting with status 2 and a
+    /// usage message on bad input (as clap does), and refusing a passphrase
+    /// given on the command line.
+    pub fn from_env_and_args() -> Config {
+        let matches = Config::command().get_matches();
+        if matches.value_source("passphrase") == Some(ValueSource::CommandLine) {
+            Config::command()
+                .error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    "a passphrase on the command line is visible to every user of this machine: \
+                     put it in a file (--passphrase-file FILE) or in P2P_CHAT_PASSPHRASE",
+                )
+                .exit();
+        }
+        Config::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Reads `--passphrase-file` into `passphrase`, if given.
+    pub fn load_passphrase(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = &self.passphrase_file else {
+            return Ok(());
+        };
+        let err = |reason: String| ConfigError::PassphraseFile {
+            path: path.clone(),
+            reason,
+        };
+        let content =
+            Zeroizing::new(std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?);
+        let line = content.lines().next().unwrap_or("").trim_end_matches('\r');
+        if line.is_empty() {
+            return Err(err("the first line is empty".into()));
+        }
+        self.passphrase = Some(Secret::new(line));
+        Ok(())
+    }
+
     /// A config for in-process tests: loopback TCP on a free port, fresh
     /// identity, no mDNS, a fast heartbeat.
     pub fn for_tests() -> Self {
@@ -124,6 +212,8 @@ impl Config {
             bootstrap: Vec::new(),
             room: DEFAULT_ROOM.into(),
             nick: None,
+            passphrase_file: None,
+            passphrase: None,
             data_dir: None,
             ephemeral: true,
             no_mdns: true,

@@ -25,6 +25,7 @@
 //! ```
 
 pub mod config;
+pub mod crypto;
 pub mod http;
 pub mod identity;
 pub mod node;

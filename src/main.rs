@@ -5,7 +5,6 @@
 use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context;
-use clap::Parser;
 use p2p_chat::{
     Config, Node,
     config::{Command, LogFormat},
@@ -15,8 +14,11 @@ use p2p_chat::{
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
-    let cfg = Config::parse();
+    let mut cfg = Config::from_env_and_args();
     init_tracing(&cfg);
+    if let Err(e) = cfg.load_passphrase() {
+        return fail(e.into());
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(anyhow::Error::from(e).context("starting the runtime")),

@@ -13,6 +13,7 @@ mod on_swarm;
 mod peers;
 mod readiness;
 mod redial;
+mod rooms;
 mod swarm;
 
 use std::sync::Arc;
@@ -30,8 +31,9 @@ pub use readiness::Readiness;
 
 use crate::{
     config::{Config, DEFAULT_PORT},
+    crypto::RoomKey,
     identity::{self, IdentityError},
-    protocol::{self, Envelope},
+    protocol::{self, ChatMessage},
 };
 
 /// Capacity of the command channel from handles to the node task.
@@ -109,6 +111,9 @@ pub enum Error {
     /// The room's pending queue is full.
     #[error("{0} messages are already waiting for a peer in '{1}': wait for one to join")]
     QueueFull(usize, String),
+    /// The room key could not be derived.
+    #[error("cannot derive the room key: {0}")]
+    Crypto(#[from] crate::crypto::CryptoError),
     /// Gossipsub refused the publish.
     #[error("cannot send to '{room}': {reason}")]
     Publish {
@@ -148,6 +153,7 @@ pub(crate) enum Command {
     },
     Join {
         room: String,
+        key: Option<RoomKey>,
         reply: Reply<bool>,
     },
     Leave {
@@ -164,7 +170,7 @@ pub(crate) enum Command {
         room: String,
         limit: usize,
         before: Option<String>,
-        reply: Reply<Vec<Envelope>>,
+        reply: Reply<Vec<ChatMessage>>,
     },
     SetNick {
         nick: String,
@@ -224,6 +230,8 @@ pub struct PeerInfo {
 pub struct RoomInfo {
     /// Room name.
     pub room: String,
+    /// Joined with a passphrase: messages are sealed.
+    pub encrypted: bool,
     /// Connected peers subscribed to it.
     pub members: usize,
     /// Peers in our gossipsub mesh for it.
@@ -241,6 +249,9 @@ pub struct Stats {
     pub received: u64,
     /// Frames rejected, by reason.
     pub rejected: std::collections::BTreeMap<&'static str, u64>,
+    /// Sealed room messages relayed but not readable here (no key, or
+    /// another key).
+    pub opaque: u64,
     /// Room messages that could not be sent and were dropped.
     pub send_failed: u64,
     /// Direct messages delivered (receipt received).
@@ -317,9 +328,13 @@ impl Node {
         listen(&mut swarm, cfg)?;
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAP);
         let (events_tx, events_rx) = broadcast::channel(EVENT_CAP);
+        let key = match &cfg.passphrase {
+            Some(pass) => Some(derive_key(&cfg.room, pass.expose()).await?),
+            None => None,
+        };
         let mut event_loop =
             event_loop::EventLoop::new(swarm, commands_rx, events_tx.clone(), nick, metrics, cfg);
-        event_loop.join(&cfg.room)?;
+        event_loop.join(&cfg.room, key)?;
         let task = tokio::spawn(event_loop.run());
         let node = Node {
             peer_id,
@@ -375,10 +390,30 @@ impl Node {
             .await
     }
 
-    /// Joins a room; false if already joined.
+    /// Joins an open room; false if already joined.
     pub async fn join(&self, room: &str) -> Result<bool, Error> {
         let room = room.to_owned();
-        self.call(|reply| Command::Join { room, reply }).await
+        self.call(|reply| Command::Join {
+            room,
+            key: None,
+            reply,
+        })
+        .await
+    }
+
+    /// Joins an encrypted room, or gives a joined room its passphrase. The
+    /// key is derived here, once, off the async runtime (Argon2id takes a
+    /// few hundred milliseconds); false if the room was already joined.
+    pub async fn join_encrypted(&self, room: &str, passphrase: &str) -> Result<bool, Error> {
+        check_room(room)?;
+        let key = derive_key(room, passphrase).await?;
+        let room = room.to_owned();
+        self.call(|reply| Command::Join {
+            room,
+            key: Some(key),
+            reply,
+        })
+        .await
     }
 
     /// Leaves a room; false if not joined.
@@ -404,7 +439,7 @@ impl Node {
         room: &str,
         limit: usize,
         before: Option<&str>,
-    ) -> Result<Vec<Envelope>, Error> {
+    ) -> Result<Vec<ChatMessage>, Error> {
         let (room, before) = (room.to_owned(), before.map(str::to_owned));
         self.call(|reply| Command::History {
             room,
@@ -518,6 +553,17 @@ fn with_port_zero(addr: &Multiaddr) -> Multiaddr {
             other => other,
         })
         .collect()
+}
+
+async fn derive_key(room: &str, passphrase: &str) -> Result<RoomKey, Error> {
+    let (room, pass) = (
+        room.to_owned(),
+        zeroize::Zeroizing::new(passphrase.to_owned()),
+    );
+    tokio::task::spawn_blocking(move || RoomKey::derive(&pass, &room))
+        .await
+        .map_err(|e| Error::Transport(format!("key derivation task: {e}")))?
+        .map_err(Error::from)
 }
 
 /// The login name, else a short form of the peer id.

@@ -7,6 +7,8 @@
 
 use libp2p::{PeerId, StreamProtocol, gossipsub::IdentTopic};
 use serde::{Deserialize, Serialize};
+
+use crate::crypto::Sealed;
 use sha2::{Digest, Sha256};
 
 /// Schema version carried in every envelope.
@@ -46,23 +48,64 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A room message as it travels and as it is kept.
+/// A room or direct message as it travels.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     /// Schema version ([`VERSION`]).
     pub v: u8,
     /// Unique id (a ULID: sortable by time, random in its low bits).
     pub id: String,
-    /// Room name.
-    pub room: String,
     /// Author's peer id; checked against gossipsub's signed source.
     pub from: String,
-    /// Author's nick at the time of sending.
-    pub nick: String,
     /// Author's clock, ms since the Unix epoch.
     pub ts: u64,
-    /// The message text.
+    /// What it says, readable or sealed.
+    pub body: Body,
+}
+
+/// The body of an envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Body {
+    /// A readable message. `room` is empty for a direct message.
+    Text {
+        /// Room name.
+        room: String,
+        /// Author's nick at the time of sending.
+        nick: String,
+        /// The text.
+        text: String,
+    },
+    /// A message of an encrypted room: its plaintext is an [`Inner`]; the
+    /// room name is not on the wire, only bound into the associated data.
+    Sealed(Sealed),
+}
+
+/// The plaintext inside a sealed body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inner {
+    /// Author's nick.
+    pub nick: String,
+    /// The text.
     pub text: String,
+}
+
+/// A message as a person reads it: from a readable envelope, or from a
+/// sealed one this node could open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Room name (empty for a direct message).
+    pub room: String,
+    /// Message id.
+    pub id: String,
+    /// Author's peer id.
+    pub from: String,
+    /// Author's nick.
+    pub nick: String,
+    /// The text.
+    pub text: String,
+    /// Author's clock, ms since the epoch.
+    pub ts: u64,
 }
 
 /// Why a received frame was refused. Each reason is counted.
@@ -95,7 +138,30 @@ impl Rejection {
     }
 }
 
+/// Checks a readable text and nick against the limits.
+pub fn check_text(nick: &str, text: &str) -> Result<(), Rejection> {
+    if text.len() > MAX_TEXT_BYTES || nick.len() > MAX_NICK_BYTES {
+        return Err(Rejection::TooLarge);
+    }
+    Ok(())
+}
+
 impl Envelope {
+    /// A readable envelope from us, stamped now with a fresh id.
+    pub fn text(from: &PeerId, room: &str, nick: &str, text: &str) -> Envelope {
+        Envelope {
+            v: VERSION,
+            id: new_id(),
+            from: from.to_string(),
+            ts: now_ms(),
+            body: Body::Text {
+                room: room.into(),
+                nick: nick.into(),
+                text: text.into(),
+            },
+        }
+    }
+
     /// Serializes to the wire form.
     pub fn encode(&self) -> Vec<u8> {
         // Serializing a struct of strings and integers cannot fail.
@@ -113,17 +179,22 @@ impl Envelope {
         }
         let env: Envelope = serde_json::from_slice(data).map_err(|_| Rejection::Malformed)?;
         env.check_fields()?;
-        if env.room.is_empty() {
-            return Err(Rejection::Malformed);
-        }
         let source = source.ok_or(Rejection::Forged)?;
-        if env.from != source.to_string() || topic_for(&env.room).hash() != *topic {
+        if env.from != source.to_string() {
             return Err(Rejection::Forged);
+        }
+        if let Body::Text { room, .. } = &env.body {
+            if room.is_empty() {
+                return Err(Rejection::Malformed);
+            }
+            if topic_for(room).hash() != *topic {
+                return Err(Rejection::Forged);
+            }
         }
         Ok(env)
     }
 
-    /// Field checks shared by room and direct messages (whose room is empty).
+    /// Field checks shared by room and direct messages.
     pub fn check_fields(&self) -> Result<(), Rejection> {
         if self.v != VERSION {
             return Err(Rejection::Version);
@@ -131,13 +202,35 @@ impl Envelope {
         if self.id.is_empty() || self.id.len() > 64 {
             return Err(Rejection::Malformed);
         }
-        if self.text.len() > MAX_TEXT_BYTES
-            || self.nick.len() > MAX_NICK_BYTES
-            || self.room.len() > MAX_ROOM_BYTES
-        {
-            return Err(Rejection::TooLarge);
+        match &self.body {
+            Body::Text { room, nick, text } => {
+                check_text(nick, text)?;
+                if room.len() > MAX_ROOM_BYTES {
+                    return Err(Rejection::TooLarge);
+                }
+            }
+            Body::Sealed(sealed) => {
+                if sealed.key_id.len() > 64 || sealed.nonce.len() > 64 {
+                    return Err(Rejection::Malformed);
+                }
+            }
         }
         Ok(())
+    }
+
+    /// The readable view of a text envelope; None for a sealed one.
+    pub fn readable(&self) -> Option<ChatMessage> {
+        match &self.body {
+            Body::Text { room, nick, text } => Some(ChatMessage {
+                room: room.clone(),
+                id: self.id.clone(),
+                from: self.from.clone(),
+                nick: nick.clone(),
+                text: text.clone(),
+                ts: self.ts,
+            }),
+            Body::Sealed(_) => None,
+        }
     }
 }
 
@@ -193,15 +286,7 @@ mod tests {
     use super::*;
 
     fn sample(from: &PeerId) -> Envelope {
-        Envelope {
-            v: VERSION,
-            id: new_id(),
-            room: "lobby".into(),
-            from: from.to_string(),
-            nick: "alice".into(),
-            ts: now_ms(),
-            text: "hello".into(),
-        }
+        Envelope::text(from, "lobby", "alice", "hello")
     }
 
     #[test]
@@ -248,13 +333,13 @@ mod tests {
             Envelope::decode(b"not json", Some(&peer), &topic),
             Err(Rejection::Malformed)
         );
-        let mut env = sample(&peer);
-        env.text = "x".repeat(MAX_TEXT_BYTES + 1);
+        let big = "x".repeat(MAX_TEXT_BYTES + 1);
+        let env = Envelope::text(&peer, "lobby", "alice", &big);
         assert_eq!(
             Envelope::decode(&env.encode(), Some(&peer), &topic),
             Err(Rejection::TooLarge)
         );
-        env.text = "ok".into();
+        let mut env = sample(&peer);
         env.v = 9;
         assert_eq!(
             Envelope::decode(&env.encode(), Some(&peer), &topic),

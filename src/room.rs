@@ -1,9 +1,13 @@
-//! Pure room state: the ring of recent messages, the queue of messages
-//! waiting for a peer, and the set of ids already seen. No I/O.
+//! Pure room state: its key if encrypted, the ring of recent messages, the
+//! queue of messages waiting for a peer, and the set of ids already seen.
+//! No I/O.
 
 use std::collections::{HashSet, VecDeque};
 
-use crate::protocol::Envelope;
+use crate::{
+    crypto::RoomKey,
+    protocol::{ChatMessage, Envelope},
+};
 
 /// Recent messages kept per room in memory.
 pub const RING_CAP: usize = 1000;
@@ -12,21 +16,45 @@ pub const PENDING_CAP: usize = 1000;
 /// Message ids remembered for duplicate and replay detection.
 pub const SEEN_CAP: usize = 100_000;
 
+/// One of our messages, as sent and as shown.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The wire form (sealed in an encrypted room).
+    pub env: Envelope,
+    /// The readable form.
+    pub msg: ChatMessage,
+}
+
+/// Notices a person sees once per room, not once per message.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Notices {
+    /// "This room is encrypted": shown to a member without the passphrase.
+    pub locked: bool,
+    /// "Wrong passphrase?": shown to a member whose key does not fit.
+    pub wrong_key: bool,
+}
+
 /// One joined room.
 #[derive(Debug)]
 pub struct Room {
     /// Room name.
     pub name: String,
-    ring: VecDeque<Envelope>,
+    /// The room key, if joined with a passphrase.
+    pub key: Option<RoomKey>,
+    /// Which one-time notices were shown.
+    pub notices: Notices,
+    ring: VecDeque<ChatMessage>,
     /// Our messages not yet sent, oldest first.
-    pub pending: VecDeque<Envelope>,
+    pub pending: VecDeque<Outgoing>,
 }
 
 impl Room {
     /// An empty room.
-    pub fn new(name: &str) -> Self {
+    pub fn new(name: &str, key: Option<RoomKey>) -> Self {
         Room {
             name: name.to_owned(),
+            key,
+            notices: Notices::default(),
             ring: VecDeque::new(),
             pending: VecDeque::new(),
         }
@@ -34,17 +62,17 @@ impl Room {
 
     /// Keeps a message in the ring, in `(ts, id)` order, dropping the oldest
     /// when full.
-    pub fn remember(&mut self, env: Envelope) {
-        let key = (env.ts, env.id.as_str());
+    pub fn remember(&mut self, msg: ChatMessage) {
+        let key = (msg.ts, msg.id.as_str());
         let at = self.ring.partition_point(|e| (e.ts, e.id.as_str()) <= key);
-        self.ring.insert(at, env);
+        self.ring.insert(at, msg);
         if self.ring.len() > RING_CAP {
             self.ring.pop_front();
         }
     }
 
     /// Up to `limit` messages, oldest first, all before `before` if given.
-    pub fn recent(&self, limit: usize, before: Option<&str>) -> Vec<Envelope> {
+    pub fn recent(&self, limit: usize, before: Option<&str>) -> Vec<ChatMessage> {
         let end = match before {
             Some(id) => self.ring.iter().position(|e| e.id == id).unwrap_or(0),
             None => self.ring.len(),
@@ -87,9 +115,8 @@ impl SeenIds {
 mod tests {
     use super::*;
 
-    fn env(id: &str, ts: u64) -> Envelope {
-        Envelope {
-            v: 1,
+    fn env(id: &str, ts: u64) -> ChatMessage {
+        ChatMessage {
             id: id.into(),
             room: "r".into(),
             from: "p".into(),
@@ -101,7 +128,7 @@ mod tests {
 
     #[test]
     fn ring_keeps_ts_order_and_pages() {
-        let mut room = Room::new("r");
+        let mut room = Room::new("r", None);
         room.remember(env("b", 2));
         room.remember(env("a", 1));
         room.remember(env("c", 3));
@@ -117,7 +144,7 @@ mod tests {
 
     #[test]
     fn ring_is_bounded() {
-        let mut room = Room::new("r");
+        let mut room = Room::new("r", None);
         for i in 0..(RING_CAP as u64 + 10) {
             room.remember(env(&i.to_string(), i));
         }

@@ -153,8 +153,11 @@ impl Session {
                 None => self.print(&self.render.error("no current room: /join ROOM first")),
             },
             Input::Msg { to, text } => self.send_direct(to, text),
-            Input::Join(room) => {
-                let result = self.node.join(&room).await;
+            Input::Join { room, passphrase } => {
+                let result = match &passphrase {
+                    Some(pass) => self.node.join_encrypted(&room, pass.expose()).await,
+                    None => self.node.join(&room).await,
+                };
                 if result.is_ok() {
                     self.current = Some(room.clone());
                 }

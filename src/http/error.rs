@@ -83,7 +83,7 @@ impl From<node::Error> for AppError {
             E::AmbiguousNick { .. } => StatusCode::CONFLICT,
             E::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             E::DirectFailed { .. } => StatusCode::BAD_GATEWAY,
-            E::Identity(_) | E::Transport(_) | E::Listen { .. } => {
+            E::Identity(_) | E::Transport(_) | E::Listen { .. } | E::Crypto(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::{AppState, error::AppError};
 use crate::{
     node::{PeerInfo, RoomInfo, Status},
-    protocol::Envelope,
+    protocol::ChatMessage,
     room::RING_CAP,
 };
 
@@ -75,7 +75,7 @@ pub(super) async fn history(
     State(state): State<AppState>,
     room: std::result::Result<Path<String>, PathRejection>,
     query: std::result::Result<Query<HistoryQuery>, QueryRejection>,
-) -> Result<Json<Vec<Envelope>>> {
+) -> Result<Json<Vec<ChatMessage>>> {
     let Path(room) = room?;
     let Query(query) = query?;
     let limit = query.limit.unwrap_or(DEFAULT_LIMIT);

@@ -105,6 +105,14 @@ pub enum Event {
         /// Room name.
         room: String,
     },
+    /// A one-time notice about a room (e.g. it is encrypted and we cannot
+    /// read it).
+    Notice {
+        /// Room name.
+        room: String,
+        /// The notice, one line.
+        message: String,
+    },
     /// Something the user must see, in one line.
     Error {
         /// The message.

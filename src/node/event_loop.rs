@@ -7,7 +7,7 @@ use std::{collections::HashMap, time::Duration};
 use libp2p::{
     Multiaddr, PeerId, Swarm,
     futures::StreamExt,
-    gossipsub::{IdentTopic, PublishError, TopicHash},
+    gossipsub::{PublishError, TopicHash},
     request_response::OutboundRequestId,
     swarm::dial_opts::DialOpts,
 };
@@ -17,13 +17,13 @@ use tokio::{
 };
 
 use super::{
-    Command, Error, Event, PeerInfo, Receipt, RoomInfo, Sent, Stats, Status, behaviour::Behaviour,
-    check_nick, check_room, metrics::Metrics, peers::PeerBook, redial::Redial,
+    Command, Error, Event, PeerInfo, Receipt, Stats, Status, behaviour::Behaviour, check_nick,
+    metrics::Metrics, peers::PeerBook, redial::Redial,
 };
 use crate::{
     config::Config,
     protocol::{self, DirectRequest, Envelope},
-    room::{PENDING_CAP, Room, SeenIds},
+    room::{Room, SeenIds},
 };
 
 /// Housekeeping period: redials and pending retries.
@@ -130,8 +130,8 @@ impl EventLoop {
                 let _ = reply.send(self.publish(&room, text));
             }
             Command::SendDirect { to, text, reply } => self.send_direct(&to, text, reply),
-            Command::Join { room, reply } => {
-                let _ = reply.send(self.join(&room));
+            Command::Join { room, key, reply } => {
+                let _ = reply.send(self.join(&room, key));
             }
             Command::Leave { room, reply } => {
                 let _ = reply.send(Ok(self.leave(&room)));
@@ -167,154 +167,6 @@ impl EventLoop {
         }
     }
 
-    pub(crate) fn join(&mut self, room: &str) -> Result<bool, Error> {
-        check_room(room)?;
-        let topic = protocol::topic_for(room);
-        if self.rooms.contains_key(&topic.hash()) {
-            return Ok(false);
-        }
-        self.swarm
-            .behaviour_mut()
-            .gossipsub
-            .subscribe(&topic)
-            .map_err(|e| Error::InvalidRoom(format!("cannot subscribe: {e}")))?;
-        self.rooms.insert(topic.hash(), Room::new(room));
-        self.emit(Event::Joined {
-            room: room.to_owned(),
-        });
-        Ok(true)
-    }
-
-    fn leave(&mut self, room: &str) -> bool {
-        let topic = protocol::topic_for(room);
-        if self.rooms.remove(&topic.hash()).is_none() {
-            return false;
-        }
-        self.swarm.behaviour_mut().gossipsub.unsubscribe(&topic);
-        self.emit(Event::Left {
-            room: room.to_owned(),
-        });
-        true
-    }
-
-    fn publish(&mut self, room: &str, text: String) -> Result<Sent, Error> {
-        check_text(&text)?;
-        let topic = protocol::topic_for(room);
-        let Some(state) = self.rooms.get_mut(&topic.hash()) else {
-            return Err(Error::NotJoined(room.to_owned()));
-        };
-        if state.pending.len() >= PENDING_CAP {
-            return Err(Error::QueueFull(PENDING_CAP, room.to_owned()));
-        }
-        let env = Envelope {
-            v: protocol::VERSION,
-            id: protocol::new_id(),
-            room: room.to_owned(),
-            from: self.swarm.local_peer_id().to_string(),
-            nick: self.nick.clone(),
-            ts: protocol::now_ms(),
-            text,
-        };
-        self.seen.insert(&env.id);
-        let id = env.id.clone();
-        if !state.pending.is_empty() {
-            // Keep order: never overtake messages already waiting.
-            self.queue(topic.hash(), env);
-            return Ok(Sent { id, pending: true });
-        }
-        match self
-            .swarm
-            .behaviour_mut()
-            .gossipsub
-            .publish(topic.clone(), env.encode())
-        {
-            Ok(_) => {
-                self.sent(&topic, env);
-                Ok(Sent { id, pending: false })
-            }
-            Err(PublishError::NoPeersSubscribedToTopic) => {
-                self.queue(topic.hash(), env);
-                Ok(Sent { id, pending: true })
-            }
-            Err(e) => {
-                self.stats.send_failed += 1;
-                Err(Error::Publish {
-                    room: room.to_owned(),
-                    reason: publish_reason(&e),
-                })
-            }
-        }
-    }
-
-    fn queue(&mut self, topic: TopicHash, env: Envelope) {
-        let event = Event::Pending {
-            room: env.room.clone(),
-            id: env.id.clone(),
-            text: env.text.clone(),
-        };
-        if let Some(room) = self.rooms.get_mut(&topic) {
-            room.pending.push_back(env);
-        }
-        self.emit(event);
-    }
-
-    fn sent(&mut self, topic: &IdentTopic, env: Envelope) {
-        self.stats.published += 1;
-        self.emit(Event::Sent {
-            room: env.room.clone(),
-            id: env.id.clone(),
-            nick: env.nick.clone(),
-            text: env.text.clone(),
-            ts: env.ts,
-        });
-        if let Some(room) = self.rooms.get_mut(&topic.hash()) {
-            room.remember(env);
-        }
-    }
-
-    /// Sends what waits in `topic`'s queue, in order, until a publish finds
-    /// no peer again.
-    pub(super) fn flush_pending(&mut self, topic: &TopicHash) {
-        let Some(room) = self.rooms.get(topic) else {
-            return;
-        };
-        let ident = protocol::topic_for(&room.name);
-        loop {
-            let Some(env) = self
-                .rooms
-                .get_mut(topic)
-                .and_then(|r| r.pending.pop_front())
-            else {
-                return;
-            };
-            match self
-                .swarm
-                .behaviour_mut()
-                .gossipsub
-                .publish(ident.clone(), env.encode())
-            {
-                Ok(_) => self.sent(&ident, env),
-                Err(PublishError::NoPeersSubscribedToTopic) => {
-                    if let Some(room) = self.rooms.get_mut(topic) {
-                        room.pending.push_front(env);
-                    }
-                    return;
-                }
-                Err(e) => {
-                    self.stats.send_failed += 1;
-                    self.emit(Event::Error {
-                        message: format!(
-                            "message {} to '{}' not sent: {}",
-                            env.id,
-                            env.room,
-                            publish_reason(&e)
-                        ),
-                    });
-                }
-            }
-        }
-    }
-
     fn send_direct(
         &mut self,
         to: &str,
@@ -332,15 +184,7 @@ impl EventLoop {
                 return;
             }
         };
-        let env = Envelope {
-            v: protocol::VERSION,
-            id: protocol::new_id(),
-            room: String::new(),
-            from: self.swarm.local_peer_id().to_string(),
-            nick: self.nick.clone(),
-            ts: protocol::now_ms(),
-            text,
-        };
+        let env = Envelope::text(self.swarm.local_peer_id(), "", &self.nick, &text);
         let id = env.id.clone();
         let request_id = self
             .swarm
@@ -372,25 +216,6 @@ impl EventLoop {
             nick: self.nick.clone(),
         };
         self.swarm.behaviour_mut().direct.send_request(&peer, hello);
-    }
-
-    fn room_infos(&self) -> Vec<RoomInfo> {
-        let gossip = &self.swarm.behaviour().gossipsub;
-        let mut rooms: Vec<RoomInfo> = self
-            .rooms
-            .iter()
-            .map(|(topic, room)| RoomInfo {
-                room: room.name.clone(),
-                members: gossip
-                    .all_peers()
-                    .filter(|(_, topics)| topics.contains(&topic))
-                    .count(),
-                mesh_peers: gossip.mesh_peers(topic).count(),
-                pending: room.pending.len(),
-            })
-            .collect();
-        rooms.sort_by(|a, b| a.room.cmp(&b.room));
-        rooms
     }
 
     fn peer_infos(&self) -> Vec<PeerInfo> {
@@ -445,7 +270,7 @@ impl EventLoop {
     }
 }
 
-fn check_text(text: &str) -> Result<(), Error> {
+pub(super) fn check_text(text: &str) -> Result<(), Error> {
     if text.trim().is_empty() {
         return Err(Error::Empty);
     }
@@ -458,7 +283,7 @@ fn check_text(text: &str) -> Result<(), Error> {
     Ok(())
 }
 
-fn publish_reason(e: &PublishError) -> String {
+pub(super) fn publish_reason(e: &PublishError) -> String {
     match e {
         PublishError::AllQueuesFull(n) => format!("the send queues to all {n} peers are full"),
         PublishError::MessageTooLarge => "the frame is over the network's limit".into(),

@@ -116,32 +116,25 @@ impl EventLoop {
                 message_id,
                 message,
             } => {
-                let verdict = match Envelope::decode(
-                    &message.data,
-                    message.source.as_ref(),
-                    &message.topic,
-                ) {
-                    Err(reason) => {
+                let decoded =
+                    Envelope::decode(&message.data, message.source.as_ref(), &message.topic);
+                let verdict = match (decoded, message.source) {
+                    (Err(reason), _) => {
                         *self.stats.rejected.entry(reason.label()).or_default() += 1;
                         let room = self.rooms.get(&message.topic).map(|r| r.name.as_str());
                         self.metrics.rejected(room, reason.label());
                         tracing::warn!(peer = %propagation_source, reason = reason.label(), "room message rejected");
                         MessageAcceptance::Reject
                     }
-                    Ok(env) if !self.rooms.contains_key(&message.topic) => {
-                        drop(env);
-                        MessageAcceptance::Ignore
-                    }
-                    Ok(env) if !self.seen.insert(&env.id) => {
+                    (Ok(env), _) if self.seen.contains(&env.id) => {
                         *self.stats.rejected.entry("duplicate").or_default() += 1;
-                        self.metrics.rejected(Some(&env.room), "duplicate");
+                        let room = self.rooms.get(&message.topic).map(|r| r.name.as_str());
+                        self.metrics.rejected(room, "duplicate");
                         tracing::debug!(id = %env.id, "duplicate message id dropped");
                         MessageAcceptance::Ignore
                     }
-                    Ok(env) => {
-                        self.accept(&message.topic, message.source, env);
-                        MessageAcceptance::Accept
-                    }
+                    (Ok(env), Some(source)) => self.receive(&message.topic, source, env),
+                    (Ok(_), None) => MessageAcceptance::Reject,
                 };
                 self.swarm
                     .behaviour_mut()
@@ -159,29 +152,6 @@ impl EventLoop {
                 tracing::warn!(peer = %peer_id, ?failed_messages, "slow peer: messages to it were dropped");
             }
             _ => {}
-        }
-    }
-
-    fn accept(&mut self, topic: &gossipsub::TopicHash, source: Option<PeerId>, env: Envelope) {
-        if let Some(source) = source
-            && self.peers.set_nick(&source, &env.nick)
-        {
-            self.emit(Event::PeerNick {
-                peer: source.to_string(),
-                nick: env.nick.clone(),
-            });
-        }
-        self.stats.received += 1;
-        self.emit(Event::Message {
-            room: env.room.clone(),
-            id: env.id.clone(),
-            from: env.from.clone(),
-            nick: env.nick.clone(),
-            text: env.text.clone(),
-            ts: env.ts,
-        });
-        if let Some(room) = self.rooms.get_mut(topic) {
-            room.remember(env);
         }
     }
 
@@ -295,16 +265,23 @@ impl EventLoop {
                         reason: "sender does not match connection".into(),
                     };
                 }
-                self.learn_nick(peer, &env.nick);
-                let receipt = DirectResponse::Receipt { id: env.id.clone() };
-                if self.seen.insert(&env.id) {
+                let Some(msg) = env.readable().filter(|m| m.room.is_empty()) else {
+                    *self.stats.rejected.entry("malformed").or_default() += 1;
+                    self.metrics.direct_rejected("malformed");
+                    return DirectResponse::Refused {
+                        reason: "not a direct message".into(),
+                    };
+                };
+                self.learn_nick(peer, &msg.nick);
+                let receipt = DirectResponse::Receipt { id: msg.id.clone() };
+                if self.seen.insert(&msg.id) {
                     self.stats.direct_received += 1;
                     self.emit(Event::Direct {
-                        id: env.id,
-                        from: env.from,
-                        nick: env.nick,
-                        text: env.text,
-                        ts: env.ts,
+                        id: msg.id,
+                        from: msg.from,
+                        nick: msg.nick,
+                        text: msg.text,
+                        ts: msg.ts,
                     });
                 }
                 receipt

@@ -12,8 +12,13 @@ pub enum Input {
         /// The text.
         text: String,
     },
-    /// `/join ROOM`
-    Join(String),
+    /// `/join ROOM [PASSPHRASE]`
+    Join {
+        /// Room name.
+        room: String,
+        /// Passphrase of an encrypted room (the rest of the line).
+        passphrase: Option<crate::config::Secret>,
+    },
     /// `/leave [ROOM]`
     Leave(Option<String>),
     /// `/switch ROOM`
@@ -44,7 +49,8 @@ pub const HELP: &str = "\
 commands:
   TEXT                   send TEXT to the current room (//TEXT sends /TEXT)
   /msg PEER|NICK TEXT    direct message, end-to-end encrypted by the connection (Noise)
-  /join ROOM             join ROOM and make it current
+  /join ROOM [PASSPHRASE]  join ROOM and make it current; with a passphrase,
+                         an encrypted room (members without it see nothing)
   /leave [ROOM]          leave ROOM (default: the current one)
   /switch ROOM           make a joined ROOM current
   /rooms                 joined rooms, members, pending messages
@@ -89,7 +95,17 @@ pub fn parse(line: &str) -> Result<Input, String> {
             }),
             _ => Err("usage: /msg PEER|NICK TEXT".into()),
         },
-        "join" | "j" => one_arg("/join ROOM").map(Input::Join),
+        "join" | "j" => match args.split_once(char::is_whitespace) {
+            _ if args.is_empty() => Err("usage: /join ROOM [PASSPHRASE]".into()),
+            Some((room, pass)) => Ok(Input::Join {
+                room: room.to_owned(),
+                passphrase: Some(crate::config::Secret::new(pass.trim())),
+            }),
+            None => Ok(Input::Join {
+                room: args.to_owned(),
+                passphrase: None,
+            }),
+        },
         "leave" | "part" => match args {
             "" => Ok(Input::Leave(None)),
             _ => one_arg("/leave [ROOM]").map(|r| Input::Leave(Some(r))),
@@ -136,7 +152,13 @@ mod tests {
                 text: "hi  there".into()
             })
         );
-        assert_eq!(parse("/join dev"), Ok(Input::Join("dev".into())));
+        assert!(
+            matches!(parse("/join dev"), Ok(Input::Join { room, passphrase: None }) if room == "dev")
+        );
+        assert!(matches!(
+            parse("/join dev  two words "),
+            Ok(Input::Join { room, passphrase: Some(p) }) if room == "dev" && p.expose() == "two words"
+        ));
         assert_eq!(parse("/leave"), Ok(Input::Leave(None)));
         assert_eq!(parse("/history 5"), Ok(Input::History(5)));
         assert_eq!(parse("/history"), Ok(Input::History(HISTORY_DEFAULT)));
@@ -145,7 +167,7 @@ mod tests {
     #[test]
     fn mistakes_get_a_usage_line() {
         assert_eq!(parse("/msg bob"), Err("usage: /msg PEER|NICK TEXT".into()));
-        assert_eq!(parse("/join"), Err("usage: /join ROOM".into()));
+        assert!(matches!(parse("/join"), Err(e) if e == "usage: /join ROOM [PASSPHRASE]"));
         assert!(parse("/history x").is_err());
         let err = parse("/frobnicate now").unwrap_err();
         assert!(err.contains("/help"), "{err}");

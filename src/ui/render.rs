@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::{
     node::{Event, PeerInfo, RoomInfo, Status},
-    protocol::Envelope,
+    protocol::ChatMessage,
     sanitize::for_terminal as clean,
 };
 
@@ -129,6 +129,7 @@ impl Renderer {
             Event::DirectFailed { reason, .. } => format!("  ✗ not delivered: {}", clean(reason)),
             Event::Joined { room } => format!("* joined #{}", clean(room)),
             Event::Left { room } => format!("* left #{}", clean(room)),
+            Event::Notice { room, message } => format!("* #{}: {}", clean(room), clean(message)),
             Event::Error { message } => format!("error: {}", clean(message)),
         })
     }
@@ -205,7 +206,7 @@ impl Renderer {
     }
 
     /// The `/history` listing.
-    pub fn history(&mut self, room: &str, messages: &[Envelope]) -> String {
+    pub fn history(&mut self, room: &str, messages: &[ChatMessage]) -> String {
         if self.is_json() {
             return json!({"event": "history", "room": room, "messages": messages}).to_string();
         }

@@ -110,8 +110,19 @@ impl Proc {
         addr.rsplit('/').next().expect("peer id").to_owned()
     }
 
+    /// Every stdout line, once the process has exited.
+    pub fn output(&mut self) -> Vec<String> {
+        self.seen.extend(self.lines.try_iter());
+        self.seen.clone()
+    }
+
     /// Waits for the process to exit by itself and returns its code.
     pub fn exit_code(mut self) -> i32 {
+        self.wait_exit()
+    }
+
+    /// Closes stdin and waits for the process to exit; returns its code.
+    pub fn wait_exit(&mut self) -> i32 {
         drop(self.stdin.take());
         let deadline = std::time::Instant::now() + WAIT;
         loop {
@@ -224,7 +235,7 @@ fn human_output_shows_control_characters_as_escapes() {
 }
 
 /// Runs the binary to completion with `args`; returns (code, stderr).
-fn run(args: &[&str]) -> (i32, String) {
+pub fn run(args: &[&str]) -> (i32, String) {
     let out = Command::new(BIN)
         .args(args)
         .stdin(Stdio::null())

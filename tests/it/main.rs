@@ -6,6 +6,7 @@
 mod support;
 
 mod cli;
+mod encrypted;
 mod http;
 mod lab;
 mod lan;
