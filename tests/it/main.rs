@@ -10,3 +10,4 @@ mod encrypted;
 mod lab;
 mod lan;
 mod node;
+mod terminal;
