@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the Rust toolchain, if missing:
-# cargo-nextest, and iproute2 for the multi-host tests in network namespaces.
+# cargo-nextest, iproute2 and nftables for the multi-host tests in network
+# namespaces, tmux for the tests in a real terminal.
 set -euo pipefail
 
 missing=()
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v nft >/dev/null 2>&1 || missing+=(nftables)
+command -v tmux >/dev/null 2>&1 || missing+=(tmux)
 if [ ${#missing[@]} -gt 0 ]; then
     echo "installing ${missing[*]}" >&2
     apt-get update -qq

@@ -3,6 +3,7 @@
 
 mod command;
 mod render;
+mod tty;
 
 use std::io::Write;
 
@@ -44,6 +45,8 @@ pub async fn run<R: AsyncBufRead + Unpin>(
         render: Renderer::new(style),
         current: Some(room.to_owned()),
         lines: mpsc::channel(LINE_CAP),
+        prompt: input.is_some() && style == Style::Human && tty::stdin_is_terminal(),
+        awaiting_passphrase: None,
     };
     if style == Style::Human
         && let Ok(status) = session.node.status().await
@@ -58,25 +61,40 @@ pub async fn run<R: AsyncBufRead + Unpin>(
     let mut input = input.map(|r| r.lines());
     let shutdown = crate::shutdown::signal();
     tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            event = events.recv() => match event {
-                Ok(event) => session.print_event(&event),
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    session.print(&session.render.error(&format!("output too slow: {n} events were not shown")));
-                }
-                Err(broadcast::error::RecvError::Closed) => return Exit::NodeStopped,
-            },
-            line = next_line(&mut input) => match line {
-                Some(line) => {
-                    if session.handle_line(&line).await == Flow::Quit {
-                        return Exit::Quit;
+    let exit = session.run(&mut events, &mut input, &mut shutdown).await;
+    if session.awaiting_passphrase.is_some() {
+        tty::set_echo(true);
+    }
+    exit
+}
+
+impl Session {
+    async fn run<R: AsyncBufRead + Unpin>(
+        &mut self,
+        events: &mut broadcast::Receiver<Event>,
+        input: &mut Option<tokio::io::Lines<R>>,
+        shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Exit {
+        loop {
+            tokio::select! {
+                event = events.recv() => match event {
+                    Ok(event) => self.print_event(&event),
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        self.print(&self.render.error(&format!("output too slow: {n} events were not shown")));
                     }
-                }
-                None => return Exit::Quit,
-            },
-            Some(line) = session.lines.1.recv() => session.print(&line),
-            _ = &mut shutdown => return Exit::Signal,
+                    Err(broadcast::error::RecvError::Closed) => return Exit::NodeStopped,
+                },
+                line = next_line(input) => match line {
+                    Some(line) => {
+                        if self.handle_line(&line).await == Flow::Quit {
+                            return Exit::Quit;
+                        }
+                    }
+                    None => return Exit::Quit,
+                },
+                Some(line) = self.lines.1.recv() => self.print(&line),
+                _ = shutdown.as_mut() => return Exit::Signal,
+            }
         }
     }
 }
@@ -107,6 +125,11 @@ struct Session {
     render: Renderer,
     current: Option<String>,
     lines: (mpsc::Sender<String>, mpsc::Receiver<String>),
+    /// stdin is a terminal a person types into: ask for passphrases there,
+    /// with echo off.
+    prompt: bool,
+    /// The room whose passphrase the next line is.
+    awaiting_passphrase: Option<String>,
 }
 
 impl Session {
@@ -134,6 +157,18 @@ impl Session {
     }
 
     async fn handle_line(&mut self, line: &str) -> Flow {
+        if let Some(room) = self.awaiting_passphrase.take() {
+            tty::set_echo(true);
+            println!();
+            let pass = line.trim();
+            let result = if pass.is_empty() {
+                self.node.join(&room).await
+            } else {
+                self.node.join_encrypted(&room, pass).await
+            };
+            self.joined(room, result);
+            return Flow::Continue;
+        }
         let input = match parse(line) {
             Ok(input) => input,
             Err(e) => {
@@ -153,16 +188,24 @@ impl Session {
                 None => self.print(&self.render.error("no current room: /join ROOM first")),
             },
             Input::Msg { to, text } => self.send_direct(to, text),
+            Input::Join {
+                room,
+                passphrase: None,
+            } if self.prompt => {
+                print!(
+                    "passphrase for #{} (Enter for an open room): ",
+                    crate::sanitize::for_terminal(&room)
+                );
+                let _ = std::io::stdout().flush();
+                tty::set_echo(false);
+                self.awaiting_passphrase = Some(room);
+            }
             Input::Join { room, passphrase } => {
                 let result = match &passphrase {
                     Some(pass) => self.node.join_encrypted(&room, pass.expose()).await,
                     None => self.node.join(&room).await,
                 };
-                if result.is_ok() {
-                    self.current = Some(room.clone());
-                }
-                let info = self.render.info(&format!("current room: #{room}"));
-                self.print_result(result, |_| Some(info));
+                self.joined(room, result);
             }
             Input::Leave(room) => self.leave(room).await,
             Input::Switch(room) => {
@@ -215,6 +258,17 @@ impl Session {
             }
         }
         Flow::Continue
+    }
+
+    fn joined(&mut self, room: String, result: Result<bool, Error>) {
+        let info = self.render.info(&format!(
+            "current room: #{}",
+            crate::sanitize::for_terminal(&room)
+        ));
+        if result.is_ok() {
+            self.current = Some(room);
+        }
+        self.print_result(result, |_| Some(info));
     }
 
     async fn leave(&mut self, room: Option<String>) {

@@ -195,8 +195,9 @@ impl Renderer {
                 " "
             };
             out.push_str(&format!(
-                "\n {mark} #{:<20} {} member(s), {} in mesh, {} pending",
+                "\n {mark} #{:<20} {}{} member(s), {} in mesh, {} pending",
                 clean(&r.room),
+                if r.encrypted { "encrypted, " } else { "" },
                 r.members,
                 r.mesh_peers,
                 r.pending

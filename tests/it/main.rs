@@ -11,3 +11,4 @@ mod http;
 mod lab;
 mod lan;
 mod node;
+mod terminal;
