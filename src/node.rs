@@ -304,7 +304,7 @@ impl Node {
             None => default_nick(&peer_id),
         };
         check_nick(&nick)?;
-        let mut swarm = swarm::build(keypair, cfg)?;
+        let mut swarm = swarm::build(keypair.clone(), cfg)?;
         listen(&mut swarm, cfg)?;
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAP);
         let (events_tx, events_rx) = broadcast::channel(EVENT_CAP);
@@ -313,7 +313,7 @@ impl Node {
             None => None,
         };
         let mut event_loop =
-            event_loop::EventLoop::new(swarm, commands_rx, events_tx.clone(), nick, cfg);
+            event_loop::EventLoop::new(swarm, keypair, commands_rx, events_tx.clone(), nick, cfg);
         event_loop.join(&cfg.room, key)?;
         let task = tokio::spawn(event_loop.run());
         let node = Node {

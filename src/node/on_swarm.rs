@@ -252,7 +252,7 @@ impl EventLoop {
                         reason: reason.label().into(),
                     };
                 }
-                if env.from != peer.to_string() {
+                if env.from != peer.to_string() || env.verify("").is_err() {
                     *self.stats.rejected.entry("forged").or_default() += 1;
                     return DirectResponse::Refused {
                         reason: "sender does not match connection".into(),
