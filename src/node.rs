@@ -323,7 +323,7 @@ impl Node {
         };
         check_nick(&nick)?;
         let mut registry = Registry::default();
-        let mut swarm = swarm::build(keypair, cfg, &mut registry)?;
+        let mut swarm = swarm::build(keypair.clone(), cfg, &mut registry)?;
         let metrics = metrics::Metrics::new(&mut registry);
         listen(&mut swarm, cfg)?;
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAP);
@@ -332,8 +332,15 @@ impl Node {
             Some(pass) => Some(derive_key(&cfg.room, pass.expose()).await?),
             None => None,
         };
-        let mut event_loop =
-            event_loop::EventLoop::new(swarm, commands_rx, events_tx.clone(), nick, metrics, cfg);
+        let mut event_loop = event_loop::EventLoop::new(
+            swarm,
+            keypair,
+            commands_rx,
+            events_tx.clone(),
+            nick,
+            metrics,
+            cfg,
+        );
         event_loop.join(&cfg.room, key)?;
         let task = tokio::spawn(event_loop.run());
         let node = Node {

@@ -8,7 +8,19 @@
 use libp2p::{PeerId, StreamProtocol, gossipsub::IdentTopic};
 use serde::{Deserialize, Serialize};
 
+use base64::{Engine, engine::general_purpose::STANDARD as B64};
+use libp2p::identity::{Keypair, PublicKey};
+
 use crate::crypto::Sealed;
+
+/// The public key inside an ed25519 peer id (an identity multihash).
+fn public_key(peer: &PeerId) -> Option<PublicKey> {
+    let mh: &libp2p::multiaddr::multihash::Multihash<64> = peer.as_ref();
+    if mh.code() != 0 {
+        return None;
+    }
+    PublicKey::try_decode_protobuf(mh.digest()).ok()
+}
 use sha2::{Digest, Sha256};
 
 /// Schema version carried in every envelope.
@@ -61,6 +73,11 @@ pub struct Envelope {
     pub ts: u64,
     /// What it says, readable or sealed.
     pub body: Body,
+    /// The author's ed25519 signature (base64) over the envelope and its
+    /// topic, so a message stays verifiable when it is passed on later by
+    /// history sync, not only when it arrives live.
+    #[serde(default)]
+    pub sig: String,
 }
 
 /// The body of an envelope.
@@ -159,6 +176,44 @@ impl Envelope {
                 nick: nick.into(),
                 text: text.into(),
             },
+            sig: String::new(),
+        }
+    }
+
+    /// The bytes the author signs: the envelope bound to its topic (the
+    /// topic is empty for a direct message).
+    fn signed_bytes(&self, topic: &str) -> Vec<u8> {
+        // A body of strings always serializes.
+        let body = serde_json::to_vec(&self.body).unwrap_or_default();
+        let mut out =
+            Vec::with_capacity(64 + topic.len() + self.id.len() + self.from.len() + body.len());
+        out.extend_from_slice(b"p2p-chat/envelope/v1\0");
+        out.push(self.v);
+        for field in [topic.as_bytes(), self.id.as_bytes(), self.from.as_bytes()] {
+            out.extend_from_slice(&(field.len() as u32).to_be_bytes());
+            out.extend_from_slice(field);
+        }
+        out.extend_from_slice(&self.ts.to_be_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Signs the envelope for `topic` with the author's key.
+    pub fn sign(&mut self, key: &Keypair, topic: &str) {
+        // Signing with an ed25519 key cannot fail.
+        let sig = key.sign(&self.signed_bytes(topic)).unwrap_or_default();
+        self.sig = B64.encode(sig);
+    }
+
+    /// Checks the author's signature for `topic`.
+    pub fn verify(&self, topic: &str) -> Result<(), Rejection> {
+        let from: PeerId = self.from.parse().map_err(|_| Rejection::Forged)?;
+        let key = public_key(&from).ok_or(Rejection::Forged)?;
+        let sig = B64.decode(&self.sig).map_err(|_| Rejection::Forged)?;
+        if key.verify(&self.signed_bytes(topic), &sig) {
+            Ok(())
+        } else {
+            Err(Rejection::Forged)
         }
     }
 
@@ -191,6 +246,7 @@ impl Envelope {
                 return Err(Rejection::Forged);
             }
         }
+        env.verify(topic.as_str())?;
         Ok(env)
     }
 
@@ -285,18 +341,50 @@ pub fn new_id() -> String {
 mod tests {
     use super::*;
 
-    fn sample(from: &PeerId) -> Envelope {
-        Envelope::text(from, "lobby", "alice", "hello")
+    fn signed(key: &Keypair, room: &str, text: &str) -> Envelope {
+        let mut env = Envelope::text(&key.public().to_peer_id(), room, "alice", text);
+        env.sign(key, topic_for(room).hash().as_str());
+        env
     }
 
     #[test]
     fn round_trip() {
-        let peer = PeerId::random();
-        let env = sample(&peer);
+        let key = Keypair::generate_ed25519();
+        let peer = key.public().to_peer_id();
+        let env = signed(&key, "lobby", "hello");
         let topic = topic_for("lobby").hash();
         assert_eq!(
             Envelope::decode(&env.encode(), Some(&peer), &topic),
             Ok(env)
+        );
+    }
+
+    #[test]
+    fn signature_binds_every_field_and_the_topic() {
+        let key = Keypair::generate_ed25519();
+        let env = signed(&key, "lobby", "hello");
+        let topic = topic_for("lobby").hash();
+        assert_eq!(env.verify(topic.as_str()), Ok(()));
+        assert_eq!(
+            env.verify(topic_for("other").hash().as_str()),
+            Err(Rejection::Forged)
+        );
+        let mut changed = env.clone();
+        changed.ts += 1;
+        assert_eq!(changed.verify(topic.as_str()), Err(Rejection::Forged));
+        let mut changed = env.clone();
+        changed.body = Body::Text {
+            room: "lobby".into(),
+            nick: "alice".into(),
+            text: "hellO".into(),
+        };
+        assert_eq!(changed.verify(topic.as_str()), Err(Rejection::Forged));
+        let mut stolen = env.clone();
+        stolen.sign(&Keypair::generate_ed25519(), topic.as_str());
+        assert_eq!(
+            stolen.verify(topic.as_str()),
+            Err(Rejection::Forged),
+            "signed by someone else"
         );
     }
 
@@ -309,8 +397,9 @@ mod tests {
 
     #[test]
     fn rejects_forged_sender_and_wrong_topic() {
-        let peer = PeerId::random();
-        let env = sample(&peer).encode();
+        let key = Keypair::generate_ed25519();
+        let peer = key.public().to_peer_id();
+        let env = signed(&key, "lobby", "hello").encode();
         let topic = topic_for("lobby").hash();
         let other = PeerId::random();
         assert_eq!(
@@ -327,19 +416,19 @@ mod tests {
 
     #[test]
     fn rejects_malformed_and_oversize() {
-        let peer = PeerId::random();
+        let key = Keypair::generate_ed25519();
+        let peer = key.public().to_peer_id();
         let topic = topic_for("lobby").hash();
         assert_eq!(
             Envelope::decode(b"not json", Some(&peer), &topic),
             Err(Rejection::Malformed)
         );
-        let big = "x".repeat(MAX_TEXT_BYTES + 1);
-        let env = Envelope::text(&peer, "lobby", "alice", &big);
+        let env = signed(&key, "lobby", &"x".repeat(MAX_TEXT_BYTES + 1));
         assert_eq!(
             Envelope::decode(&env.encode(), Some(&peer), &topic),
             Err(Rejection::TooLarge)
         );
-        let mut env = sample(&peer);
+        let mut env = signed(&key, "lobby", "hello");
         env.v = 9;
         assert_eq!(
             Envelope::decode(&env.encode(), Some(&peer), &topic),
@@ -349,8 +438,8 @@ mod tests {
 
     #[test]
     fn message_ids_differ_for_equal_texts() {
-        let peer = PeerId::random();
-        let (a, b) = (sample(&peer), sample(&peer));
+        let key = Keypair::generate_ed25519();
+        let (a, b) = (signed(&key, "lobby", "hi"), signed(&key, "lobby", "hi"));
         assert_ne!(message_id(&a.encode()), message_id(&b.encode()));
     }
 }

@@ -8,6 +8,7 @@ use libp2p::{
     Multiaddr, PeerId, Swarm,
     futures::StreamExt,
     gossipsub::{PublishError, TopicHash},
+    identity::Keypair,
     request_response::OutboundRequestId,
     swarm::dial_opts::DialOpts,
 };
@@ -38,6 +39,8 @@ pub(super) struct PendingDirect {
 
 pub(crate) struct EventLoop {
     pub(super) swarm: Swarm<Behaviour>,
+    /// Our identity, to sign envelopes.
+    pub(super) keypair: Keypair,
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<Event>,
     pub(super) nick: String,
@@ -55,6 +58,7 @@ pub(crate) struct EventLoop {
 impl EventLoop {
     pub(crate) fn new(
         swarm: Swarm<Behaviour>,
+        keypair: Keypair,
         commands: mpsc::Receiver<Command>,
         events: broadcast::Sender<Event>,
         nick: String,
@@ -71,6 +75,7 @@ impl EventLoop {
         }
         EventLoop {
             swarm,
+            keypair,
             commands,
             events,
             nick,
@@ -184,7 +189,8 @@ impl EventLoop {
                 return;
             }
         };
-        let env = Envelope::text(self.swarm.local_peer_id(), "", &self.nick, &text);
+        let mut env = Envelope::text(self.swarm.local_peer_id(), "", &self.nick, &text);
+        env.sign(&self.keypair, "");
         let id = env.id.clone();
         let request_id = self
             .swarm

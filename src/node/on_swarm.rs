@@ -258,7 +258,7 @@ impl EventLoop {
                         reason: reason.label().into(),
                     };
                 }
-                if env.from != peer.to_string() {
+                if env.from != peer.to_string() || env.verify("").is_err() {
                     *self.stats.rejected.entry("forged").or_default() += 1;
                     self.metrics.direct_rejected("forged");
                     return DirectResponse::Refused {

@@ -5,6 +5,7 @@
 use libp2p::{
     PeerId,
     gossipsub::{MessageAcceptance, PublishError, TopicHash},
+    identity::Keypair,
 };
 
 use super::{
@@ -67,14 +68,13 @@ impl EventLoop {
     pub(super) fn publish(&mut self, room: &str, text: String) -> Result<Sent, Error> {
         check_text(&text)?;
         let topic = protocol::topic_for(room);
-        let me = *self.swarm.local_peer_id();
         let Some(state) = self.rooms.get_mut(&topic.hash()) else {
             return Err(Error::NotJoined(room.to_owned()));
         };
         if state.pending.len() >= PENDING_CAP {
             return Err(Error::QueueFull(PENDING_CAP, room.to_owned()));
         }
-        let out = outgoing(&me, state, &topic.hash(), &self.nick, text);
+        let out = outgoing(&self.keypair, state, &topic.hash(), &self.nick, text);
         self.seen.insert(&out.env.id);
         let id = out.env.id.clone();
         if !state.pending.is_empty() {
@@ -267,9 +267,9 @@ impl EventLoop {
 }
 
 /// Builds our next message for `room`: sealed if the room has a key.
-fn outgoing(me: &PeerId, room: &Room, topic: &TopicHash, nick: &str, text: String) -> Outgoing {
-    let mut env = Envelope::text(me, &room.name, nick, &text);
-    if let Some(key) = &room.key {
+fn outgoing(key: &Keypair, room: &Room, topic: &TopicHash, nick: &str, text: String) -> Outgoing {
+    let mut env = Envelope::text(&key.public().to_peer_id(), &room.name, nick, &text);
+    if let Some(room_key) = &room.key {
         let inner = Inner {
             nick: nick.to_owned(),
             text: text.clone(),
@@ -283,8 +283,9 @@ fn outgoing(me: &PeerId, room: &Room, topic: &TopicHash, nick: &str, text: Strin
             id: &env.id,
             ts: env.ts,
         };
-        env.body = Body::Sealed(key.seal(&binding, &plaintext));
+        env.body = Body::Sealed(room_key.seal(&binding, &plaintext));
     }
+    env.sign(key, topic.as_str());
     let msg = ChatMessage {
         room: room.name.clone(),
         id: env.id.clone(),

@@ -134,13 +134,16 @@ fn sealed(key: &RoomKey, rogue: &Rogue, id: &str, ts: u64, plaintext: &[u8]) -> 
         },
         plaintext,
     ));
-    Envelope {
+    let mut env = Envelope {
         v: protocol::VERSION,
         id: id.into(),
         from,
         ts,
         body,
-    }
+        sig: String::new(),
+    };
+    rogue.sign(&mut env);
+    env
 }
 
 fn inner(text: &str) -> Vec<u8> {
@@ -165,6 +168,7 @@ async fn sealed_messages_cannot_be_replayed_altered_or_moved() {
     // Altered ciphertext.
     let mut altered = sealed(&key, &rogue, &protocol::new_id(), ts, &inner("altered"));
     if let Body::Sealed(s) = &mut altered.body {
+        // (re-signed below: only the ciphertext is wrong)
         s.ciphertext = s
             .ciphertext
             .replacen(|c: char| c.is_ascii_alphabetic(), "A", 1);
@@ -173,10 +177,12 @@ async fn sealed_messages_cannot_be_replayed_altered_or_moved() {
             s.ciphertext.replace_range(0..1, flip);
         }
     }
+    rogue.sign(&mut altered);
     rogue.publish(altered.encode());
     // Sealed for another time than it claims.
     let mut moved = sealed(&key, &rogue, &protocol::new_id(), ts, &inner("moved"));
     moved.ts += 1;
+    rogue.sign(&mut moved);
     rogue.publish(moved.encode());
     // Not UTF-8 inside.
     rogue.publish(sealed(&key, &rogue, &protocol::new_id(), ts, &[0xff, 0xfe, 0x00]).encode());

@@ -272,6 +272,7 @@ pub mod rogue {
     pub struct Rogue {
         pub swarm: Swarm<gossipsub::Behaviour>,
         pub topic: IdentTopic,
+        pub key: libp2p::identity::Keypair,
     }
 
     impl Rogue {
@@ -280,7 +281,8 @@ pub mod rogue {
         }
 
         pub async fn connect_to(addr: &str, room: &str) -> Rogue {
-            let mut swarm = SwarmBuilder::with_new_identity()
+            let key = libp2p::identity::Keypair::generate_ed25519();
+            let mut swarm = SwarmBuilder::with_existing_identity(key.clone())
                 .with_tokio()
                 .with_tcp(
                     tcp::Config::default(),
@@ -311,6 +313,7 @@ pub mod rogue {
             let mut rogue = Rogue {
                 swarm,
                 topic: p2p_chat::protocol::topic_for(room),
+                key,
             };
             rogue
                 .drive_until(|e| {
@@ -325,6 +328,11 @@ pub mod rogue {
 
         pub fn peer_id(&self) -> libp2p::PeerId {
             *self.swarm.local_peer_id()
+        }
+
+        /// Signs `env` as its author would, for this rogue's topic.
+        pub fn sign(&self, env: &mut p2p_chat::protocol::Envelope) {
+            env.sign(&self.key, self.topic.hash().as_str());
         }
 
         pub fn publish(&mut self, data: Vec<u8>) {
@@ -361,8 +369,10 @@ pub mod rogue {
     }
 }
 
-fn envelope(from: &libp2p::PeerId, text: String) -> Envelope {
-    Envelope::text(from, "lobby", "rogue", &text)
+fn envelope(rogue: &rogue::Rogue, from: &libp2p::PeerId, text: String) -> Envelope {
+    let mut env = Envelope::text(from, "lobby", "rogue", &text);
+    rogue.sign(&mut env);
+    env
 }
 
 #[tokio::test]
@@ -371,9 +381,12 @@ async fn malformed_forged_and_oversize_envelopes_are_rejected_and_counted() {
     let mut rogue = rogue::Rogue::connect(&a.addr).await;
     let me = rogue.peer_id();
     rogue.publish(b"{not an envelope".to_vec());
-    rogue.publish(envelope(&libp2p::PeerId::random(), "forged sender".into()).encode());
-    rogue.publish(envelope(&me, "z".repeat(MAX_TEXT_BYTES + 100)).encode());
-    rogue.publish(envelope(&me, "a fine message".into()).encode());
+    let forged = envelope(&rogue, &libp2p::PeerId::random(), "forged sender".into());
+    rogue.publish(forged.encode());
+    let big = envelope(&rogue, &me, "z".repeat(MAX_TEXT_BYTES + 100));
+    rogue.publish(big.encode());
+    let fine = envelope(&rogue, &me, "a fine message".into());
+    rogue.publish(fine.encode());
     let node = a.node.clone();
     let (wait_good, _) = tokio::join!(
         a.wait(|e| text_of(e) == Some("a fine message")),
@@ -399,10 +412,11 @@ async fn malformed_forged_and_oversize_envelopes_are_rejected_and_counted() {
 async fn replayed_envelope_is_shown_once() {
     let mut a = TestNode::start_with("alice", &[]).await;
     let mut rogue = rogue::Rogue::connect(&a.addr).await;
-    let env = envelope(&rogue.peer_id(), "once".into());
+    let env = envelope(&rogue, &rogue.peer_id(), "once".into());
     rogue.publish(env.encode());
     let mut again = env.clone();
     again.ts += 1; // different frame, same message id
+    rogue.sign(&mut again);
     rogue.publish(again.encode());
     let node = a.node.clone();
     let _ = tokio::join!(
