@@ -208,7 +208,9 @@ fn three_processes_relay_and_survive_bad_session_input() {
         "{e}"
     );
     c.send("/join");
-    c.event("error", |v| v["message"] == "usage: /join ROOM");
+    c.event("error", |v| {
+        v["message"] == "usage: /join ROOM [PASSPHRASE]"
+    });
     c.send("still alive");
     a.event("message", |v| v["text"] == "still alive");
     c.send("exit");
