@@ -94,6 +94,16 @@ pub struct Config {
     )]
     pub heartbeat_ms: u64,
 
+    /// Recent messages kept in memory per room (older ones are read from
+    /// the history store).
+    #[arg(long, env = "P2P_CHAT_HISTORY_RING", default_value_t = crate::room::RING_CAP)]
+    pub history_ring: usize,
+
+    /// Seconds between history reconciliations with the peers of each room
+    /// (also done whenever a peer of a room connects).
+    #[arg(long, env = "P2P_CHAT_SYNC_INTERVAL", default_value_t = 30)]
+    pub sync_interval: u64,
+
     /// Seconds to wait for a direct message's receipt.
     #[arg(long, env = "P2P_CHAT_DM_TIMEOUT", default_value_t = 10)]
     pub dm_timeout: u64,
@@ -221,6 +231,8 @@ impl Config {
             headless: true,
             log_format: LogFormat::Text,
             heartbeat_ms: 200,
+            history_ring: crate::room::RING_CAP,
+            sync_interval: 30,
             dm_timeout: 3,
             http: crate::http::Config::for_tests(),
             command: None,

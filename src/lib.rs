@@ -33,6 +33,8 @@ pub mod protocol;
 pub mod room;
 pub mod sanitize;
 pub mod shutdown;
+pub mod store;
+pub mod sync;
 pub mod ui;
 
 pub use config::Config;

@@ -5,9 +5,12 @@
 //! task answers from its own state, so nothing else ever touches the swarm.
 //! Everything that happens is also broadcast as an [`Event`].
 
+mod archive;
 mod behaviour;
+mod error;
 mod event;
 mod event_loop;
+mod history;
 mod metrics;
 mod on_swarm;
 mod peers;
@@ -15,25 +18,32 @@ mod readiness;
 mod redial;
 mod rooms;
 mod swarm;
+mod types;
 
 use std::sync::Arc;
 
 use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
 use prometheus_client::registry::Registry;
-use serde::Serialize;
 use tokio::{
     sync::{broadcast, mpsc, oneshot},
     task::JoinHandle,
 };
 
+pub use error::Error;
 pub use event::Event;
 pub use readiness::Readiness;
+
+use archive::RoomAccess;
+use history::{HistoryAnswer, Preload};
+pub use types::{PeerInfo, Receipt, RoomInfo, Sent, Stats, Status};
 
 use crate::{
     config::{Config, DEFAULT_PORT},
     crypto::RoomKey,
     identity::{self, IdentityError},
     protocol::{self, ChatMessage},
+    room::Outgoing,
+    store::Store,
 };
 
 /// Capacity of the command channel from handles to the node task.
@@ -42,109 +52,26 @@ const COMMAND_CAP: usize = 64;
 /// is told how many events it missed.
 const EVENT_CAP: usize = 4096;
 
-/// Errors a caller of the node can see. Each message is one line that names
-/// what to fix.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The node task has stopped.
-    #[error("the node has stopped")]
-    NodeStopped,
-    /// The identity could not be loaded.
-    #[error(transparent)]
-    Identity(#[from] IdentityError),
-    /// The transport or a behaviour could not be built.
-    #[error("cannot start the network stack: {0}")]
-    Transport(String),
-    /// A listen address could not be bound.
-    #[error("cannot listen on {addr}: {reason}")]
-    Listen {
-        /// The address.
-        addr: Multiaddr,
-        /// Why.
-        reason: String,
-    },
-    /// A message text is over the limit.
-    #[error("message is {size} bytes; the limit is {limit} bytes")]
-    TooLarge {
-        /// Its size.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
-    /// A message text is empty.
-    #[error("message is empty")]
-    Empty,
-    /// A room name is not acceptable.
-    #[error("invalid room name: {0}")]
-    InvalidRoom(String),
-    /// A nick is not acceptable.
-    #[error("invalid nick: {0}")]
-    InvalidNick(String),
-    /// The room has not been joined.
-    #[error("not in room '{0}': /join it first")]
-    NotJoined(String),
-    /// No peer with that id or nick is known.
-    #[error("unknown peer or nick '{0}': see /peers")]
-    UnknownPeer(String),
-    /// Several peers share the nick.
-    #[error("nick '{nick}' is ambiguous: use one of {candidates}")]
-    AmbiguousNick {
-        /// The nick given.
-        nick: String,
-        /// The distinguishable names, comma-separated.
-        candidates: String,
-    },
-    /// The peer is known but not connected.
-    #[error("not connected to {0}")]
-    NotConnected(PeerId),
-    /// No receipt came within the request timeout.
-    #[error("no receipt from {0} within the timeout")]
-    Timeout(PeerId),
-    /// The direct message failed for another reason.
-    #[error("direct message to {peer} failed: {reason}")]
-    DirectFailed {
-        /// The recipient.
-        peer: PeerId,
-        /// Why.
-        reason: String,
-    },
-    /// The room's pending queue is full.
-    #[error("{0} messages are already waiting for a peer in '{1}': wait for one to join")]
-    QueueFull(usize, String),
-    /// The room key could not be derived.
-    #[error("cannot derive the room key: {0}")]
-    Crypto(#[from] crate::crypto::CryptoError),
-    /// Gossipsub refused the publish.
-    #[error("cannot send to '{room}': {reason}")]
-    Publish {
-        /// The room.
-        room: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-impl<T> From<mpsc::error::SendError<T>> for Error {
-    fn from(_: mpsc::error::SendError<T>) -> Self {
-        Error::NodeStopped
-    }
-}
-
-impl From<oneshot::error::RecvError> for Error {
-    fn from(_: oneshot::error::RecvError) -> Self {
-        Error::NodeStopped
-    }
-}
-
 type Reply<T> = oneshot::Sender<Result<T, Error>>;
 
 /// A request from a handle to the node task.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Publish {
+    Prepare {
         room: String,
         text: String,
+        reply: Reply<Outgoing>,
+    },
+    Send {
+        out: Box<Outgoing>,
         reply: Reply<Sent>,
+    },
+    StoreFailed {
+        reason: String,
+    },
+    RoomAccess {
+        rooms: Option<String>,
+        reply: Reply<Vec<RoomAccess>>,
     },
     SendDirect {
         to: String,
@@ -153,7 +80,8 @@ pub(crate) enum Command {
     },
     Join {
         room: String,
-        key: Option<RoomKey>,
+        key: Option<Arc<RoomKey>>,
+        preload: Preload,
         reply: Reply<bool>,
     },
     Leave {
@@ -170,7 +98,7 @@ pub(crate) enum Command {
         room: String,
         limit: usize,
         before: Option<String>,
-        reply: Reply<Vec<ChatMessage>>,
+        reply: Reply<HistoryAnswer>,
     },
     SetNick {
         nick: String,
@@ -187,104 +115,6 @@ pub(crate) enum Command {
     },
 }
 
-/// The result of publishing a room message.
-#[derive(Debug, Clone, Serialize)]
-pub struct Sent {
-    /// The message id.
-    pub id: String,
-    /// True when no peer of the room was reachable: the message is queued
-    /// and goes out as soon as one is.
-    pub pending: bool,
-}
-
-/// A delivered direct message.
-#[derive(Debug, Clone, Serialize)]
-pub struct Receipt {
-    /// The direct message's id.
-    pub id: String,
-    /// The recipient.
-    pub to: String,
-}
-
-/// A connected peer, as `/peers` shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct PeerInfo {
-    /// Peer id.
-    pub peer: String,
-    /// Last nick heard from it.
-    pub nick: Option<String>,
-    /// How to show it: the nick, with a peer id suffix where nicks collide.
-    pub display: String,
-    /// Addresses it is reachable at.
-    pub addresses: Vec<String>,
-    /// Last ping round trip.
-    pub rtt_ms: Option<f64>,
-    /// When the first current connection opened, ms since the epoch.
-    pub connected_since: u64,
-    /// "inbound" or "outbound" (of the first current connection).
-    pub direction: &'static str,
-}
-
-/// A joined room.
-#[derive(Debug, Clone, Serialize)]
-pub struct RoomInfo {
-    /// Room name.
-    pub room: String,
-    /// Joined with a passphrase: messages are sealed.
-    pub encrypted: bool,
-    /// Connected peers subscribed to it.
-    pub members: usize,
-    /// Peers in our gossipsub mesh for it.
-    pub mesh_peers: usize,
-    /// Messages waiting for a peer.
-    pub pending: usize,
-}
-
-/// Counters kept by the node task.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Stats {
-    /// Room messages published.
-    pub published: u64,
-    /// Room messages received and shown.
-    pub received: u64,
-    /// Frames rejected, by reason.
-    pub rejected: std::collections::BTreeMap<&'static str, u64>,
-    /// Sealed room messages relayed but not readable here (no key, or
-    /// another key).
-    pub opaque: u64,
-    /// Room messages that could not be sent and were dropped.
-    pub send_failed: u64,
-    /// Direct messages delivered (receipt received).
-    pub direct_sent: u64,
-    /// Direct messages received.
-    pub direct_received: u64,
-    /// Direct messages that failed.
-    pub direct_failed: u64,
-}
-
-/// A snapshot of the node.
-#[derive(Debug, Clone, Serialize)]
-pub struct Status {
-    /// Our peer id.
-    pub peer_id: String,
-    /// Our nick.
-    pub nick: String,
-    /// The program's version.
-    pub version: &'static str,
-    /// Seconds since the node started.
-    pub uptime_secs: u64,
-    /// Full addresses to reach us (ending in `/p2p/<id>`).
-    pub listen_addrs: Vec<String>,
-    /// Addresses peers observed or confirmed for us.
-    pub external_addrs: Vec<String>,
-    /// Joined rooms.
-    pub rooms: Vec<String>,
-    /// Connected peers.
-    pub connected_peers: usize,
-    /// Counters.
-    pub stats: Stats,
-}
-
 /// Handle to a running node. Cheap to clone; all clones talk to one task.
 #[derive(Debug, Clone)]
 pub struct Node {
@@ -294,6 +124,9 @@ pub struct Node {
     /// Written by the node task through the metric handles it owns; the
     /// registry itself is only read (encoded) after start.
     metrics: Arc<Registry>,
+    store: Store,
+    /// Recent messages kept in memory per room.
+    ring: usize,
 }
 
 impl Node {
@@ -304,17 +137,21 @@ impl Node {
     pub async fn spawn(
         cfg: &Config,
     ) -> Result<(Node, broadcast::Receiver<Event>, JoinHandle<()>), Error> {
-        let keypair = if cfg.ephemeral {
-            libp2p::identity::Keypair::generate_ed25519()
+        let (failures_tx, failures_rx) = mpsc::channel(16);
+        let (keypair, store) = if cfg.ephemeral {
+            let store = Store::in_memory(failures_tx)?;
+            (libp2p::identity::Keypair::generate_ed25519(), store)
         } else {
             let dir = match &cfg.data_dir {
                 Some(dir) => dir.clone(),
                 None => identity::default_data_dir().ok_or(IdentityError::NoDataDir)?,
             };
-            let dir = dir.clone();
-            tokio::task::spawn_blocking(move || identity::load_or_create(&dir))
-                .await
-                .map_err(|e| Error::Transport(e.to_string()))??
+            tokio::task::spawn_blocking(move || -> Result<_, Error> {
+                let keypair = identity::load_or_create(&dir)?;
+                Ok((keypair, Store::open(&dir, failures_tx)?))
+            })
+            .await
+            .map_err(|e| Error::Transport(e.to_string()))??
         };
         let peer_id = keypair.public().to_peer_id();
         let nick = match &cfg.nick {
@@ -329,25 +166,34 @@ impl Node {
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAP);
         let (events_tx, events_rx) = broadcast::channel(EVENT_CAP);
         let key = match &cfg.passphrase {
-            Some(pass) => Some(derive_key(&cfg.room, pass.expose()).await?),
+            Some(pass) => Some(Arc::new(derive_key(&cfg.room, pass.expose()).await?)),
             None => None,
         };
-        let mut event_loop = event_loop::EventLoop::new(
-            swarm,
+        let topic = protocol::topic_for(&cfg.room).hash().to_string();
+        let (preload_store, ring) = (store.clone(), cfg.history_ring);
+        let preload =
+            tokio::task::spawn_blocking(move || Preload::load(&preload_store, &topic, ring))
+                .await
+                .map_err(|e| Error::Transport(e.to_string()))??;
+        let parts = event_loop::Parts {
             keypair,
-            commands_rx,
-            events_tx.clone(),
+            commands: commands_rx,
+            events: events_tx.clone(),
             nick,
             metrics,
-            cfg,
-        );
-        event_loop.join(&cfg.room, key)?;
+            store: store.clone(),
+            failures: failures_rx,
+        };
+        let mut event_loop = event_loop::EventLoop::new(swarm, parts, cfg);
+        event_loop.join(&cfg.room, key, preload)?;
         let task = tokio::spawn(event_loop.run());
         let node = Node {
             peer_id,
             commands: commands_tx,
             events: events_tx,
             metrics: Arc::new(registry),
+            store,
+            ring: cfg.history_ring,
         };
         Ok((node, events_rx, task))
     }
@@ -384,10 +230,32 @@ impl Node {
 
     /// Sends `text` to `room`. If no peer of the room is reachable yet, the
     /// message is queued (`pending: true`) and sent when one appears.
+    ///
+    /// The message is committed to the history store before it is sent; if
+    /// that fails, the user is told ("not saved: ...") and it is sent anyway.
     pub async fn publish(&self, room: &str, text: &str) -> Result<Sent, Error> {
-        let (room, text) = (room.to_owned(), text.to_owned());
-        self.call(|reply| Command::Publish { room, text, reply })
+        let (r, text) = (room.to_owned(), text.to_owned());
+        let out = self
+            .call(|reply| Command::Prepare {
+                room: r,
+                text,
+                reply,
+            })
+            .await?;
+        if let Err(e) = self
+            .store
+            .append_durable(vec![archive::record(&out.env, room)])
             .await
+        {
+            let _ = self
+                .commands
+                .send(Command::StoreFailed {
+                    reason: e.to_string(),
+                })
+                .await;
+        }
+        let out = Box::new(out);
+        self.call(|reply| Command::Send { out, reply }).await
     }
 
     /// Sends a direct message to a peer id or nick and waits for its receipt.
@@ -399,10 +267,24 @@ impl Node {
 
     /// Joins an open room; false if already joined.
     pub async fn join(&self, room: &str) -> Result<bool, Error> {
+        self.join_with(room, None).await
+    }
+
+    async fn join_with(&self, room: &str, key: Option<Arc<RoomKey>>) -> Result<bool, Error> {
+        check_room(room)?;
+        let (store, topic, ring) = (
+            self.store.clone(),
+            protocol::topic_for(room).hash().to_string(),
+            self.ring,
+        );
+        let preload = tokio::task::spawn_blocking(move || Preload::load(&store, &topic, ring))
+            .await
+            .map_err(|_| Error::NodeStopped)??;
         let room = room.to_owned();
         self.call(|reply| Command::Join {
             room,
-            key: None,
+            key,
+            preload,
             reply,
         })
         .await
@@ -414,13 +296,7 @@ impl Node {
     pub async fn join_encrypted(&self, room: &str, passphrase: &str) -> Result<bool, Error> {
         check_room(room)?;
         let key = derive_key(room, passphrase).await?;
-        let room = room.to_owned();
-        self.call(|reply| Command::Join {
-            room,
-            key: Some(key),
-            reply,
-        })
-        .await
+        self.join_with(room, Some(Arc::new(key))).await
     }
 
     /// Leaves a room; false if not joined.
@@ -447,14 +323,47 @@ impl Node {
         limit: usize,
         before: Option<&str>,
     ) -> Result<Vec<ChatMessage>, Error> {
-        let (room, before) = (room.to_owned(), before.map(str::to_owned));
-        self.call(|reply| Command::History {
-            room,
-            limit,
-            before,
-            reply,
-        })
-        .await
+        let (r, b) = (room.to_owned(), before.map(str::to_owned));
+        let answer = self
+            .call(|reply| Command::History {
+                room: r,
+                limit,
+                before: b,
+                reply,
+            })
+            .await?;
+        match answer {
+            HistoryAnswer::Ring(messages) => Ok(messages),
+            HistoryAnswer::Store(access) => {
+                let (store, before) = (self.store.clone(), before.map(str::to_owned));
+                tokio::task::spawn_blocking(move || {
+                    archive::page(&store, &access, limit, before.as_deref())
+                })
+                .await
+                .map_err(|_| Error::NodeStopped)?
+                .map_err(Error::from)
+            }
+        }
+    }
+
+    /// The newest `limit` messages containing `query` (any case) in the
+    /// rooms this node can read (all joined rooms, or just `room`), oldest
+    /// first. Encrypted rooms are decrypted in memory; no index is written.
+    pub async fn search(
+        &self,
+        query: &str,
+        room: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, Error> {
+        let rooms = room.map(str::to_owned);
+        let access = self
+            .call(|reply| Command::RoomAccess { rooms, reply })
+            .await?;
+        let (store, query) = (self.store.clone(), query.to_owned());
+        tokio::task::spawn_blocking(move || archive::search(&store, &access, &query, limit))
+            .await
+            .map_err(|_| Error::NodeStopped)?
+            .map_err(Error::from)
     }
 
     /// Changes our nick and tells connected peers.

@@ -229,15 +229,25 @@ impl Envelope {
         source: Option<&PeerId>,
         topic: &libp2p::gossipsub::TopicHash,
     ) -> Result<Self, Rejection> {
+        let source = source.ok_or(Rejection::Forged)?;
+        let env = Envelope::decode_signed(data, topic)?;
+        if env.from != source.to_string() {
+            return Err(Rejection::Forged);
+        }
+        Ok(env)
+    }
+
+    /// Parses and checks a frame of `topic` from wherever it came (history
+    /// sync, the store): its author's signature is what vouches for it.
+    pub fn decode_signed(
+        data: &[u8],
+        topic: &libp2p::gossipsub::TopicHash,
+    ) -> Result<Self, Rejection> {
         if data.len() > MAX_FRAME_BYTES {
             return Err(Rejection::TooLarge);
         }
         let env: Envelope = serde_json::from_slice(data).map_err(|_| Rejection::Malformed)?;
         env.check_fields()?;
-        let source = source.ok_or(Rejection::Forged)?;
-        if env.from != source.to_string() {
-            return Err(Rejection::Forged);
-        }
         if let Body::Text { room, .. } = &env.body {
             if room.is_empty() {
                 return Err(Rejection::Malformed);

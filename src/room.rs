@@ -2,14 +2,23 @@
 //! queue of messages waiting for a peer, and the set of ids already seen.
 //! No I/O.
 
-use std::collections::{HashSet, VecDeque};
-
-use crate::{
-    crypto::RoomKey,
-    protocol::{ChatMessage, Envelope},
+use std::{
+    collections::{BTreeSet, HashSet, VecDeque},
+    sync::Arc,
 };
 
-/// Recent messages kept per room in memory.
+use libp2p::{
+    gossipsub::{MessageAcceptance, TopicHash},
+    identity::Keypair,
+};
+
+use crate::{
+    crypto::{Binding, CryptoError, RoomKey},
+    protocol::{self, Body, ChatMessage, Envelope, Inner},
+    store::Hash,
+};
+
+/// Recent messages kept per room in memory, by default.
 pub const RING_CAP: usize = 1000;
 /// Messages that may wait for a peer, per room.
 pub const PENDING_CAP: usize = 1000;
@@ -40,22 +49,27 @@ pub struct Room {
     /// Room name.
     pub name: String,
     /// The room key, if joined with a passphrase.
-    pub key: Option<RoomKey>,
+    pub key: Option<Arc<RoomKey>>,
     /// Which one-time notices were shown.
     pub notices: Notices,
+    /// `(ts, id hash)` of every message kept: what history sync reconciles.
+    pub index: BTreeSet<(u64, Hash)>,
     ring: VecDeque<ChatMessage>,
+    ring_cap: usize,
     /// Our messages not yet sent, oldest first.
     pub pending: VecDeque<Outgoing>,
 }
 
 impl Room {
     /// An empty room.
-    pub fn new(name: &str, key: Option<RoomKey>) -> Self {
+    pub fn new(name: &str, key: Option<Arc<RoomKey>>, ring_cap: usize) -> Self {
         Room {
             name: name.to_owned(),
             key,
             notices: Notices::default(),
+            index: BTreeSet::new(),
             ring: VecDeque::new(),
+            ring_cap: ring_cap.max(1),
             pending: VecDeque::new(),
         }
     }
@@ -66,8 +80,24 @@ impl Room {
         let key = (msg.ts, msg.id.as_str());
         let at = self.ring.partition_point(|e| (e.ts, e.id.as_str()) <= key);
         self.ring.insert(at, msg);
-        if self.ring.len() > RING_CAP {
+        if self.ring.len() > self.ring_cap {
             self.ring.pop_front();
+        }
+    }
+
+    /// Whether the ring can answer a history query alone: it holds every
+    /// message of the room, or `limit` messages before `before`.
+    pub fn covers(&self, limit: usize, before: Option<&str>) -> bool {
+        if self.ring.len() >= self.index.len() {
+            return true;
+        }
+        match before {
+            Some(id) => self
+                .ring
+                .iter()
+                .position(|e| e.id == id)
+                .is_some_and(|at| at >= limit),
+            None => self.ring.len() >= limit,
         }
     }
 
@@ -79,6 +109,102 @@ impl Room {
         };
         let start = end.saturating_sub(limit);
         self.ring.range(start..end).cloned().collect()
+    }
+}
+
+/// What became of a received room envelope.
+#[derive(Debug)]
+pub enum Reading {
+    /// Readable: show it.
+    Shown(ChatMessage),
+    /// Sealed and we cannot read it: relay and keep it, show a notice once.
+    Opaque,
+    /// Refused, counted under this reason.
+    Refused(&'static str, MessageAcceptance),
+}
+
+impl Room {
+    /// Builds our next message for `room`: sealed if the room has a key.
+    pub fn outgoing(&self, key: &Keypair, topic: &TopicHash, nick: &str, text: String) -> Outgoing {
+        let room = self;
+        let mut env = Envelope::text(&key.public().to_peer_id(), &room.name, nick, &text);
+        if let Some(room_key) = &room.key {
+            let inner = Inner {
+                nick: nick.to_owned(),
+                text: text.clone(),
+            };
+            // A struct of two strings always serializes.
+            let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(&inner).unwrap_or_default());
+            let topic = topic.to_string();
+            let binding = Binding {
+                topic: &topic,
+                from: &env.from,
+                id: &env.id,
+                ts: env.ts,
+            };
+            env.body = Body::Sealed(room_key.seal(&binding, &plaintext));
+        }
+        env.sign(key, topic.as_str());
+        let msg = ChatMessage {
+            room: room.name.clone(),
+            id: env.id.clone(),
+            from: env.from.clone(),
+            nick: nick.to_owned(),
+            text,
+            ts: env.ts,
+        };
+        Outgoing { env, msg }
+    }
+
+    /// What a member of `room` can make of `env`.
+    pub fn read(&self, topic: &TopicHash, env: Envelope) -> Reading {
+        let room = self;
+        let sealed = match (&env.body, &room.key) {
+            (Body::Text { .. }, Some(_)) => {
+                // Plaintext in a protected room would look protected: drop it.
+                return Reading::Refused("plaintext_in_encrypted_room", MessageAcceptance::Ignore);
+            }
+            (Body::Text { .. }, None) => {
+                return env
+                    .readable()
+                    .map(Reading::Shown)
+                    .unwrap_or(Reading::Opaque);
+            }
+            (Body::Sealed(_), None) => return Reading::Opaque,
+            (Body::Sealed(sealed), Some(_)) => sealed,
+        };
+        let Some(key) = &room.key else {
+            return Reading::Opaque;
+        };
+        let topic = topic.to_string();
+        let binding = Binding {
+            topic: &topic,
+            from: &env.from,
+            id: &env.id,
+            ts: env.ts,
+        };
+        let plaintext = match key.open(&binding, sealed) {
+            Ok(p) => p,
+            Err(CryptoError::WrongKey) => return Reading::Opaque,
+            Err(_) => return Reading::Refused("bad_ciphertext", MessageAcceptance::Reject),
+        };
+        if std::str::from_utf8(&plaintext).is_err() {
+            return Reading::Refused("invalid_utf8", MessageAcceptance::Reject);
+        }
+        let Ok(inner) = serde_json::from_slice::<Inner>(&plaintext) else {
+            return Reading::Refused("malformed", MessageAcceptance::Reject);
+        };
+        if protocol::check_text(&inner.nick, &inner.text).is_err() {
+            return Reading::Refused("too_large", MessageAcceptance::Reject);
+        }
+        Reading::Shown(ChatMessage {
+            room: room.name.clone(),
+            id: env.id,
+            from: env.from,
+            nick: inner.nick,
+            text: inner.text,
+            ts: env.ts,
+        })
     }
 }
 
@@ -128,7 +254,7 @@ mod tests {
 
     #[test]
     fn ring_keeps_ts_order_and_pages() {
-        let mut room = Room::new("r", None);
+        let mut room = Room::new("r", None, RING_CAP);
         room.remember(env("b", 2));
         room.remember(env("a", 1));
         room.remember(env("c", 3));
@@ -144,7 +270,7 @@ mod tests {
 
     #[test]
     fn ring_is_bounded() {
-        let mut room = Room::new("r", None);
+        let mut room = Room::new("r", None, RING_CAP);
         for i in 0..(RING_CAP as u64 + 10) {
             room.remember(env(&i.to_string(), i));
         }

@@ -74,7 +74,7 @@ impl From<node::Error> for AppError {
     fn from(e: node::Error) -> Self {
         use node::Error as E;
         let status = match &e {
-            E::NodeStopped | E::QueueFull(..) | E::Publish { .. } => {
+            E::NodeStopped | E::QueueFull(..) | E::Publish { .. } | E::Store(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             E::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

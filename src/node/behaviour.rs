@@ -17,6 +17,7 @@ use super::Error;
 use crate::{
     config::Config,
     protocol::{self, DirectRequest, DirectResponse},
+    sync::{self, SyncRequest, SyncResponse},
 };
 
 /// Upper bounds on connections, so a flood of dials or a chatty DHT cannot
@@ -31,6 +32,7 @@ pub(crate) struct Behaviour {
     pub(crate) limits: connection_limits::Behaviour,
     pub(crate) gossipsub: gossipsub::Behaviour,
     pub(crate) direct: request_response::json::Behaviour<DirectRequest, DirectResponse>,
+    pub(crate) sync: request_response::cbor::Behaviour<SyncRequest, SyncResponse>,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
@@ -82,6 +84,17 @@ impl Behaviour {
                 .with_max_concurrent_streams(64),
         );
 
+        let sync_codec = request_response::cbor::codec::Codec::default()
+            .set_request_size_maximum(sync::MAX_REQUEST)
+            .set_response_size_maximum(sync::MAX_RESPONSE);
+        let sync = request_response::Behaviour::with_codec(
+            sync_codec,
+            [(sync::PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(Duration::from_secs(20))
+                .with_max_concurrent_streams(16),
+        );
+
         let identify = identify::Behaviour::new(
             identify::Config::new(protocol::IDENTIFY_PROTOCOL.into(), key.public())
                 .with_agent_version(format!("p2p-chat/{}", env!("CARGO_PKG_VERSION"))),
@@ -109,6 +122,7 @@ impl Behaviour {
             limits: connection_limits::Behaviour::new(limits),
             gossipsub,
             direct,
+            sync,
             identify,
             ping: ping::Behaviour::new(ping::Config::new()),
             kad,

@@ -43,6 +43,10 @@ pub enum Event {
         text: String,
         /// Author's clock, ms since the epoch.
         ts: u64,
+        /// It arrived by history sync, not live: it was sent while this
+        /// node was away or cut off.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        recovered: bool,
     },
     /// One of our room messages went out.
     Sent {

@@ -18,13 +18,20 @@ use tokio::{
 };
 
 use super::{
-    Command, Error, Event, PeerInfo, Receipt, Stats, Status, behaviour::Behaviour, check_nick,
-    metrics::Metrics, peers::PeerBook, redial::Redial,
+    Command, Error, Event, PeerInfo, Receipt, Stats, Status,
+    archive::RoomAccess,
+    behaviour::Behaviour,
+    check_nick,
+    history::{HistoryAnswer, SyncState},
+    metrics::Metrics,
+    peers::PeerBook,
+    redial::Redial,
 };
 use crate::{
     config::Config,
     protocol::{self, DirectRequest, Envelope},
     room::{Room, SeenIds},
+    store::{Failure, Store},
 };
 
 /// Housekeeping period: redials and pending retries.
@@ -53,18 +60,39 @@ pub(crate) struct EventLoop {
     pub(super) metrics: Metrics,
     pub(super) listen_addrs: Vec<Multiaddr>,
     started: Instant,
+    /// The history store; the node task only queues writes to it.
+    pub(super) store: Store,
+    failures: mpsc::Receiver<Failure>,
+    /// The last history write failure, while the store is failing.
+    pub(super) store_error: Option<String>,
+    pub(super) sync: SyncState,
+    pub(super) ring_cap: usize,
+    sync_interval: Duration,
+    next_sync: Instant,
+}
+
+/// What the node task is started with besides the swarm.
+pub(crate) struct Parts {
+    pub(crate) keypair: Keypair,
+    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) nick: String,
+    pub(crate) metrics: Metrics,
+    pub(crate) store: Store,
+    pub(crate) failures: mpsc::Receiver<Failure>,
 }
 
 impl EventLoop {
-    pub(crate) fn new(
-        swarm: Swarm<Behaviour>,
-        keypair: Keypair,
-        commands: mpsc::Receiver<Command>,
-        events: broadcast::Sender<Event>,
-        nick: String,
-        metrics: Metrics,
-        cfg: &Config,
-    ) -> Self {
+    pub(crate) fn new(swarm: Swarm<Behaviour>, parts: Parts, cfg: &Config) -> Self {
+        let Parts {
+            keypair,
+            commands,
+            events,
+            nick,
+            metrics,
+            store,
+            failures,
+        } = parts;
         let mut redial = Redial::default();
         let now = Instant::now();
         for addr in &cfg.dial {
@@ -88,6 +116,13 @@ impl EventLoop {
             metrics,
             listen_addrs: Vec::new(),
             started: now,
+            store,
+            failures,
+            store_error: None,
+            sync: SyncState::default(),
+            ring_cap: cfg.history_ring,
+            sync_interval: Duration::from_secs(cfg.sync_interval.max(1)),
+            next_sync: now + Duration::from_secs(cfg.sync_interval.max(1)),
         }
     }
 
@@ -99,28 +134,32 @@ impl EventLoop {
                 biased;
                 command = self.commands.recv() => match command {
                     Some(Command::Shutdown { reply }) => {
-                        self.close();
+                        self.close().await;
                         let _ = reply.send(());
                         break;
                     }
                     Some(command) => self.handle_command(command),
                     None => {
-                        self.close();
+                        self.close().await;
                         break;
                     }
                 },
                 event = self.swarm.select_next_some() => self.handle_swarm_event(event),
+                Some(done) = self.sync.background.next(), if !self.sync.background.is_empty() => self.on_background(done),
+                Some(failure) = self.failures.recv() => self.store_failed(failure.records, &failure.reason),
                 _ = tick.tick() => self.on_tick(),
             }
         }
         tracing::debug!("node task stopped");
     }
 
-    fn close(&mut self) {
+    /// Closes every connection, and commits and closes the history store.
+    async fn close(&mut self) {
         let peers: Vec<PeerId> = self.peers.ids().copied().collect();
         for peer in peers {
             let _ = self.swarm.disconnect_peer_id(peer);
         }
+        self.store.close().await;
     }
 
     pub(super) fn emit(&self, event: Event) {
@@ -131,12 +170,24 @@ impl EventLoop {
 
     fn handle_command(&mut self, command: Command) {
         match command {
-            Command::Publish { room, text, reply } => {
-                let _ = reply.send(self.publish(&room, text));
+            Command::Prepare { room, text, reply } => {
+                let _ = reply.send(self.prepare(&room, text));
+            }
+            Command::Send { out, reply } => {
+                let _ = reply.send(self.send(*out));
+            }
+            Command::StoreFailed { reason } => self.store_failed(1, &reason),
+            Command::RoomAccess { rooms, reply } => {
+                let _ = reply.send(self.room_access(rooms.as_deref()));
             }
             Command::SendDirect { to, text, reply } => self.send_direct(&to, text, reply),
-            Command::Join { room, key, reply } => {
-                let _ = reply.send(self.join(&room, key));
+            Command::Join {
+                room,
+                key,
+                preload,
+                reply,
+            } => {
+                let _ = reply.send(self.join(&room, key, preload));
             }
             Command::Leave { room, reply } => {
                 let _ = reply.send(Ok(self.leave(&room)));
@@ -153,8 +204,16 @@ impl EventLoop {
                 before,
                 reply,
             } => {
-                let result = match self.rooms.get(&protocol::topic_for(&room).hash()) {
-                    Some(r) => Ok(r.recent(limit, before.as_deref())),
+                let topic = protocol::topic_for(&room).hash();
+                let result = match self.rooms.get(&topic) {
+                    Some(r) if r.covers(limit, before.as_deref()) => {
+                        Ok(HistoryAnswer::Ring(r.recent(limit, before.as_deref())))
+                    }
+                    Some(r) => Ok(HistoryAnswer::Store(RoomAccess {
+                        name: r.name.clone(),
+                        topic,
+                        key: r.key.clone(),
+                    })),
                     None => Err(Error::NotJoined(room)),
                 };
                 let _ = reply.send(result);
@@ -169,6 +228,27 @@ impl EventLoop {
                 let _ = reply.send(Ok(self.readiness()));
             }
             Command::Shutdown { .. } => {}
+        }
+    }
+
+    /// What a handle needs to read the history of `room`, or of every
+    /// joined room.
+    fn room_access(&self, room: Option<&str>) -> Result<Vec<RoomAccess>, Error> {
+        let all = self.rooms.iter().map(|(topic, r)| RoomAccess {
+            name: r.name.clone(),
+            topic: topic.clone(),
+            key: r.key.clone(),
+        });
+        match room {
+            None => Ok(all.collect()),
+            Some(name) => {
+                let found: Vec<RoomAccess> = all.filter(|a| a.name == name).collect();
+                if found.is_empty() {
+                    Err(Error::NotJoined(name.to_owned()))
+                } else {
+                    Ok(found)
+                }
+            }
         }
     }
 
@@ -245,11 +325,20 @@ impl EventLoop {
             rooms,
             connected_peers: self.peers.len(),
             stats: self.stats.clone(),
+            store_error: self.store_error.clone(),
+            history: match &self.store.path {
+                Some(path) => path.display().to_string(),
+                None => "memory".into(),
+            },
         }
     }
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        if now >= self.next_sync {
+            self.next_sync = now + self.sync_interval;
+            self.sync_all();
+        }
         for due in self.redial.due(now) {
             let opts = DialOpts::from(due.addr.clone());
             let id = opts.connection_id();

@@ -237,6 +237,7 @@ mod tests {
                 nick,
                 text,
                 ts: protocol::now_ms(),
+                recovered: false,
             },
             0,
         );

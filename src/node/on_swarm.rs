@@ -30,6 +30,7 @@ impl EventLoop {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(ev)) => self.on_gossipsub(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Direct(ev)) => self.on_direct(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Sync(ev)) => self.on_sync(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Identify(ev)) => self.on_identify(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(ev)) => self.on_kad(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(ev)) => self.on_mdns(ev),
@@ -118,23 +119,22 @@ impl EventLoop {
             } => {
                 let decoded =
                     Envelope::decode(&message.data, message.source.as_ref(), &message.topic);
-                let verdict = match (decoded, message.source) {
-                    (Err(reason), _) => {
+                let verdict = match decoded {
+                    Err(reason) => {
                         *self.stats.rejected.entry(reason.label()).or_default() += 1;
                         let room = self.rooms.get(&message.topic).map(|r| r.name.as_str());
                         self.metrics.rejected(room, reason.label());
                         tracing::warn!(peer = %propagation_source, reason = reason.label(), "room message rejected");
                         MessageAcceptance::Reject
                     }
-                    (Ok(env), _) if self.seen.contains(&env.id) => {
+                    Ok(env) if self.known(&message.topic, &env) => {
                         *self.stats.rejected.entry("duplicate").or_default() += 1;
                         let room = self.rooms.get(&message.topic).map(|r| r.name.as_str());
                         self.metrics.rejected(room, "duplicate");
                         tracing::debug!(id = %env.id, "duplicate message id dropped");
                         MessageAcceptance::Ignore
                     }
-                    (Ok(env), Some(source)) => self.receive(&message.topic, source, env),
-                    (Ok(_), None) => MessageAcceptance::Reject,
+                    Ok(env) => self.receive(&message.topic, env, &message.data, false),
                 };
                 self.swarm
                     .behaviour_mut()
@@ -144,6 +144,9 @@ impl EventLoop {
             gossipsub::Event::Subscribed { peer_id, topic } => {
                 tracing::debug!(peer = %peer_id, %topic, "peer subscribed");
                 self.flush_pending(&topic);
+                if self.rooms.contains_key(&topic) {
+                    self.start_sync(peer_id, &topic);
+                }
             }
             gossipsub::Event::SlowPeer {
                 peer_id,

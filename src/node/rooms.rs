@@ -1,39 +1,44 @@
 //! Room traffic in the node task: joining and leaving, publishing (sealed in
 //! an encrypted room, queued while no peer of the room is reachable), and
-//! reading what arrives (opened with the room key when there is one).
+//! taking in what arrives, live or by history sync: shown if readable, kept
+//! in the history store either way.
+
+use std::sync::Arc;
 
 use libp2p::{
     PeerId,
     gossipsub::{MessageAcceptance, PublishError, TopicHash},
-    identity::Keypair,
 };
 
 use super::{
     Error, Event, RoomInfo, Sent, check_room,
     event_loop::{EventLoop, check_text, publish_reason},
+    history::Preload,
 };
 use crate::{
-    crypto::{Binding, CryptoError, RoomKey},
-    protocol::{self, Body, ChatMessage, Envelope, Inner},
-    room::{Outgoing, PENDING_CAP, Room},
+    crypto::RoomKey,
+    protocol::{self, Envelope},
+    room::{Outgoing, PENDING_CAP, Reading, Room},
+    store::{self, Record},
 };
 
-/// What became of a received room envelope.
-enum Reading {
-    /// Readable: show it.
-    Shown(ChatMessage),
-    /// Sealed and we cannot read it: relay it, show a notice once.
-    Opaque,
-    /// Refused, counted under this reason.
-    Refused(&'static str, MessageAcceptance),
-}
+/// How far ahead of our clock a message's time may be. Later ones wait:
+/// they are refused now and arrive by sync once their time has come.
+const MAX_SKEW_MS: u64 = 5 * 60 * 1000;
 
 impl EventLoop {
-    /// Joins `room`, or sets its key if already joined. True if newly joined.
-    pub(crate) fn join(&mut self, room: &str, key: Option<RoomKey>) -> Result<bool, Error> {
+    /// Joins `room` with what the store holds of it, or sets its key if
+    /// already joined. True if newly joined.
+    pub(crate) fn join(
+        &mut self,
+        room: &str,
+        key: Option<Arc<RoomKey>>,
+        preload: Preload,
+    ) -> Result<bool, Error> {
         check_room(room)?;
         let topic = protocol::topic_for(room);
-        if let Some(state) = self.rooms.get_mut(&topic.hash()) {
+        let hash = topic.hash();
+        if let Some(state) = self.rooms.get_mut(&hash) {
             if key.is_some() {
                 state.key = key;
                 state.notices = Default::default();
@@ -45,10 +50,20 @@ impl EventLoop {
             .gossipsub
             .subscribe(&topic)
             .map_err(|e| Error::InvalidRoom(format!("cannot subscribe: {e}")))?;
-        self.rooms.insert(topic.hash(), Room::new(room, key));
+        let mut state = Room::new(room, key, self.ring_cap);
+        state.index.extend(preload.ids);
+        for frame in preload.recent {
+            if let Ok(env) = Envelope::decode_signed(&frame, &hash)
+                && let Reading::Shown(msg) = state.read(&hash, env)
+            {
+                state.remember(msg);
+            }
+        }
+        self.rooms.insert(hash.clone(), state);
         self.emit(Event::Joined {
             room: room.to_owned(),
         });
+        self.sync_room(&hash);
         Ok(true)
     }
 
@@ -65,21 +80,34 @@ impl EventLoop {
         true
     }
 
-    pub(super) fn publish(&mut self, room: &str, text: String) -> Result<Sent, Error> {
+    /// Builds our next message for `room` (sealed and signed); the caller
+    /// stores it, then hands it to [`EventLoop::send`].
+    pub(super) fn prepare(&mut self, room: &str, text: String) -> Result<Outgoing, Error> {
         check_text(&text)?;
-        let topic = protocol::topic_for(room);
-        let Some(state) = self.rooms.get_mut(&topic.hash()) else {
+        let topic = protocol::topic_for(room).hash();
+        let Some(state) = self.rooms.get(&topic) else {
             return Err(Error::NotJoined(room.to_owned()));
         };
         if state.pending.len() >= PENDING_CAP {
             return Err(Error::QueueFull(PENDING_CAP, room.to_owned()));
         }
-        let out = outgoing(&self.keypair, state, &topic.hash(), &self.nick, text);
+        let out = state.outgoing(&self.keypair, &topic, &self.nick, text);
         self.seen.insert(&out.env.id);
+        Ok(out)
+    }
+
+    /// Publishes a prepared (and stored) message, or queues it while no
+    /// peer of the room is reachable.
+    pub(super) fn send(&mut self, out: Outgoing) -> Result<Sent, Error> {
+        let topic = protocol::topic_for(&out.msg.room).hash();
         let id = out.env.id.clone();
+        let Some(state) = self.rooms.get_mut(&topic) else {
+            return Err(Error::NotJoined(out.msg.room));
+        };
+        state.index.insert((out.env.ts, store::hash(&id)));
         if !state.pending.is_empty() {
             // Keep order: never overtake messages already waiting.
-            self.queue(topic.hash(), out);
+            self.queue(topic, out);
             return Ok(Sent { id, pending: true });
         }
         match self
@@ -89,17 +117,17 @@ impl EventLoop {
             .publish(topic.clone(), out.env.encode())
         {
             Ok(_) => {
-                self.sent(&topic.hash(), out);
+                self.sent(&topic, out);
                 Ok(Sent { id, pending: false })
             }
             Err(PublishError::NoPeersSubscribedToTopic) => {
-                self.queue(topic.hash(), out);
+                self.queue(topic, out);
                 Ok(Sent { id, pending: true })
             }
             Err(e) => {
                 self.stats.send_failed += 1;
                 Err(Error::Publish {
-                    room: room.to_owned(),
+                    room: out.msg.room,
                     reason: publish_reason(&e),
                 })
             }
@@ -158,9 +186,10 @@ impl EventLoop {
                     return;
                 }
                 Err(e) => {
+                    // It is stored: history sync still delivers it.
                     self.stats.send_failed += 1;
                     let message = format!(
-                        "message {} to '{}' not sent: {}",
+                        "message {} to '{}' not sent live: {}",
                         out.msg.id,
                         out.msg.room,
                         publish_reason(&e)
@@ -171,29 +200,51 @@ impl EventLoop {
         }
     }
 
-    /// Handles a valid, signed, not yet seen envelope on a joined room's
-    /// topic; returns the verdict for gossipsub.
+    /// Whether a message is already here (seen live, or in the store).
+    pub(super) fn known(&self, topic: &TopicHash, env: &Envelope) -> bool {
+        self.seen.contains(&env.id)
+            || self
+                .rooms
+                .get(topic)
+                .is_some_and(|r| r.index.contains(&(env.ts, store::hash(&env.id))))
+    }
+
+    /// Takes in a valid, signed envelope of a joined room that is not here
+    /// yet, live (`recovered` false) or by sync; returns the gossipsub verdict.
     pub(super) fn receive(
         &mut self,
         topic: &TopicHash,
-        source: PeerId,
         env: Envelope,
+        frame: &[u8],
+        recovered: bool,
     ) -> MessageAcceptance {
-        let Some(room) = self.rooms.get_mut(topic) else {
+        let Some(name) = self.rooms.get(topic).map(|r| r.name.clone()) else {
             return MessageAcceptance::Ignore;
         };
-        let reading = read(room, topic, env);
-        let name = room.name.clone();
+        if env.ts > protocol::now_ms() + MAX_SKEW_MS {
+            return self.refuse(&name, "future", MessageAcceptance::Ignore);
+        }
+        // Every authentic message of the topic is kept, shown or not: the
+        // store holds the room's set, which sync makes equal everywhere.
+        self.keep(topic, env.ts, &env.id, frame);
+        let Some(room) = self.rooms.get(topic) else {
+            return MessageAcceptance::Ignore;
+        };
+        let reading = room.read(topic, env);
         match reading {
             Reading::Shown(msg) => {
-                self.seen.insert(&msg.id);
-                if self.peers.set_nick(&source, &msg.nick) {
+                if let Ok(source) = msg.from.parse::<PeerId>()
+                    && self.peers.set_nick(&source, &msg.nick)
+                {
                     self.emit(Event::PeerNick {
-                        peer: source.to_string(),
+                        peer: msg.from.clone(),
                         nick: msg.nick.clone(),
                     });
                 }
                 self.stats.received += 1;
+                if recovered {
+                    self.stats.recovered += 1;
+                }
                 self.emit(Event::Message {
                     room: msg.room.clone(),
                     id: msg.id.clone(),
@@ -201,6 +252,7 @@ impl EventLoop {
                     nick: msg.nick.clone(),
                     text: msg.text.clone(),
                     ts: msg.ts,
+                    recovered,
                 });
                 if let Some(room) = self.rooms.get_mut(topic) {
                     room.remember(msg);
@@ -212,12 +264,37 @@ impl EventLoop {
                 self.notify(topic, &name);
                 MessageAcceptance::Accept
             }
-            Reading::Refused(reason, verdict) => {
-                *self.stats.rejected.entry(reason).or_default() += 1;
-                self.metrics.rejected(Some(&name), reason);
-                tracing::debug!(peer = %source, room = %name, reason, "room message refused");
-                verdict
-            }
+            Reading::Refused(reason, verdict) => self.refuse(&name, reason, verdict),
+        }
+    }
+
+    pub(super) fn refuse(
+        &mut self,
+        room: &str,
+        reason: &'static str,
+        verdict: MessageAcceptance,
+    ) -> MessageAcceptance {
+        *self.stats.rejected.entry(reason).or_default() += 1;
+        self.metrics.rejected(Some(room), reason);
+        tracing::debug!(%room, reason, "room message refused");
+        verdict
+    }
+
+    /// Remembers a message as held, and queues it for the store.
+    fn keep(&mut self, topic: &TopicHash, ts: u64, id: &str, frame: &[u8]) {
+        self.seen.insert(id);
+        let hash = store::hash(id);
+        if let Some(room) = self.rooms.get_mut(topic) {
+            room.index.insert((ts, hash));
+        }
+        let record = Record {
+            topic: topic.to_string(),
+            ts,
+            hash,
+            frame: frame.to_vec(),
+        };
+        if let Err(e) = self.store.append_soon(vec![record]) {
+            self.store_failed(1, &e.to_string());
         }
     }
 
@@ -264,85 +341,4 @@ impl EventLoop {
         rooms.sort_by(|a, b| a.room.cmp(&b.room));
         rooms
     }
-}
-
-/// Builds our next message for `room`: sealed if the room has a key.
-fn outgoing(key: &Keypair, room: &Room, topic: &TopicHash, nick: &str, text: String) -> Outgoing {
-    let mut env = Envelope::text(&key.public().to_peer_id(), &room.name, nick, &text);
-    if let Some(room_key) = &room.key {
-        let inner = Inner {
-            nick: nick.to_owned(),
-            text: text.clone(),
-        };
-        // A struct of two strings always serializes.
-        let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(&inner).unwrap_or_default());
-        let topic = topic.to_string();
-        let binding = Binding {
-            topic: &topic,
-            from: &env.from,
-            id: &env.id,
-            ts: env.ts,
-        };
-        env.body = Body::Sealed(room_key.seal(&binding, &plaintext));
-    }
-    env.sign(key, topic.as_str());
-    let msg = ChatMessage {
-        room: room.name.clone(),
-        id: env.id.clone(),
-        from: env.from.clone(),
-        nick: nick.to_owned(),
-        text,
-        ts: env.ts,
-    };
-    Outgoing { env, msg }
-}
-
-/// What a member of `room` can make of `env`.
-fn read(room: &Room, topic: &TopicHash, env: Envelope) -> Reading {
-    let sealed = match (&env.body, &room.key) {
-        (Body::Text { .. }, Some(_)) => {
-            // Plaintext in a protected room would look protected: drop it.
-            return Reading::Refused("plaintext_in_encrypted_room", MessageAcceptance::Ignore);
-        }
-        (Body::Text { .. }, None) => {
-            return env
-                .readable()
-                .map(Reading::Shown)
-                .unwrap_or(Reading::Opaque);
-        }
-        (Body::Sealed(_), None) => return Reading::Opaque,
-        (Body::Sealed(sealed), Some(_)) => sealed,
-    };
-    let Some(key) = &room.key else {
-        return Reading::Opaque;
-    };
-    let topic = topic.to_string();
-    let binding = Binding {
-        topic: &topic,
-        from: &env.from,
-        id: &env.id,
-        ts: env.ts,
-    };
-    let plaintext = match key.open(&binding, sealed) {
-        Ok(p) => p,
-        Err(CryptoError::WrongKey) => return Reading::Opaque,
-        Err(_) => return Reading::Refused("bad_ciphertext", MessageAcceptance::Reject),
-    };
-    if std::str::from_utf8(&plaintext).is_err() {
-        return Reading::Refused("invalid_utf8", MessageAcceptance::Reject);
-    }
-    let Ok(inner) = serde_json::from_slice::<Inner>(&plaintext) else {
-        return Reading::Refused("malformed", MessageAcceptance::Reject);
-    };
-    if protocol::check_text(&inner.nick, &inner.text).is_err() {
-        return Reading::Refused("too_large", MessageAcceptance::Reject);
-    }
-    Reading::Shown(ChatMessage {
-        room: room.name.clone(),
-        id: env.id,
-        from: env.from,
-        nick: inner.nick,
-        text: inner.text,
-        ts: env.ts,
-    })
 }

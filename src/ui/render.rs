@@ -88,10 +88,21 @@ impl Renderer {
                 nick,
                 text,
                 ts,
+                recovered,
                 ..
             } => {
                 let who = self.who(from, nick);
-                format!("{} #{} <{who}> {}", time(*ts), clean(room), clean(text))
+                let mark = if *recovered {
+                    " (recovered: sent while you were away)"
+                } else {
+                    ""
+                };
+                format!(
+                    "{} #{} <{who}> {}{mark}",
+                    time(*ts),
+                    clean(room),
+                    clean(text)
+                )
             }
             Event::Sent {
                 room,
@@ -272,6 +283,7 @@ mod tests {
                 nick: "ev\x1b[2Jil".into(),
                 text: "hi\u{202e}there\x1b]0;pwned\x07".into(),
                 ts: 0,
+                recovered: false,
             })
             .expect("line");
         assert!(

@@ -1,0 +1,123 @@
+//! Reading history from the store on behalf of a handle, off the node task:
+//! pages older than the in-memory ring, and search. Encrypted rooms are
+//! decrypted in memory with the room's key; nothing readable is written.
+
+use std::sync::Arc;
+
+use libp2p::gossipsub::TopicHash;
+
+use crate::{
+    crypto::RoomKey,
+    protocol::{self, ChatMessage, Envelope},
+    room::{Reading, Room},
+    store::{self, Hash, Record, Store, StoreError},
+};
+
+/// Frames read per step while paging or searching.
+const STEP: usize = 256;
+/// Most messages a search reads per room.
+const SEARCH_SCAN: usize = 100_000;
+
+/// What a handle needs to read a room's history.
+#[derive(Debug, Clone)]
+pub(crate) struct RoomAccess {
+    pub(crate) name: String,
+    pub(crate) topic: TopicHash,
+    pub(crate) key: Option<Arc<RoomKey>>,
+}
+
+/// The store record of one of our messages.
+pub(crate) fn record(env: &Envelope, room: &str) -> Record {
+    Record {
+        topic: protocol::topic_for(room).hash().to_string(),
+        ts: env.ts,
+        hash: store::hash(&env.id),
+        frame: env.encode(),
+    }
+}
+
+/// Walks a room's stored messages from the newest (or from before
+/// `before`) back, yielding the readable ones, reading at most `scan`.
+fn walk(
+    store: &Store,
+    access: &RoomAccess,
+    before: Option<(u64, Hash)>,
+    scan: usize,
+    mut take: impl FnMut(ChatMessage) -> bool,
+) -> Result<(), StoreError> {
+    let room = Room::new(&access.name, access.key.clone(), 1);
+    let topic = access.topic.as_str();
+    let mut cursor = before;
+    let mut read = 0;
+    while read < scan {
+        let frames = store.page(topic, cursor, STEP)?;
+        if frames.is_empty() {
+            return Ok(());
+        }
+        read += frames.len();
+        for frame in frames.iter().rev() {
+            let Ok(env) = Envelope::decode_signed(frame, &access.topic) else {
+                continue;
+            };
+            cursor = Some((env.ts, store::hash(&env.id)));
+            if let Reading::Shown(msg) = room.read(&access.topic, env)
+                && !take(msg)
+            {
+                return Ok(());
+            }
+        }
+        if frames.len() < STEP {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Up to `limit` readable messages before the message `before` (or the
+/// newest), oldest first. Blocking.
+pub(crate) fn page(
+    store: &Store,
+    access: &RoomAccess,
+    limit: usize,
+    before: Option<&str>,
+) -> Result<Vec<ChatMessage>, StoreError> {
+    let start = match before {
+        Some(id) => match store.locate(&store::hash(id))? {
+            Some(ts) => Some((ts, store::hash(id))),
+            None => return Ok(Vec::new()),
+        },
+        None => None,
+    };
+    let mut out = Vec::new();
+    walk(store, access, start, usize::MAX, |msg| {
+        out.push(msg);
+        out.len() < limit
+    })?;
+    out.reverse();
+    Ok(out)
+}
+
+/// The newest `limit` readable messages containing `query` (any case),
+/// across `rooms`, oldest first. Blocking.
+pub(crate) fn search(
+    store: &Store,
+    rooms: &[RoomAccess],
+    query: &str,
+    limit: usize,
+) -> Result<Vec<ChatMessage>, StoreError> {
+    let needle = query.to_lowercase();
+    let mut found = Vec::new();
+    for access in rooms {
+        let mut in_room = 0;
+        walk(store, access, None, SEARCH_SCAN, |msg| {
+            if msg.text.to_lowercase().contains(&needle) {
+                found.push(msg);
+                in_room += 1;
+            }
+            in_room < limit
+        })?;
+    }
+    found.sort_by(|a, b| (a.ts, &a.id).cmp(&(b.ts, &b.id)));
+    let skip = found.len().saturating_sub(limit);
+    Ok(found.split_off(skip))
+}

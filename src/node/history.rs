@@ -1,0 +1,359 @@
+//! History in the node task: what a room brings from the store when it is
+//! joined, and history sync with the peers of each room: reconcile the sets
+//! of message ids, then fetch what we lack in bounded pages, each message
+//! checked exactly as a live one; and serve the same to peers.
+
+use std::collections::{HashMap, VecDeque};
+
+use libp2p::{
+    PeerId,
+    futures::{FutureExt, future::BoxFuture, stream::FuturesUnordered},
+    gossipsub::TopicHash,
+    request_response::{self, OutboundRequestId, ResponseChannel},
+};
+use serde_bytes::ByteBuf;
+
+use super::{Event, event_loop::EventLoop};
+use crate::{
+    protocol::Envelope,
+    store::{Hash, Store, StoreError},
+    sync::{self, Session, Step, SyncRequest, SyncResponse},
+};
+
+/// What the store holds of a room, read before joining it.
+#[derive(Debug, Default)]
+pub(crate) struct Preload {
+    pub(crate) ids: Vec<(u64, Hash)>,
+    pub(crate) recent: Vec<Vec<u8>>,
+}
+
+impl Preload {
+    /// Reads a room's ids and its newest `ring` messages. Blocking.
+    pub(crate) fn load(store: &Store, topic: &str, ring: usize) -> Result<Preload, StoreError> {
+        Ok(Preload {
+            ids: store.ids(topic)?,
+            recent: store.page(topic, None, ring)?,
+        })
+    }
+}
+
+/// The node task's answer to a history query: from the ring, or "read the
+/// store with this".
+#[derive(Debug)]
+pub(crate) enum HistoryAnswer {
+    Ring(Vec<crate::protocol::ChatMessage>),
+    Store(super::archive::RoomAccess),
+}
+
+/// Work done off the node task whose result the task sends on.
+pub(super) enum Background {
+    Respond {
+        channel: ResponseChannel<SyncResponse>,
+        response: SyncResponse,
+    },
+}
+
+/// One pull of a room's history from one peer.
+#[derive(Debug, Default)]
+struct Pull {
+    session: Option<Session>,
+    need: VecDeque<Hash>,
+}
+
+/// History sync state of the node task.
+#[derive(Default)]
+pub(super) struct SyncState {
+    pulls: HashMap<(PeerId, TopicHash), Pull>,
+    requests: HashMap<OutboundRequestId, (PeerId, TopicHash)>,
+    pub(super) background: FuturesUnordered<BoxFuture<'static, Background>>,
+}
+
+type SyncEvent = request_response::Event<SyncRequest, SyncResponse>;
+
+impl EventLoop {
+    /// Reconciles a room with every connected peer that is in it.
+    pub(super) fn sync_room(&mut self, topic: &TopicHash) {
+        let peers: Vec<PeerId> = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&topic))
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in peers {
+            self.start_sync(peer, topic);
+        }
+    }
+
+    /// Reconciles every room with its peers (the periodic sync).
+    pub(super) fn sync_all(&mut self) {
+        let topics: Vec<TopicHash> = self.rooms.keys().cloned().collect();
+        for topic in topics {
+            self.sync_room(&topic);
+        }
+    }
+
+    /// Starts pulling a room's history from `peer`, unless already doing so.
+    pub(super) fn start_sync(&mut self, peer: PeerId, topic: &TopicHash) {
+        let key = (peer, topic.clone());
+        if self.sync.pulls.contains_key(&key) {
+            return;
+        }
+        let Some(room) = self.rooms.get(topic) else {
+            return;
+        };
+        let (session, first) = match Session::start(&room.index) {
+            Ok(started) => started,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start history sync");
+                return;
+            }
+        };
+        self.sync.pulls.insert(
+            key,
+            Pull {
+                session: Some(session),
+                need: VecDeque::new(),
+            },
+        );
+        let request = SyncRequest::Reconcile {
+            topic: topic.to_string(),
+            msg: ByteBuf::from(first),
+        };
+        self.send_sync(peer, topic, request);
+    }
+
+    fn send_sync(&mut self, peer: PeerId, topic: &TopicHash, request: SyncRequest) {
+        let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+        self.sync.requests.insert(id, (peer, topic.clone()));
+    }
+
+    pub(super) fn on_sync(&mut self, event: SyncEvent) {
+        use request_response::{Event as E, Message as M};
+        match event {
+            E::Message {
+                peer,
+                message: M::Request {
+                    request, channel, ..
+                },
+                ..
+            } => self.serve_sync(peer, request, channel),
+            E::Message {
+                message:
+                    M::Response {
+                        request_id,
+                        response,
+                    },
+                ..
+            } => {
+                if let Some((peer, topic)) = self.sync.requests.remove(&request_id) {
+                    self.on_sync_response(peer, topic, response);
+                }
+            }
+            E::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                if let Some(key) = self.sync.requests.remove(&request_id) {
+                    tracing::debug!(%peer, %error, "history sync request failed");
+                    self.sync.pulls.remove(&key);
+                }
+            }
+            E::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "history sync request not served")
+            }
+            E::ResponseSent { .. } => {}
+        }
+    }
+
+    fn serve_sync(
+        &mut self,
+        peer: PeerId,
+        request: SyncRequest,
+        channel: ResponseChannel<SyncResponse>,
+    ) {
+        let refused = |reason: &str| SyncResponse::Refused {
+            reason: reason.to_owned(),
+        };
+        let topic_of = |t: &str| TopicHash::from_raw(t);
+        let response = match request {
+            SyncRequest::Reconcile { topic, msg } => match self.rooms.get(&topic_of(&topic)) {
+                None => refused("not in that room"),
+                Some(room) => match sync::respond(&room.index, &msg) {
+                    Ok(msg) => SyncResponse::Reconcile {
+                        msg: ByteBuf::from(msg),
+                    },
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "bad reconciliation request");
+                        refused("malformed reconciliation message")
+                    }
+                },
+            },
+            SyncRequest::Fetch { topic, ids } => {
+                if !self.rooms.contains_key(&topic_of(&topic)) {
+                    refused("not in that room")
+                } else if ids.len() > sync::FETCH_PAGE {
+                    refused("too many ids in one fetch")
+                } else {
+                    let hashes: Vec<Hash> = ids
+                        .iter()
+                        .filter_map(|b| <Hash>::try_from(b.as_slice()).ok())
+                        .collect();
+                    let store = self.store.clone();
+                    let job = tokio::task::spawn_blocking(move || fetch(&store, &hashes)).map(
+                        move |result| {
+                            let response = match result {
+                                Ok(Ok(frames)) => SyncResponse::Frames { frames },
+                                Ok(Err(e)) => SyncResponse::Refused {
+                                    reason: format!("history store: {e}"),
+                                },
+                                Err(_) => SyncResponse::Refused {
+                                    reason: "history read failed".into(),
+                                },
+                            };
+                            Background::Respond { channel, response }
+                        },
+                    );
+                    self.sync.background.push(job.boxed());
+                    return;
+                }
+            }
+        };
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_response(channel, response);
+    }
+
+    pub(super) fn on_background(&mut self, done: Background) {
+        match done {
+            Background::Respond { channel, response } => {
+                // The requester may have gone; it then sees its own failure.
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, response);
+            }
+        }
+    }
+
+    fn on_sync_response(&mut self, peer: PeerId, topic: TopicHash, response: SyncResponse) {
+        let key = (peer, topic.clone());
+        match response {
+            SyncResponse::Reconcile { msg } => {
+                let Some(session) = self
+                    .sync
+                    .pulls
+                    .get_mut(&key)
+                    .and_then(|p| p.session.as_mut())
+                else {
+                    return;
+                };
+                match session.step(&msg) {
+                    Ok(Step::Continue(next)) => self.send_sync(
+                        peer,
+                        &topic,
+                        SyncRequest::Reconcile {
+                            topic: topic.to_string(),
+                            msg: ByteBuf::from(next),
+                        },
+                    ),
+                    Ok(Step::Done(need)) => {
+                        if let Some(pull) = self.sync.pulls.get_mut(&key) {
+                            pull.session = None;
+                            pull.need = need.into();
+                        }
+                        self.fetch_next(peer, &topic);
+                    }
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "history reconciliation failed");
+                        self.sync.pulls.remove(&key);
+                    }
+                }
+            }
+            SyncResponse::Frames { frames } => {
+                for frame in frames {
+                    self.take_synced(&topic, &frame);
+                }
+                self.fetch_next(peer, &topic);
+            }
+            SyncResponse::Refused { reason } => {
+                tracing::debug!(%peer, %reason, "history sync refused");
+                self.sync.pulls.remove(&key);
+            }
+        }
+    }
+
+    fn fetch_next(&mut self, peer: PeerId, topic: &TopicHash) {
+        let key = (peer, topic.clone());
+        let Some(pull) = self.sync.pulls.get_mut(&key) else {
+            return;
+        };
+        let n = pull.need.len().min(sync::FETCH_PAGE);
+        if n == 0 {
+            self.sync.pulls.remove(&key);
+            return;
+        }
+        let ids = pull
+            .need
+            .drain(..n)
+            .map(|h| ByteBuf::from(h.to_vec()))
+            .collect();
+        self.send_sync(
+            peer,
+            topic,
+            SyncRequest::Fetch {
+                topic: topic.to_string(),
+                ids,
+            },
+        );
+    }
+
+    /// A message from history sync: checked as a live one would be.
+    fn take_synced(&mut self, topic: &TopicHash, frame: &[u8]) {
+        let Some(name) = self.rooms.get(topic).map(|r| r.name.clone()) else {
+            return;
+        };
+        match Envelope::decode_signed(frame, topic) {
+            Ok(env) if self.known(topic, &env) => {}
+            Ok(env) => {
+                self.receive(topic, env, frame, true);
+            }
+            Err(reason) => {
+                self.refuse(
+                    &name,
+                    reason.label(),
+                    libp2p::gossipsub::MessageAcceptance::Reject,
+                );
+            }
+        }
+    }
+
+    /// A history write failed: tell the user, mark the node degraded.
+    pub(super) fn store_failed(&mut self, records: usize, reason: &str) {
+        self.stats.store_failures += records as u64;
+        self.store_error = Some(reason.to_owned());
+        self.emit(Event::Error {
+            message: format!("not saved: {reason}"),
+        });
+    }
+}
+
+/// Reads the frames asked for, within the response budget. Blocking.
+fn fetch(store: &Store, hashes: &[Hash]) -> Result<Vec<ByteBuf>, StoreError> {
+    let mut budget = sync::RESPONSE_BUDGET;
+    let mut out = Vec::new();
+    for frame in store.frames(hashes)? {
+        if frame.len() > budget {
+            break;
+        }
+        budget -= frame.len();
+        out.push(ByteBuf::from(frame));
+    }
+    Ok(out)
+}

@@ -1,0 +1,111 @@
+//! What the node answers with: plain data, serializable for the JSON front
+//! ends.
+
+use serde::Serialize;
+
+/// The result of publishing a room message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sent {
+    /// The message id.
+    pub id: String,
+    /// True when no peer of the room was reachable: the message is queued
+    /// and goes out as soon as one is.
+    pub pending: bool,
+}
+
+/// A delivered direct message.
+#[derive(Debug, Clone, Serialize)]
+pub struct Receipt {
+    /// The direct message's id.
+    pub id: String,
+    /// The recipient.
+    pub to: String,
+}
+
+/// A connected peer, as `/peers` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerInfo {
+    /// Peer id.
+    pub peer: String,
+    /// Last nick heard from it.
+    pub nick: Option<String>,
+    /// How to show it: the nick, with a peer id suffix where nicks collide.
+    pub display: String,
+    /// Addresses it is reachable at.
+    pub addresses: Vec<String>,
+    /// Last ping round trip.
+    pub rtt_ms: Option<f64>,
+    /// When the first current connection opened, ms since the epoch.
+    pub connected_since: u64,
+    /// "inbound" or "outbound" (of the first current connection).
+    pub direction: &'static str,
+}
+
+/// A joined room.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomInfo {
+    /// Room name.
+    pub room: String,
+    /// Joined with a passphrase: messages are sealed.
+    pub encrypted: bool,
+    /// Connected peers subscribed to it.
+    pub members: usize,
+    /// Peers in our gossipsub mesh for it.
+    pub mesh_peers: usize,
+    /// Messages waiting for a peer.
+    pub pending: usize,
+}
+
+/// Counters kept by the node task.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    /// Room messages published.
+    pub published: u64,
+    /// Room messages received and shown.
+    pub received: u64,
+    /// Frames rejected, by reason.
+    pub rejected: std::collections::BTreeMap<&'static str, u64>,
+    /// Sealed room messages relayed but not readable here (no key, or
+    /// another key).
+    pub opaque: u64,
+    /// Room messages that could not be sent and were dropped.
+    pub send_failed: u64,
+    /// Direct messages delivered (receipt received).
+    pub direct_sent: u64,
+    /// Direct messages received.
+    pub direct_received: u64,
+    /// Direct messages that failed.
+    pub direct_failed: u64,
+    /// Room messages that arrived by history sync rather than live.
+    pub recovered: u64,
+    /// Messages that could not be written to the history store.
+    pub store_failures: u64,
+}
+
+/// A snapshot of the node.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// Our peer id.
+    pub peer_id: String,
+    /// Our nick.
+    pub nick: String,
+    /// The program's version.
+    pub version: &'static str,
+    /// Seconds since the node started.
+    pub uptime_secs: u64,
+    /// Full addresses to reach us (ending in `/p2p/<id>`).
+    pub listen_addrs: Vec<String>,
+    /// Addresses peers observed or confirmed for us.
+    pub external_addrs: Vec<String>,
+    /// Joined rooms.
+    pub rooms: Vec<String>,
+    /// Connected peers.
+    pub connected_peers: usize,
+    /// Counters.
+    pub stats: Stats,
+    /// The last history write failure, while the store is failing (the
+    /// node keeps relaying; readiness reports it).
+    pub store_error: Option<String>,
+    /// Where history is kept: the file, or "memory".
+    pub history: String,
+}

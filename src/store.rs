@@ -1,0 +1,302 @@
+//! Durable history: every room message as it was received (plaintext, or
+//! ciphertext for an encrypted room), in an embedded database (redb) in the
+//! data dir, or in memory for an ephemeral node.
+//!
+//! Reads are short and may run on any thread. Writes go through one writer
+//! thread ([`writer`]) that commits whatever is queued in one transaction:
+//! a caller that must know its record is on disk (a message we send) waits
+//! for the commit; received messages are acknowledged by nobody and are
+//! durable as soon as the writer's next commit, well inside 100 ms.
+
+mod writer;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use redb::{Database, ReadableDatabase, TableDefinition, backends::InMemoryBackend};
+use sha2::{Digest, Sha256};
+use tokio::sync::{mpsc, oneshot};
+
+pub use writer::Failure;
+
+/// The history file inside the data dir.
+pub const FILE: &str = "history.redb";
+
+/// `(topic, ts, hash) -> frame`: one room's messages in `(ts, hash)` order.
+const MESSAGES: TableDefinition<(&str, u64, &[u8]), &[u8]> = TableDefinition::new("messages");
+/// `hash -> (topic, ts)`: finds a message by id, and keeps each one once.
+const INDEX: TableDefinition<&[u8], (&str, u64)> = TableDefinition::new("index");
+
+/// The 32-byte key of a message id, as history sync exchanges it.
+pub type Hash = [u8; 32];
+
+/// The sync key of a message id.
+pub fn hash(id: &str) -> Hash {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&Sha256::digest(id.as_bytes()));
+    out
+}
+
+/// A message to keep.
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// The room's topic.
+    pub topic: String,
+    /// The author's timestamp.
+    pub ts: u64,
+    /// [`hash`] of the message id.
+    pub hash: Hash,
+    /// The envelope as received.
+    pub frame: Vec<u8>,
+}
+
+/// Why the store failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The file is damaged; the message names it and how to recover.
+    #[error(
+        "history store {path} is damaged ({reason}): move it aside \
+         (mv {path} {path}.damaged) and start again; peers will sync the history back"
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The file cannot be opened (permissions, locked by another process).
+    #[error("history store {path}: {reason}")]
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A read or write failed (disk full, I/O error).
+    #[error("{0}")]
+    Io(String),
+    /// The writer thread has stopped.
+    #[error("the history writer has stopped")]
+    Stopped,
+}
+
+fn io(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io(e.to_string())
+}
+
+/// Handle to the history store. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    writer: mpsc::Sender<writer::Job>,
+    /// Where it lives; None in memory.
+    pub path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, checking its integrity.
+    /// Failures of later writes are sent to `failures`.
+    pub fn open(dir: &Path, failures: mpsc::Sender<Failure>) -> Result<Store, StoreError> {
+        let path = dir.join(FILE);
+        let corrupt = |reason: String| StoreError::Corrupt {
+            path: path.clone(),
+            reason,
+        };
+        let mut db = match Database::create(&path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason))) => {
+                return Err(corrupt(reason));
+            }
+            Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
+                if e.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                return Err(corrupt(e.to_string()));
+            }
+            Err(e) => {
+                return Err(StoreError::Open {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        match db.check_integrity() {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(path = %path.display(), "history store was repaired after an unclean stop")
+            }
+            Err(e) => return Err(corrupt(e.to_string())),
+        }
+        Store::start(db, Some(path), failures)
+    }
+
+    /// A store in memory, for an ephemeral node.
+    pub fn in_memory(failures: mpsc::Sender<Failure>) -> Result<Store, StoreError> {
+        let db = Database::builder()
+            .create_with_backend(InMemoryBackend::new())
+            .map_err(io)?;
+        Store::start(db, None, failures)
+    }
+
+    fn start(
+        db: Database,
+        path: Option<PathBuf>,
+        failures: mpsc::Sender<Failure>,
+    ) -> Result<Store, StoreError> {
+        let txn = db.begin_write().map_err(io)?;
+        txn.open_table(MESSAGES).map_err(io)?;
+        txn.open_table(INDEX).map_err(io)?;
+        txn.commit().map_err(io)?;
+        let db = Arc::new(db);
+        let writer = writer::spawn(db.clone(), failures)?;
+        Ok(Store { db, writer, path })
+    }
+
+    /// Queues records; they are committed with the writer's next commit.
+    /// Fails only if the queue is full or the writer has stopped.
+    pub fn append_soon(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        self.writer
+            .try_send(writer::Job::Append { records, ack: None })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => {
+                    StoreError::Io("the history write queue is full".into())
+                }
+                mpsc::error::TrySendError::Closed(_) => StoreError::Stopped,
+            })
+    }
+
+    /// Appends records and waits until they are committed to disk.
+    pub async fn append_durable(&self, records: Vec<Record>) -> Result<(), StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.writer
+            .send(writer::Job::Append {
+                records,
+                ack: Some(ack),
+            })
+            .await
+            .map_err(|_| StoreError::Stopped)?;
+        done.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// Commits what is queued and closes the database file (other handles
+    /// of this store then fail with [`StoreError::Stopped`]).
+    pub async fn close(&self) {
+        let (ack, done) = oneshot::channel();
+        if self.writer.send(writer::Job::Close { ack }).await.is_ok() {
+            let _ = done.await;
+        }
+    }
+
+    /// Deletes a room's messages older than `ts`.
+    pub async fn prune(&self, topic: &str, ts: u64) -> Result<(), StoreError> {
+        let (ack, done) = oneshot::channel();
+        let job = writer::Job::Prune {
+            topic: topic.to_owned(),
+            before_ts: ts,
+            ack,
+        };
+        self.writer
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Stopped)?;
+        done.await.map_err(|_| StoreError::Stopped)?
+    }
+
+    /// Every `(ts, hash)` of a room, in order. Blocking.
+    pub fn ids(&self, topic: &str) -> Result<Vec<(u64, Hash)>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(MESSAGES).map_err(io)?;
+        let mut out = Vec::new();
+        for entry in table.range((topic, 0u64, &[][..])..).map_err(io)? {
+            let (key, _) = entry.map_err(io)?;
+            let (t, ts, h) = key.value();
+            if t != topic {
+                break;
+            }
+            out.push((ts, to_hash(h)));
+        }
+        Ok(out)
+    }
+
+    /// The frames of the given messages that are here, in the given order.
+    /// Blocking.
+    pub fn frames(&self, hashes: &[Hash]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let index = txn.open_table(INDEX).map_err(io)?;
+        let messages = txn.open_table(MESSAGES).map_err(io)?;
+        let mut out = Vec::with_capacity(hashes.len());
+        for h in hashes {
+            let Some(at) = index.get(&h[..]).map_err(io)? else {
+                continue;
+            };
+            let (topic, ts) = at.value();
+            if let Some(frame) = messages.get((topic, ts, &h[..])).map_err(io)? {
+                out.push(frame.value().to_vec());
+            }
+        }
+        Ok(out)
+    }
+
+    /// The timestamp of a stored message. Blocking.
+    pub fn locate(&self, hash: &Hash) -> Result<Option<u64>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let index = txn.open_table(INDEX).map_err(io)?;
+        Ok(index.get(&hash[..]).map_err(io)?.map(|at| at.value().1))
+    }
+
+    /// Up to `limit` frames of a room before `(ts, hash)` (or the newest),
+    /// oldest first. Blocking.
+    pub fn page(
+        &self,
+        topic: &str,
+        before: Option<(u64, Hash)>,
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(io)?;
+        let table = txn.open_table(MESSAGES).map_err(io)?;
+        let start = (topic, 0u64, &[][..]);
+        let end_hash;
+        let range = match &before {
+            Some((ts, h)) => {
+                end_hash = *h;
+                table
+                    .range(start..(topic, *ts, &end_hash[..]))
+                    .map_err(io)?
+            }
+            None => table
+                .range(start..(topic, u64::MAX, &[0xffu8; 33][..]))
+                .map_err(io)?,
+        };
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for entry in range.rev().take(limit) {
+            let (_, frame) = entry.map_err(io)?;
+            out.push(frame.value().to_vec());
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// How many messages of a room are kept. Blocking.
+    pub fn count(&self, topic: &str) -> Result<usize, StoreError> {
+        Ok(self.ids(topic)?.len())
+    }
+}
+
+fn to_hash(bytes: &[u8]) -> Hash {
+    let mut h = [0u8; 32];
+    let n = bytes.len().min(32);
+    h[..n].copy_from_slice(&bytes[..n]);
+    h
+}
+
+#[cfg(test)]
+mod tests;
