@@ -110,6 +110,7 @@ pub fn router(state: AppState) -> Router {
             "/rooms/{room}/messages",
             get(routes::history).post(routes::publish),
         )
+        .route("/rooms/{room}/search", get(routes::search))
         .route("/direct/{peer}", post(routes::direct))
         .route("/events", get(events::stream))
         .route_layer(middleware::from_fn_with_state(

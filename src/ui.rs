@@ -13,6 +13,8 @@ use tokio::{
 };
 
 pub use command::{HELP, Input, parse};
+
+use command::HISTORY_DEFAULT;
 pub use render::{Renderer, Style};
 
 use crate::node::{Error, Event, Node};
@@ -246,6 +248,13 @@ impl Session {
                     Err(e) => self.print(&self.render.error(&e.to_string())),
                 },
                 None => self.print(&self.render.error("no current room: /join ROOM first")),
+            },
+            Input::Search(text) => match self.node.search(&text, None, HISTORY_DEFAULT).await {
+                Ok(found) => {
+                    let lines = self.render.search(&text, &found);
+                    self.print(&lines);
+                }
+                Err(e) => self.print(&self.render.error(&e.to_string())),
             },
             Input::Nick(nick) => {
                 let result = self.node.set_nick(&nick).await;

@@ -91,6 +91,35 @@ pub(super) async fn history(
     Ok(Json(messages))
 }
 
+/// `?q=TEXT&limit=N` of the search endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SearchQuery {
+    q: String,
+    limit: Option<usize>,
+}
+
+/// Messages of a joined room that contain `q` (any case), newest `limit`,
+/// oldest first. Encrypted rooms are searched in memory, never indexed.
+pub(super) async fn search(
+    State(state): State<AppState>,
+    room: std::result::Result<Path<String>, PathRejection>,
+    query: std::result::Result<Query<SearchQuery>, QueryRejection>,
+) -> Result<Json<Vec<ChatMessage>>> {
+    let Path(room) = room?;
+    let Query(query) = query?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > RING_CAP {
+        return Err(AppError::bad_request(format!(
+            "limit must be 1 to {RING_CAP}"
+        )));
+    }
+    if query.q.trim().is_empty() {
+        return Err(AppError::bad_request("q must not be empty"));
+    }
+    Ok(Json(state.node.search(&query.q, Some(&room), limit).await?))
+}
+
 /// The body of the sending endpoints.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -29,6 +29,8 @@ pub enum Input {
     Peers,
     /// `/history [N]`
     History(usize),
+    /// `/search TEXT`
+    Search(String),
     /// `/nick NAME`
     Nick(String),
     /// `/status`
@@ -56,6 +58,7 @@ commands:
   /rooms                 joined rooms, members, pending messages
   /peers                 connected peers: nick, peer id, addresses, ping
   /history [N]           last N messages of the current room (default 20)
+  /search TEXT           messages containing TEXT in the rooms you can read
   /nick NAME             change your nick
   /status                peer id, addresses, counters
   /help                  this text
@@ -123,6 +126,10 @@ pub fn parse(line: &str) -> Result<Input, String> {
                 .ok_or_else(|| "usage: /history [N], N a positive number".to_owned()),
         },
         "nick" => one_arg("/nick NAME").map(Input::Nick),
+        "search" | "find" => match args {
+            "" => Err("usage: /search TEXT".into()),
+            text => Ok(Input::Search(text.to_owned())),
+        },
         "status" => Ok(Input::Status),
         "help" | "h" | "?" => Ok(Input::Help),
         "quit" | "exit" | "q" => Ok(Input::Quit),

@@ -240,6 +240,29 @@ impl Renderer {
         lines.join("\n")
     }
 
+    /// The `/search` listing.
+    pub fn search(&mut self, query: &str, found: &[ChatMessage]) -> String {
+        if self.is_json() {
+            return json!({"event": "search", "query": query, "messages": found}).to_string();
+        }
+        if found.is_empty() {
+            return format!("nothing found for \"{}\"", clean(query));
+        }
+        let lines: Vec<String> = found
+            .iter()
+            .map(|m| {
+                let who = self.who(&m.from, &m.nick);
+                format!(
+                    "{} #{} <{who}> {}",
+                    time(m.ts),
+                    clean(&m.room),
+                    clean(&m.text)
+                )
+            })
+            .collect();
+        lines.join("\n")
+    }
+
     /// The `/status` listing.
     pub fn status(&self, status: &Status) -> String {
         if self.is_json() {

@@ -7,6 +7,7 @@ mod support;
 
 mod cli;
 mod encrypted;
+mod history;
 mod http;
 mod lab;
 mod lan;

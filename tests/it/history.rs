@@ -1,0 +1,179 @@
+//! Durable history and history sync in-process: late joiners, restarts,
+//! a node that was down, search, and peers that misbehave in sync.
+
+use p2p_chat::{Config, Event};
+
+use crate::support::{TestNode, eventually, text_of};
+
+/// Waits until `n` holds exactly the messages `texts` in `room`, in order.
+async fn holds(n: &TestNode, room: &str, want: &[String]) {
+    eventually("the room's whole history", || async {
+        let got = n
+            .node
+            .history(room, want.len() + 10, None)
+            .await
+            .expect("history");
+        got.iter().map(|m| m.text.clone()).collect::<Vec<_>>() == want
+    })
+    .await;
+}
+
+fn texts(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix} {i:04}")).collect()
+}
+
+fn persistent(dir: &std::path::Path, nick: &str) -> Config {
+    let mut cfg = Config::for_tests();
+    cfg.ephemeral = false;
+    cfg.data_dir = Some(dir.to_path_buf());
+    cfg.nick = Some(nick.into());
+    cfg
+}
+
+#[tokio::test]
+async fn a_late_joiner_receives_what_was_said_before_it_came() {
+    let a = TestNode::start_with("a", &[]).await;
+    let mut b = TestNode::start_with("b", &[&a]).await;
+    let sent = texts("earlier", 20);
+    for t in &sent {
+        a.node.publish("lobby", t).await.expect("publish");
+    }
+    b.wait(|e| text_of(e) == Some(sent[19].as_str())).await;
+    let mut c = TestNode::start_with("c", &[&b]).await;
+    holds(&c, "lobby", &sent).await;
+    let got = c
+        .wait(|e| {
+            matches!(
+                e,
+                Event::Message {
+                    recovered: true,
+                    ..
+                }
+            )
+        })
+        .await;
+    assert!(matches!(got, Event::Message { nick, .. } if nick == "a"));
+}
+
+#[tokio::test]
+async fn history_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = TestNode::start(persistent(dir.path(), "a")).await;
+    let mut b = TestNode::start_with("b", &[&a]).await;
+    b.node.publish("lobby", "from b").await.expect("publish");
+    a.node.publish("lobby", "from a").await.expect("publish");
+    b.wait(|e| text_of(e) == Some("from a")).await;
+    eventually("a received b's message", || async {
+        a.node
+            .history("lobby", 10, None)
+            .await
+            .expect("history")
+            .len()
+            == 2
+    })
+    .await;
+    a.stop().await;
+    let a = TestNode::start(persistent(dir.path(), "a")).await;
+    let got: Vec<String> = a
+        .node
+        .history("lobby", 10, None)
+        .await
+        .expect("history")
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.contains(&"from a".to_string()) && got.contains(&"from b".to_string()));
+    let status = a.node.status().await.expect("status");
+    assert!(
+        status.history.ends_with("history.redb"),
+        "{}",
+        status.history
+    );
+}
+
+#[tokio::test]
+async fn a_node_that_was_down_catches_up_on_a_thousand_messages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hub = TestNode::start_with("hub", &[]).await;
+    let witness = TestNode::start_with("witness", &[&hub]).await;
+    let mut cfg = persistent(dir.path(), "sleeper");
+    cfg.dial = vec![hub.addr.parse().expect("addr")];
+    let sleeper = TestNode::start(cfg.clone()).await;
+    eventually("hub knows both members", || async {
+        hub.node
+            .rooms()
+            .await
+            .expect("rooms")
+            .iter()
+            .any(|r| r.members == 2)
+    })
+    .await;
+    sleeper.stop().await;
+    let sent = texts("while you slept", 1000);
+    let t0 = std::time::Instant::now();
+    for t in &sent {
+        let s = hub.node.publish("lobby", t).await.expect("publish");
+        assert!(!s.pending, "the witness is there");
+    }
+    eprintln!("published 1000 in {:?}", t0.elapsed());
+    holds(&witness, "lobby", &sent).await;
+    eprintln!("witness has them after {:?}", t0.elapsed());
+    let started = std::time::Instant::now();
+    let sleeper = TestNode::start(cfg).await;
+    holds(&sleeper, "lobby", &sent).await;
+    let took = started.elapsed();
+    assert_eq!(
+        sleeper.node.status().await.expect("status").stats.recovered,
+        1000
+    );
+    eprintln!("caught up on 1000 messages in {took:?}");
+}
+
+#[tokio::test]
+async fn search_reads_open_and_encrypted_rooms_it_can_read() {
+    let a = TestNode::start_with("a", &[]).await;
+    let b = TestNode::start_with("b", &[&a]).await;
+    for n in [&a, &b] {
+        n.node
+            .join_encrypted("vault", "a long passphrase")
+            .await
+            .expect("join");
+    }
+    let c = TestNode::start_with("c", &[&a]).await;
+    c.node.join("vault").await.expect("join without passphrase");
+    a.node
+        .publish("lobby", "the Treasure is in the lobby")
+        .await
+        .expect("publish");
+    a.node
+        .publish("vault", "the treasure is in the vault")
+        .await
+        .expect("publish");
+    a.node
+        .publish("vault", "nothing here")
+        .await
+        .expect("publish");
+    eventually("b finds both", || async {
+        b.node
+            .search("TREASURE", None, 10)
+            .await
+            .expect("search")
+            .len()
+            == 2
+    })
+    .await;
+    let in_vault = b
+        .node
+        .search("treasure", Some("vault"), 10)
+        .await
+        .expect("search");
+    assert_eq!(in_vault.len(), 1);
+    assert_eq!(in_vault[0].text, "the treasure is in the vault");
+    eventually("c holds the sealed messages", || async {
+        c.node.status().await.expect("status").stats.opaque >= 2
+    })
+    .await;
+    let found = c.node.search("treasure", None, 10).await.expect("search");
+    assert_eq!(found.len(), 1, "c reads only the open room: {found:?}");
+}
