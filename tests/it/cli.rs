@@ -110,6 +110,17 @@ impl Proc {
         addr.rsplit('/').next().expect("peer id").to_owned()
     }
 
+    /// Puts a line back, for a later wait to find.
+    pub fn unread(&mut self, line: &str) {
+        self.backlog.push(line.to_owned());
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash or `kill -9` would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Every stdout line, once the process has exited.
     pub fn output(&mut self) -> Vec<String> {
         self.seen.extend(self.lines.try_iter());

@@ -85,6 +85,50 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// Cuts hosts `a` from hosts `b`, both ways, with nftables on each host.
+    pub fn cut(&self, a: &[usize], b: &[usize]) {
+        for (side, other) in [(a, b), (b, a)] {
+            let ips: Vec<String> = other.iter().map(|&i| Lab::ip(i)).collect();
+            let set = ips.join(", ");
+            let rules = format!(
+                "table inet cut {{\n\
+                 chain input {{ type filter hook input priority 0; policy accept; ip saddr {{ {set} }} drop; }}\n\
+                 chain output {{ type filter hook output priority 0; policy accept; ip daddr {{ {set} }} drop; }}\n\
+                 }}\n"
+            );
+            for &i in side {
+                let mut nft = self.command(i, "nft");
+                nft.args(["-f", "-"]).stdin(std::process::Stdio::piped());
+                let mut child = nft.spawn().expect("nft (nftables) runs");
+                use std::io::Write;
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(rules.as_bytes())
+                    .expect("rules");
+                assert!(
+                    child.wait().expect("nft").success(),
+                    "nft rules on host {i}"
+                );
+            }
+        }
+    }
+
+    /// Removes every cut.
+    pub fn heal(&self, hosts: &[usize]) {
+        for &i in hosts {
+            let status = self
+                .command(i, "nft")
+                .args(["delete", "table", "inet", "cut"])
+                .status()
+                .expect("nft");
+            assert!(status.success(), "heal host {i}");
+        }
+    }
+}
+
 impl Drop for Lab {
     fn drop(&mut self) {
         for ns in self.hosts.iter().chain(std::iter::once(&self.switch)) {

@@ -6,6 +6,7 @@
 mod support;
 
 mod cli;
+mod durability;
 mod encrypted;
 mod history;
 mod http;
