@@ -112,30 +112,51 @@ impl Store {
             path: path.clone(),
             reason,
         };
-        let mut db = match Database::create(&path) {
-            Ok(db) => db,
-            Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason))) => {
+        // redb panics on some damaged files instead of returning an error:
+        // turn that into the error it is. Opening runs at start-up, before
+        // any other thread, so silencing the panic report here hides nothing.
+        let hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let opened = std::panic::catch_unwind(|| -> Result<Database, StoreError> {
+            let mut db = match Database::create(&path) {
+                Ok(db) => db,
+                Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason))) => {
+                    return Err(corrupt(reason));
+                }
+                Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
+                    if e.kind() == std::io::ErrorKind::InvalidData =>
+                {
+                    return Err(corrupt(e.to_string()));
+                }
+                Err(e) => {
+                    return Err(StoreError::Open {
+                        path: path.clone(),
+                        reason: e.to_string(),
+                    });
+                }
+            };
+            match db.check_integrity() {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(
+                    path = %path.display(),
+                    "history store was repaired after an unclean stop"
+                ),
+                Err(e) => return Err(corrupt(e.to_string())),
+            }
+            Ok(db)
+        });
+        std::panic::set_hook(hook);
+        let db = match opened {
+            Ok(result) => result?,
+            Err(panic) => {
+                let reason = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unreadable".into());
                 return Err(corrupt(reason));
             }
-            Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
-                if e.kind() == std::io::ErrorKind::InvalidData =>
-            {
-                return Err(corrupt(e.to_string()));
-            }
-            Err(e) => {
-                return Err(StoreError::Open {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                });
-            }
         };
-        match db.check_integrity() {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(path = %path.display(), "history store was repaired after an unclean stop")
-            }
-            Err(e) => return Err(corrupt(e.to_string())),
-        }
         Store::start(db, Some(path), failures)
     }
 

@@ -110,6 +110,14 @@ impl Proc {
         addr.rsplit('/').next().expect("peer id").to_owned()
     }
 
+    /// Every stdout line read so far (without waiting).
+    pub fn lines_so_far(&mut self) -> Vec<String> {
+        let fresh: Vec<String> = self.lines.try_iter().collect();
+        self.seen.extend(fresh.iter().cloned());
+        self.backlog.extend(fresh);
+        self.seen.clone()
+    }
+
     /// Puts a line back, for a later wait to find.
     pub fn unread(&mut self, line: &str) {
         self.backlog.push(line.to_owned());

@@ -212,3 +212,155 @@ fn after_a_partition_heals_every_node_holds_the_union_in_one_order() {
         assert_eq!(ids, &views[0], "node {i} orders history as node 0 does");
     }
 }
+
+/// Makes a store with one message in `dir` by running the binary.
+fn store_with_a_message(dir: &str) {
+    let mut p = start_local(&["--data-dir", dir]);
+    p.address();
+    p.send("remember me");
+    p.event("pending", |_| true);
+    p.send("/quit");
+    assert_eq!(p.wait_exit(), 0);
+}
+
+#[test]
+fn a_damaged_store_stops_the_start_naming_the_file_and_the_way_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_str().expect("utf-8 path");
+    store_with_a_message(d);
+    let file = dir.path().join(p2p_chat::store::FILE);
+    let original = std::fs::read(&file).expect("store file");
+    let truncated = original[..original.len() / 2].to_vec();
+    let mut flipped = original.clone();
+    for b in flipped.iter_mut().skip(4096).step_by(997) {
+        *b ^= 0x5a;
+    }
+    for (what, bytes) in [("truncated", truncated), ("bit-flipped", flipped)] {
+        std::fs::write(&file, &bytes).expect("damage");
+        let (code, stderr) = crate::cli::run(&[
+            "--data-dir",
+            d,
+            "--no-mdns",
+            "--headless",
+            "--listen",
+            "/ip4/127.0.0.1/tcp/0",
+        ]);
+        assert_eq!(code, 1, "{what}: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "{what}: one line: {stderr}"
+        );
+        assert!(
+            stderr.contains(file.to_str().expect("path")) && stderr.contains("mv "),
+            "{what}: {stderr}"
+        );
+        assert_eq!(
+            std::fs::read(&file).expect("still there"),
+            bytes,
+            "{what}: the file is left as it was"
+        );
+    }
+}
+
+/// A tmpfs mounted for the length of a test.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "mounting a tmpfs needs root");
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn http_status(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("response");
+    let code = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, out)
+}
+
+#[test]
+fn a_full_disk_is_reported_and_the_node_keeps_relaying() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _fs = Tmpfs::mount(dir.path(), "1600k");
+    let data = dir.path().join("data");
+    let d = data.to_str().expect("utf-8 path");
+    let mut a = start_local(&["--ephemeral", "--nick", "a"]);
+    let a_addr = a.address();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let http = format!("127.0.0.1:{port}");
+    let mut b = start_local(&[
+        "--data-dir",
+        d,
+        "--nick",
+        "b",
+        "--dial",
+        &a_addr,
+        "--http",
+        &http,
+    ]);
+    let b_addr = b.address();
+    let mut c = start_local(&["--ephemeral", "--nick", "c", "--dial", &b_addr]);
+    c.event("peer_connected", |_| true);
+    // Fill the disk.
+    let filler = dir.path().join("filler");
+    let mut f = std::fs::File::create(&filler).expect("filler");
+    let chunk = vec![0u8; 64 * 1024];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    drop(f);
+    let deadline = Instant::now() + WAIT;
+    let mut i = 0;
+    loop {
+        a.send(&format!("into a full disk {i}"));
+        i += 1;
+        if b.lines_so_far().iter().any(|l| l.contains("not saved")) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "b never said 'not saved'");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // b keeps relaying: c hears a through b.
+    let last = format!("still relayed {i}");
+    a.send(&last);
+    c.event("message", |v| v["text"] == last.as_str());
+    b.send("/status");
+    let status = b.event("status", |_| true);
+    assert!(
+        status["status"]["store_error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty()),
+        "{status}"
+    );
+    let (code, body) = http_status(port, "/ready");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("degraded"), "{body}");
+    let (code, _) = http_status(port, "/health");
+    assert_eq!(code, 200, "liveness does not depend on the disk");
+}
