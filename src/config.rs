@@ -99,6 +99,11 @@ pub struct Config {
     #[arg(long, env = "P2P_CHAT_HISTORY_RING", default_value_t = crate::room::RING_CAP)]
     pub history_ring: usize,
 
+    /// How much history to keep per room: a count (`10000`), an age (`30d`,
+    /// `12h`, `90m`), or both (`10000,30d`). Default: everything.
+    #[arg(long, env = "P2P_CHAT_HISTORY_RETENTION", value_parser = parse_retention)]
+    pub history_retention: Option<Retention>,
+
     /// Seconds between history reconciliations with the peers of each room
     /// (also done whenever a peer of a room connects).
     #[arg(long, env = "P2P_CHAT_SYNC_INTERVAL", default_value_t = 30)]
@@ -232,6 +237,7 @@ impl Config {
             log_format: LogFormat::Text,
             heartbeat_ms: 200,
             history_ring: crate::room::RING_CAP,
+            history_retention: None,
             sync_interval: 30,
             dm_timeout: 3,
             http: crate::http::Config::for_tests(),
@@ -261,6 +267,44 @@ impl Config {
     pub fn dm_timeout(&self) -> Duration {
         Duration::from_secs(self.dm_timeout.max(1))
     }
+}
+
+/// How much history a room keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retention {
+    /// Keep at most this many messages.
+    pub count: Option<usize>,
+    /// Keep messages at most this old.
+    pub max_age: Option<Duration>,
+}
+
+fn parse_retention(s: &str) -> Result<Retention, String> {
+    let bad = || {
+        format!(
+            "invalid retention '{s}': give a count (10000), an age (30d, 12h, 90m) or both (10000,30d)"
+        )
+    };
+    let mut r = Retention::default();
+    for part in s.split(',').map(str::trim) {
+        let unit = match part.chars().last() {
+            Some('d') => Some(86_400),
+            Some('h') => Some(3_600),
+            Some('m') => Some(60),
+            Some('s') => Some(1),
+            _ => None,
+        };
+        match unit {
+            Some(secs) => {
+                let n: u64 = part[..part.len() - 1].parse().map_err(|_| bad())?;
+                r.max_age = Some(Duration::from_secs(n.checked_mul(secs).ok_or_else(bad)?));
+            }
+            None => r.count = Some(part.parse().map_err(|_| bad())?),
+        }
+    }
+    if r.count == Some(0) || r.max_age == Some(Duration::ZERO) {
+        return Err(bad());
+    }
+    Ok(r)
 }
 
 const EXAMPLE: &str = "e.g. /ip4/127.0.0.1/tcp/4001 or /ip4/0.0.0.0/udp/4001/quic-v1";
@@ -342,6 +386,29 @@ mod tests {
         assert!(parse_dial("/ip4/127.0.0.1/udp/4001/quic-v1").is_ok());
         let err = parse_dial("hello").unwrap_err();
         assert!(err.contains("invalid multiaddr 'hello'"), "{err}");
+    }
+
+    #[test]
+    fn retention_takes_counts_and_ages() {
+        assert_eq!(
+            parse_retention("500"),
+            Ok(Retention {
+                count: Some(500),
+                max_age: None
+            })
+        );
+        assert_eq!(
+            parse_retention("500,2d"),
+            Ok(Retention {
+                count: Some(500),
+                max_age: Some(Duration::from_secs(172_800))
+            })
+        );
+        assert!(
+            parse_retention("0").is_err()
+                && parse_retention("x").is_err()
+                && parse_retention("3w").is_err()
+        );
     }
 
     #[test]

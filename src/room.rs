@@ -85,6 +85,32 @@ impl Room {
         }
     }
 
+    /// Forgets messages older than `ts` (retention); returns how many.
+    pub fn forget_before(&mut self, ts: u64) -> usize {
+        let kept = self.index.split_off(&(ts, [0u8; 32]));
+        let gone = self.index.len();
+        self.index = kept;
+        self.ring.retain(|m| m.ts >= ts);
+        gone
+    }
+
+    /// The oldest time kept under `retention` at `now_ms`, if it drops any.
+    pub fn horizon(&self, retention: &crate::config::Retention, now_ms: u64) -> Option<u64> {
+        let by_age = retention
+            .max_age
+            .map(|age| now_ms.saturating_sub(age.as_millis() as u64));
+        let by_count = retention
+            .count
+            .and_then(|n| self.index.len().checked_sub(n))
+            .and_then(|drop| self.index.iter().nth(drop))
+            .map(|(ts, _)| *ts);
+        let horizon = by_age.max(by_count)?;
+        self.index
+            .first()
+            .is_some_and(|(oldest, _)| *oldest < horizon)
+            .then_some(horizon)
+    }
+
     /// Whether the ring can answer a history query alone: it holds every
     /// message of the room, or `limit` messages before `before`.
     pub fn covers(&self, limit: usize, before: Option<&str>) -> bool {

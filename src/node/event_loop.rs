@@ -67,6 +67,7 @@ pub(crate) struct EventLoop {
     pub(super) store_error: Option<String>,
     pub(super) sync: SyncState,
     pub(super) ring_cap: usize,
+    pub(super) retention: Option<crate::config::Retention>,
     sync_interval: Duration,
     next_sync: Instant,
 }
@@ -121,6 +122,7 @@ impl EventLoop {
             store_error: None,
             sync: SyncState::default(),
             ring_cap: cfg.history_ring,
+            retention: cfg.history_retention,
             sync_interval: Duration::from_secs(cfg.sync_interval.max(1)),
             next_sync: now + Duration::from_secs(cfg.sync_interval.max(1)),
         }
@@ -337,6 +339,7 @@ impl EventLoop {
         let now = Instant::now();
         if now >= self.next_sync {
             self.next_sync = now + self.sync_interval;
+            self.apply_retention();
             self.sync_all();
         }
         for due in self.redial.due(now) {

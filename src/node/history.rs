@@ -334,6 +334,28 @@ impl EventLoop {
         }
     }
 
+    /// Applies `--history-retention`: forgets old messages in memory and
+    /// prunes them from the store in the background.
+    pub(super) fn apply_retention(&mut self) {
+        let Some(retention) = self.retention else {
+            return;
+        };
+        let now = crate::protocol::now_ms();
+        for (topic, room) in &mut self.rooms {
+            let Some(horizon) = room.horizon(&retention, now) else {
+                continue;
+            };
+            let gone = room.forget_before(horizon);
+            tracing::debug!(room = %room.name, gone, "history retention");
+            let (store, topic) = (self.store.clone(), topic.to_string());
+            tokio::spawn(async move {
+                if let Err(e) = store.prune(&topic, horizon).await {
+                    tracing::warn!(error = %e, "history retention not applied");
+                }
+            });
+        }
+    }
+
     /// A history write failed: tell the user, mark the node degraded.
     pub(super) fn store_failed(&mut self, records: usize, reason: &str) {
         self.stats.store_failures += records as u64;

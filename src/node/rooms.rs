@@ -224,6 +224,12 @@ impl EventLoop {
         if env.ts > protocol::now_ms() + MAX_SKEW_MS {
             return self.refuse(&name, "future", MessageAcceptance::Ignore);
         }
+        if let Some(r) = &self.retention
+            && r.max_age
+                .is_some_and(|age| env.ts + (age.as_millis() as u64) < protocol::now_ms())
+        {
+            return self.refuse(&name, "past_retention", MessageAcceptance::Ignore);
+        }
         // Every authentic message of the topic is kept, shown or not: the
         // store holds the room's set, which sync makes equal everywhere.
         self.keep(topic, env.ts, &env.id, frame);

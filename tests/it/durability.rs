@@ -142,8 +142,8 @@ fn after_a_partition_heals_every_node_holds_the_union_in_one_order() {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
-        for j in 0..i {
-            let id = nodes[j].event("listening", |v| {
+        for (j, node) in nodes.iter_mut().enumerate() {
+            let id = node.event("listening", |v| {
                 v["address"]
                     .as_str()
                     .is_some_and(|a| a.contains(&Lab::ip(j)))
@@ -151,7 +151,7 @@ fn after_a_partition_heals_every_node_holds_the_union_in_one_order() {
             let addr = id["address"].as_str().expect("address").to_owned();
             cmd.args(["--dial", &addr]);
             // Put the line back for the next node that needs it.
-            nodes[j].unread(&id.to_string());
+            node.unread(&id.to_string());
         }
         nodes.push(Proc::from_child(
             cmd.spawn().expect("binary starts in its namespace"),

@@ -191,7 +191,7 @@ async fn sealed_messages_cannot_be_replayed_altered_or_moved() {
             &key,
             &rogue,
             &protocol::new_id(),
-            ts,
+            ts + 1, // after "once", so history order is known
             &inner("the last one"),
         )
         .encode(),

@@ -177,3 +177,35 @@ async fn search_reads_open_and_encrypted_rooms_it_can_read() {
     let found = c.node.search("treasure", None, 10).await.expect("search");
     assert_eq!(found.len(), 1, "c reads only the open room: {found:?}");
 }
+
+#[tokio::test]
+async fn retention_keeps_the_newest_messages_in_memory_and_on_disk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = persistent(dir.path(), "keeper");
+    cfg.history_retention = Some(p2p_chat::config::Retention {
+        count: Some(5),
+        max_age: None,
+    });
+    cfg.sync_interval = 1;
+    let keeper = TestNode::start(cfg.clone()).await;
+    let mut b = TestNode::start_with("b", &[&keeper]).await;
+    let sent = texts("kept or not", 12);
+    for t in &sent {
+        b.node.publish("lobby", t).await.expect("publish");
+    }
+    b.wait(|e| matches!(e, Event::Sent { text, .. } if *text == sent[11]))
+        .await;
+    holds(&keeper, "lobby", &sent[7..]).await;
+    keeper.stop().await;
+    cfg.history_retention = None;
+    let keeper = TestNode::start(cfg).await;
+    let kept: Vec<String> = keeper
+        .node
+        .history("lobby", 50, None)
+        .await
+        .expect("history")
+        .into_iter()
+        .map(|m| m.text)
+        .collect();
+    assert_eq!(kept, sent[7..], "the store was pruned too");
+}

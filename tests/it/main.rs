@@ -13,4 +13,5 @@ mod http;
 mod lab;
 mod lan;
 mod node;
+mod sync_abuse;
 mod terminal;
