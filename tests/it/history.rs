@@ -174,8 +174,13 @@ async fn search_reads_open_and_encrypted_rooms_it_can_read() {
         c.node.status().await.expect("status").stats.opaque >= 2
     })
     .await;
-    let found = c.node.search("treasure", None, 10).await.expect("search");
-    assert_eq!(found.len(), 1, "c reads only the open room: {found:?}");
+    eventually("c finds the open room's message", || async {
+        let found = c.node.search("treasure", None, 10).await.expect("search");
+        found.len() == 1 && found[0].room == "lobby"
+    })
+    .await;
+    let sealed = c.node.search("vault", None, 10).await.expect("search");
+    assert!(sealed.is_empty(), "c cannot read the vault: {sealed:?}");
 }
 
 #[tokio::test]
