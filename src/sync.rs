@@ -21,7 +21,7 @@ pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/p2p-chat/sync/1");
 /// Largest reconciliation message, in bytes (Negentropy's frame limit).
 pub const FRAME_LIMIT: u64 = 60_000;
 /// Most reconciliation rounds in one session.
-pub const MAX_ROUNDS: usize = 64;
+pub const MAX_ROUNDS: usize = 256;
 /// Most ids asked for in one fetch.
 pub const FETCH_PAGE: usize = 512;
 /// Most bytes of messages in one fetch response.
