@@ -111,6 +111,8 @@ pub fn router(state: AppState) -> Router {
             get(routes::history).post(routes::publish),
         )
         .route("/rooms/{room}/search", get(routes::search))
+        .route("/rooms/{room}/join", post(routes::join))
+        .route("/rooms/{room}/leave", post(routes::leave))
         .route("/direct/{peer}", post(routes::direct))
         .route("/events", get(events::stream))
         .route_layer(middleware::from_fn_with_state(

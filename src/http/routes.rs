@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::{AppState, error::AppError};
 use crate::{
-    node::{PeerInfo, RoomInfo, Status},
+    node::{self, PeerInfo, RoomInfo, Status},
     protocol::ChatMessage,
     room::RING_CAP,
 };
@@ -141,6 +141,45 @@ pub(super) async fn publish(
         StatusCode::ACCEPTED,
         Json(json!({ "id": sent.id, "pending": sent.pending })),
     ))
+}
+
+/// The body of `POST /rooms/{room}/join`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Join {
+    passphrase: Option<String>,
+}
+
+/// Joins a room: encrypted with a passphrase (the key is derived once, here),
+/// open without one. Also gives an already joined room its passphrase.
+pub(super) async fn join(
+    State(state): State<AppState>,
+    room: std::result::Result<Path<String>, PathRejection>,
+    body: std::result::Result<Json<Join>, JsonRejection>,
+) -> Result<Json<Value>> {
+    let Path(room) = room?;
+    let Json(body) = body?;
+    let joined = match body.passphrase.as_deref() {
+        Some("") => return Err(AppError::bad_request("passphrase must not be empty")),
+        Some(pass) => state.node.join_encrypted(&room, pass).await?,
+        None => state.node.join(&room).await?,
+    };
+    let encrypted = body.passphrase.is_some();
+    Ok(Json(
+        json!({ "room": room, "joined": joined, "encrypted": encrypted }),
+    ))
+}
+
+/// Leaves a room (its key, if any, is forgotten).
+pub(super) async fn leave(
+    State(state): State<AppState>,
+    room: std::result::Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>> {
+    let Path(room) = room?;
+    if !state.node.leave(&room).await? {
+        return Err(node::Error::NotJoined(room).into());
+    }
+    Ok(Json(json!({ "room": room, "left": true })))
 }
 
 /// Sends a direct message and waits for its receipt.

@@ -384,3 +384,51 @@ async fn events_stream_carries_the_json_events() {
     };
     assert_eq!(event, serde_json::to_value(&expected).expect("json"));
 }
+
+#[tokio::test]
+async fn joining_an_encrypted_room_through_the_api() {
+    let a = TestNode::start_with("a", &[]).await;
+    let mut b = TestNode::start_with("b", &[&a]).await;
+    b.node
+        .join_encrypted("vault", "same passphrase")
+        .await
+        .expect("join");
+    let api = app(&a);
+    let answer = send(
+        &api,
+        post_json("/rooms/vault/join", r#"{"passphrase":"same passphrase"}"#),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.json()["encrypted"], true);
+    let rooms = get_json(&api, "/rooms").await;
+    let vault = rooms
+        .as_array()
+        .expect("rooms")
+        .iter()
+        .find(|r| r["room"] == "vault")
+        .expect("vault")
+        .clone();
+    assert_eq!(vault["encrypted"], true);
+    assert!(!rooms.to_string().contains("same passphrase"));
+    let status = get_json(&api, "/status").await;
+    assert!(
+        !status.to_string().contains("same passphrase"),
+        "no secret in /status"
+    );
+    let answer = send(
+        &api,
+        post_json("/rooms/vault/messages", r#"{"text":"sealed via the API"}"#),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.body);
+    b.wait(|e| text_of(e) == Some("sealed via the API")).await;
+    let answer = send(&api, post_json("/rooms/vault/join", r#"{"passphrase":""}"#)).await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    let answer = send(&api, post_json("/rooms/open/join", "{}")).await;
+    assert_eq!(answer.json()["encrypted"], false);
+    let answer = send(&api, post_json("/rooms/open/leave", "")).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    let answer = send(&api, post_json("/rooms/open/leave", "")).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+}
