@@ -11,6 +11,7 @@ mod error;
 mod event;
 mod event_loop;
 mod history;
+mod listen;
 mod metrics;
 mod on_swarm;
 mod peers;
@@ -22,7 +23,7 @@ mod types;
 
 use std::sync::Arc;
 
-use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
+use libp2p::PeerId;
 use prometheus_client::registry::Registry;
 use tokio::{
     sync::{broadcast, mpsc, oneshot},
@@ -38,7 +39,7 @@ use history::{HistoryAnswer, Preload};
 pub use types::{PeerInfo, Receipt, RoomInfo, Sent, Stats, Status};
 
 use crate::{
-    config::{Config, DEFAULT_PORT},
+    config::Config,
     crypto::RoomKey,
     identity::{self, IdentityError},
     protocol::{self, ChatMessage},
@@ -162,7 +163,7 @@ impl Node {
         let mut registry = Registry::default();
         let mut swarm = swarm::build(keypair.clone(), cfg, &mut registry)?;
         let metrics = metrics::Metrics::new(&mut registry);
-        listen(&mut swarm, cfg)?;
+        listen::listen(&mut swarm, cfg)?;
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAP);
         let (events_tx, events_rx) = broadcast::channel(EVENT_CAP);
         let key = match &cfg.passphrase {
@@ -394,81 +395,6 @@ impl Node {
             let _ = rx.await;
         }
     }
-}
-
-fn listen(swarm: &mut libp2p::Swarm<behaviour::Behaviour>, cfg: &Config) -> Result<(), Error> {
-    if !cfg.listen.is_empty() {
-        for addr in &cfg.listen {
-            listen_on(swarm, addr).map_err(|reason| Error::Listen {
-                addr: addr.clone(),
-                reason,
-            })?;
-        }
-        return Ok(());
-    }
-    // Defaults: the well-known port, or any free port if it is taken.
-    for addr in Config::default_listen(DEFAULT_PORT) {
-        if let Err(e) = listen_on(swarm, &addr) {
-            let fallback = with_port_zero(&addr);
-            tracing::warn!(%addr, reason = %e, %fallback, "default port taken");
-            listen_on(swarm, &fallback).map_err(|reason| Error::Listen {
-                addr: fallback,
-                reason,
-            })?;
-        }
-    }
-    Ok(())
-}
-
-/// Binds one listen address. libp2p's TCP listener sets SO_REUSEPORT, so a
-/// second node on a taken port would silently share it; a plain probe bind
-/// first turns that into "address already in use".
-fn listen_on(
-    swarm: &mut libp2p::Swarm<behaviour::Behaviour>,
-    addr: &Multiaddr,
-) -> Result<(), String> {
-    let mut ip = None;
-    let mut tcp_port = None;
-    for p in addr.iter() {
-        match p {
-            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
-            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
-            Protocol::Tcp(port) if port != 0 => tcp_port = Some(port),
-            _ => {}
-        }
-    }
-    if let (Some(ip), Some(port)) = (ip, tcp_port) {
-        std::net::TcpListener::bind((ip, port)).map_err(|e| io_reason(&e))?;
-    }
-    swarm
-        .listen_on(addr.clone())
-        .map(|_| ())
-        .map_err(|e| listen_reason(&e))
-}
-
-fn io_reason(e: &std::io::Error) -> String {
-    if e.kind() == std::io::ErrorKind::AddrInUse {
-        "address already in use".into()
-    } else {
-        e.to_string()
-    }
-}
-
-fn listen_reason(e: &libp2p::TransportError<std::io::Error>) -> String {
-    match e {
-        libp2p::TransportError::MultiaddrNotSupported(_) => "transport not supported".into(),
-        libp2p::TransportError::Other(io) => io_reason(io),
-    }
-}
-
-fn with_port_zero(addr: &Multiaddr) -> Multiaddr {
-    addr.iter()
-        .map(|p| match p {
-            Protocol::Tcp(_) => Protocol::Tcp(0),
-            Protocol::Udp(_) => Protocol::Udp(0),
-            other => other,
-        })
-        .collect()
 }
 
 async fn derive_key(room: &str, passphrase: &str) -> Result<RoomKey, Error> {
