@@ -217,6 +217,16 @@ impl Envelope {
         }
     }
 
+    /// What a sealed body of this envelope is bound to on `topic`.
+    pub fn binding<'a>(&'a self, topic: &'a str) -> crate::crypto::Binding<'a> {
+        crate::crypto::Binding {
+            topic,
+            from: &self.from,
+            id: &self.id,
+            ts: self.ts,
+        }
+    }
+
     /// Serializes to the wire form.
     pub fn encode(&self) -> Vec<u8> {
         // Serializing a struct of strings and integers cannot fail.

@@ -13,7 +13,7 @@ use libp2p::{
 };
 
 use crate::{
-    crypto::{Binding, CryptoError, RoomKey},
+    crypto::{CryptoError, RoomKey},
     protocol::{self, Body, ChatMessage, Envelope, Inner},
     store::Hash,
 };
@@ -152,9 +152,8 @@ pub enum Reading {
 impl Room {
     /// Builds our next message for `room`: sealed if the room has a key.
     pub fn outgoing(&self, key: &Keypair, topic: &TopicHash, nick: &str, text: String) -> Outgoing {
-        let room = self;
-        let mut env = Envelope::text(&key.public().to_peer_id(), &room.name, nick, &text);
-        if let Some(room_key) = &room.key {
+        let mut env = Envelope::text(&key.public().to_peer_id(), &self.name, nick, &text);
+        if let Some(room_key) = &self.key {
             let inner = Inner {
                 nick: nick.to_owned(),
                 text: text.clone(),
@@ -162,17 +161,12 @@ impl Room {
             // A struct of two strings always serializes.
             let plaintext = zeroize::Zeroizing::new(serde_json::to_vec(&inner).unwrap_or_default());
             let topic = topic.to_string();
-            let binding = Binding {
-                topic: &topic,
-                from: &env.from,
-                id: &env.id,
-                ts: env.ts,
-            };
-            env.body = Body::Sealed(room_key.seal(&binding, &plaintext));
+            let sealed = room_key.seal(&env.binding(&topic), &plaintext);
+            env.body = Body::Sealed(sealed);
         }
         env.sign(key, topic.as_str());
         let msg = ChatMessage {
-            room: room.name.clone(),
+            room: self.name.clone(),
             id: env.id.clone(),
             from: env.from.clone(),
             nick: nick.to_owned(),
@@ -184,8 +178,7 @@ impl Room {
 
     /// What a member of `room` can make of `env`.
     pub fn read(&self, topic: &TopicHash, env: Envelope) -> Reading {
-        let room = self;
-        let sealed = match (&env.body, &room.key) {
+        let sealed = match (&env.body, &self.key) {
             (Body::Text { .. }, Some(_)) => {
                 // Plaintext in a protected room would look protected: drop it.
                 return Reading::Refused("plaintext_in_encrypted_room", MessageAcceptance::Ignore);
@@ -199,17 +192,11 @@ impl Room {
             (Body::Sealed(_), None) => return Reading::Opaque,
             (Body::Sealed(sealed), Some(_)) => sealed,
         };
-        let Some(key) = &room.key else {
+        let Some(key) = &self.key else {
             return Reading::Opaque;
         };
         let topic = topic.to_string();
-        let binding = Binding {
-            topic: &topic,
-            from: &env.from,
-            id: &env.id,
-            ts: env.ts,
-        };
-        let plaintext = match key.open(&binding, sealed) {
+        let plaintext = match key.open(&env.binding(&topic), sealed) {
             Ok(p) => p,
             Err(CryptoError::WrongKey) => return Reading::Opaque,
             Err(_) => return Reading::Refused("bad_ciphertext", MessageAcceptance::Reject),
@@ -224,7 +211,7 @@ impl Room {
             return Reading::Refused("too_large", MessageAcceptance::Reject);
         }
         Reading::Shown(ChatMessage {
-            room: room.name.clone(),
+            room: self.name.clone(),
             id: env.id,
             from: env.from,
             nick: inner.nick,

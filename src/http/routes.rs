@@ -70,6 +70,16 @@ pub(super) struct HistoryQuery {
     before: Option<String>,
 }
 
+/// A page size from the query: 1 to [`RING_CAP`], by default [`DEFAULT_LIMIT`].
+fn page_limit(limit: Option<usize>) -> Result<usize> {
+    match limit.unwrap_or(DEFAULT_LIMIT) {
+        n @ 1..=RING_CAP => Ok(n),
+        _ => Err(AppError::bad_request(format!(
+            "limit must be 1 to {RING_CAP}"
+        ))),
+    }
+}
+
 /// Recent messages of a joined room, oldest first.
 pub(super) async fn history(
     State(state): State<AppState>,
@@ -78,12 +88,7 @@ pub(super) async fn history(
 ) -> Result<Json<Vec<ChatMessage>>> {
     let Path(room) = room?;
     let Query(query) = query?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > RING_CAP {
-        return Err(AppError::bad_request(format!(
-            "limit must be 1 to {RING_CAP}"
-        )));
-    }
+    let limit = page_limit(query.limit)?;
     let messages = state
         .node
         .history(&room, limit, query.before.as_deref())
@@ -108,12 +113,7 @@ pub(super) async fn search(
 ) -> Result<Json<Vec<ChatMessage>>> {
     let Path(room) = room?;
     let Query(query) = query?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > RING_CAP {
-        return Err(AppError::bad_request(format!(
-            "limit must be 1 to {RING_CAP}"
-        )));
-    }
+    let limit = page_limit(query.limit)?;
     if query.q.trim().is_empty() {
         return Err(AppError::bad_request("q must not be empty"));
     }

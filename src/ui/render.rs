@@ -225,6 +225,11 @@ impl Renderer {
         if messages.is_empty() {
             return format!("no messages in #{}", clean(room));
         }
+        self.lines(messages)
+    }
+
+    /// Messages, one line each.
+    fn lines(&mut self, messages: &[ChatMessage]) -> String {
         let lines: Vec<String> = messages
             .iter()
             .map(|m| {
@@ -248,19 +253,7 @@ impl Renderer {
         if found.is_empty() {
             return format!("nothing found for \"{}\"", clean(query));
         }
-        let lines: Vec<String> = found
-            .iter()
-            .map(|m| {
-                let who = self.who(&m.from, &m.nick);
-                format!(
-                    "{} #{} <{who}> {}",
-                    time(m.ts),
-                    clean(&m.room),
-                    clean(&m.text)
-                )
-            })
-            .collect();
-        lines.join("\n")
+        self.lines(found)
     }
 
     /// The `/status` listing.
