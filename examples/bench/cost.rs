@@ -47,7 +47,9 @@ pub(crate) struct Proc {
     pub(crate) start: Duration,
 }
 
-/// The `p2p-chat` binary of this build's profile, built if needed.
+/// The `p2p-chat` binary of this build's profile, built if needed, with
+/// the same features as this harness (a build of the binary alone would
+/// resolve features without the dev-dependencies and rebuild the stack).
 pub(crate) fn our_binary() -> anyhow::Result<PathBuf> {
     let release = !cfg!(debug_assertions);
     let exe = std::env::current_exe()?;
@@ -59,7 +61,14 @@ pub(crate) fn our_binary() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = std::process::Command::new(cargo);
     build
-        .args(["build", "--quiet", "--bin", "p2p-chat"])
+        .args([
+            "build",
+            "--quiet",
+            "--bin",
+            "p2p-chat",
+            "--example",
+            "bench",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"));
     if release {
         build.arg("--release");

@@ -34,6 +34,9 @@ use report::Figure;
 /// Sizes of one run.
 pub(crate) struct Plan {
     full: bool,
+    /// Run only this scenario (`two-peers`, `mesh`, `cost`), e.g. to
+    /// profile it; nothing is checked and no plot goes to `docs/`.
+    only: Option<String>,
     pub(crate) reps: usize,
     pub(crate) lat_n: usize,
     pub(crate) lat_rate: f64,
@@ -56,6 +59,7 @@ impl Plan {
     fn quick() -> Plan {
         Plan {
             full: false,
+            only: None,
             reps: 2,
             lat_n: 20,
             lat_rate: 50.0,
@@ -74,6 +78,7 @@ impl Plan {
     fn full() -> Plan {
         Plan {
             full: true,
+            only: None,
             reps: 5,
             lat_n: 2000,
             lat_rate: 1000.0,
@@ -82,7 +87,7 @@ impl Plan {
             dm_n: 1000,
             mesh_sizes: vec![10, 30, 100],
             mesh_msgs: 200,
-            mesh_reps: 3,
+            mesh_reps: 2,
             relay_n: 5000,
             idle_wait: Duration::from_secs(1),
             limit: Duration::from_secs(900),
@@ -110,7 +115,8 @@ const EXPECTED: &[&str] = &[
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let plan = match std::env::args().nth(1).as_deref() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut plan = match args.first().map(String::as_str) {
         Some("--quick") => Plan::quick(),
         Some("--full") => Plan::full(),
         Some("--bare-node") => {
@@ -120,10 +126,20 @@ async fn main() -> ExitCode {
             };
         }
         _ => {
-            eprintln!("usage: bench --quick | --full");
+            eprintln!("usage: bench --quick | --full [--only two-peers|mesh|cost]");
             return ExitCode::from(2);
         }
     };
+    match (args.get(1).map(String::as_str), args.get(2)) {
+        (None, _) => {}
+        (Some("--only"), Some(name)) if ["two-peers", "mesh", "cost"].contains(&name.as_str()) => {
+            plan.only = Some(name.clone());
+        }
+        _ => {
+            eprintln!("usage: bench --quick | --full [--only two-peers|mesh|cost]");
+            return ExitCode::from(2);
+        }
+    }
     match run(&plan).await {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
@@ -138,11 +154,14 @@ fn fail(e: &anyhow::Error) -> ExitCode {
 
 /// Runs one scenario within the plan's bound, keeping its error.
 async fn scenario<T>(
-    name: &str,
+    (key, name): (&str, &str),
     plan: &Plan,
     failures: &mut Vec<String>,
     fut: impl std::future::Future<Output = anyhow::Result<T>>,
 ) -> Option<T> {
+    if plan.only.as_deref().is_some_and(|only| only != key) {
+        return None;
+    }
     eprintln!("bench: {name}...");
     let t = std::time::Instant::now();
     let result = match tokio::time::timeout(plan.limit, fut).await {
@@ -170,28 +189,38 @@ async fn run(plan: &Plan) -> anyhow::Result<bool> {
     let mut cdf = Vec::new();
     let mut prop = Vec::new();
     if let Some((f, s)) = scenario(
-        "room and direct messages",
+        ("two-peers", "room and direct messages"),
         plan,
         &mut failures,
         two_peers::run(plan),
     )
     .await
     {
+        eprintln!("{}", report::table(&f));
         figures.extend(f);
         cdf = s;
     }
     if let Some((f, s)) = scenario(
-        "mesh propagation",
+        ("mesh", "mesh propagation"),
         plan,
         &mut failures,
         propagation::run(plan),
     )
     .await
     {
+        eprintln!("{}", report::table(&f));
         figures.extend(f);
         prop = s;
     }
-    if let Some(f) = scenario("process cost", plan, &mut failures, footprint::run(plan)).await {
+    if let Some(f) = scenario(
+        ("cost", "process cost"),
+        plan,
+        &mut failures,
+        footprint::run(plan),
+    )
+    .await
+    {
+        eprintln!("{}", report::table(&f));
         figures.extend(f);
     }
 
@@ -209,7 +238,7 @@ async fn run(plan: &Plan) -> anyhow::Result<bool> {
         out.join("table.md"),
         format!("`bench {mode}` ({profile} build), commit `{sha}`, {date}\n\n{table}"),
     )?;
-    let plots = if plan.full {
+    let plots = if plan.full && plan.only.is_none() {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs")
     } else {
         out.clone()
@@ -229,6 +258,9 @@ async fn run(plan: &Plan) -> anyhow::Result<bool> {
         plots.display()
     );
 
+    if plan.only.is_some() {
+        return Ok(failures.is_empty());
+    }
     for name in EXPECTED {
         if !figures.iter().any(|f| f.name == *name) {
             failures.push(format!("figure {name} missing"));

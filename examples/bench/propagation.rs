@@ -15,7 +15,7 @@ use crate::{
 
 const BARE: &str = "bare libp2p";
 /// How long one message may take to reach every peer.
-const REACH_LIMIT: Duration = Duration::from_secs(10);
+const REACH_LIMIT: Duration = Duration::from_secs(5);
 
 /// Per-repetition results on one mesh.
 #[derive(Default)]
@@ -26,7 +26,7 @@ struct Acc {
     formed_s: f64,
 }
 
-async fn measure(mesh: &mut Mesh, plan: &Plan) -> anyhow::Result<Acc> {
+async fn measure(mesh: &mut Mesh, plan: &Plan, who: &str) -> anyhow::Result<Acc> {
     mesh.warm_up(10).await?;
     let mut acc = Acc {
         formed_s: mesh.formed_s,
@@ -37,6 +37,14 @@ async fn measure(mesh: &mut Mesh, plan: &Plan) -> anyhow::Result<Acc> {
         acc.p50.push(percentile(&p.ms, 50.0));
         acc.p99.push(percentile(&p.ms, 99.0));
         acc.reached.push(p.ms.len() as f64 / plan.mesh_msgs as f64);
+        eprintln!(
+            "bench:   {who}: formed in {:.1} s, p50 {:.2} ms, p99 {:.2} ms, {} of {} unreached",
+            mesh.formed_s,
+            percentile(&p.ms, 50.0),
+            percentile(&p.ms, 99.0),
+            p.unreached,
+            plan.mesh_msgs
+        );
     }
     Ok(acc)
 }
@@ -51,7 +59,7 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<(Vec<Figure>, Vec<Series>
             .await
             .with_context(|| format!("our mesh of {n}"))?;
         let counted_before = ours.counted_duplicates().await?;
-        let o = measure(&mut mesh, plan).await;
+        let o = measure(&mut mesh, plan, &format!("ours, n={n}")).await;
         let counted = ours.counted_duplicates().await? - counted_before;
         let repeats = mesh.reach.repeats();
         ours.stop().await;
@@ -61,7 +69,7 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<(Vec<Figure>, Vec<Series>
             .await
             .with_context(|| format!("bare mesh of {n}"))?;
         let before = bare.receptions()?;
-        let b = measure(&mut mesh, plan).await;
+        let b = measure(&mut mesh, plan, &format!("bare, n={n}")).await;
         let after = bare.receptions()?;
         bare.stop();
         let b = b.with_context(|| format!("bare mesh of {n}"))?;
