@@ -47,6 +47,7 @@ enum Command {
     Request(PeerId, String, oneshot::Sender<Result<(), String>>),
     Dial(Multiaddr),
     MeshPeers(oneshot::Sender<usize>),
+    Connected(oneshot::Sender<usize>),
 }
 
 /// Handle to a bare peer's task.
@@ -167,6 +168,11 @@ impl Bare {
             .map_err(|_| anyhow!("bare peer stopped"))
     }
 
+    /// Peers we have a connection to.
+    pub(crate) async fn connected(&self) -> anyhow::Result<usize> {
+        self.call(Command::Connected).await
+    }
+
     /// Peers in our gossipsub mesh for the topic.
     pub(crate) async fn mesh_peers(&self) -> anyhow::Result<usize> {
         self.call(Command::MeshPeers).await
@@ -212,6 +218,9 @@ fn on_command(swarm: &mut Swarm<Behaviour>, topic: &IdentTopic, pending: &mut Pe
         }
         Command::MeshPeers(reply) => {
             let _ = reply.send(b.gossipsub.mesh_peers(&topic.hash()).count());
+        }
+        Command::Connected(reply) => {
+            let _ = reply.send(swarm.connected_peers().count());
         }
     }
 }

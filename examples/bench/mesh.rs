@@ -265,6 +265,15 @@ impl OursMesh {
         Ok(sum)
     }
 
+    /// Connected peers per node: the mean and the largest.
+    pub(crate) async fn degree(&self) -> anyhow::Result<(f64, f64)> {
+        let mut counts = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            counts.push(node.peers().await?.len() as f64);
+        }
+        Ok(mean_max(&counts))
+    }
+
     pub(crate) async fn stop(self) {
         for node in &self.nodes {
             node.shutdown().await;
@@ -358,9 +367,23 @@ impl BareMesh {
         Ok(sum)
     }
 
+    /// Connected peers per peer: the mean and the largest.
+    pub(crate) async fn degree(&self) -> anyhow::Result<(f64, f64)> {
+        let mut counts = Vec::with_capacity(self.peers.len());
+        for p in &self.peers {
+            counts.push(p.bare.connected().await? as f64);
+        }
+        Ok(mean_max(&counts))
+    }
+
     pub(crate) fn stop(self) {
         for p in self.peers {
             p.task.abort();
         }
     }
+}
+
+fn mean_max(v: &[f64]) -> (f64, f64) {
+    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+    (mean, v.iter().copied().fold(0.0, f64::max))
 }

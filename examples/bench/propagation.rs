@@ -62,6 +62,7 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<(Vec<Figure>, Vec<Series>
         let o = measure(&mut mesh, plan, &format!("ours, n={n}")).await;
         let counted = ours.counted_duplicates().await? - counted_before;
         let repeats = mesh.reach.repeats();
+        let ours_degree = ours.degree().await?;
         ours.stop().await;
         let o = o.with_context(|| format!("our mesh of {n}"))?;
 
@@ -71,6 +72,7 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<(Vec<Figure>, Vec<Series>
         let before = bare.receptions()?;
         let b = measure(&mut mesh, plan, &format!("bare, n={n}")).await;
         let after = bare.receptions()?;
+        let bare_degree = bare.degree().await?;
         bare.stop();
         let b = b.with_context(|| format!("bare mesh of {n}"))?;
 
@@ -87,6 +89,17 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<(Vec<Figure>, Vec<Series>
             &b.reached,
         ));
         out.extend(fig("mesh.formed", "s", &[o.formed_s], &[b.formed_s]));
+        // Connections per peer: what flood publishing and gossip fan out to.
+        let degree = json!({"n": n, "ours_max": ours_degree.1, "bare_max": bare_degree.1});
+        out.extend(
+            Figure::new(
+                "mesh.connections_per_peer",
+                degree,
+                "mean",
+                &[ours_degree.0],
+            )
+            .map(|f| f.against(BARE, &[bare_degree.0])),
+        );
         // What the node can tell about duplicates: ids it saw twice after
         // gossipsub's own filter, by its status counter and by its events.
         out.extend(Figure::new(
