@@ -9,5 +9,6 @@ bash scripts/install-deps.sh
 
 cargo build --locked --all-targets
 cargo run --locked --quiet --example two_peer_chat
+cargo run --locked --quiet --example bench -- --quick
 cargo test --locked --doc
 cargo nextest run --locked --all-targets --no-fail-fast

@@ -348,9 +348,17 @@ impl EventLoop {
     }
 
     fn dial_if_wanted(&mut self, peer: PeerId, addresses: Vec<Multiaddr>) {
+        // Dials still under way count too: discovery reports many peers at
+        // once, and dialing them all would make every node a hub.
+        let in_flight = self
+            .swarm
+            .network_info()
+            .connection_counters()
+            .num_pending_outgoing() as usize;
         if peer == *self.swarm.local_peer_id()
             || self.peers.is_connected(&peer)
-            || self.peers.len() >= WANTED_PEERS
+            || self.swarm.is_connected(&peer)
+            || self.peers.len() + in_flight >= WANTED_PEERS
         {
             return;
         }
