@@ -214,3 +214,49 @@ async fn retention_keeps_the_newest_messages_in_memory_and_on_disk() {
         .collect();
     assert_eq!(kept, sent[7..], "the store was pruned too");
 }
+
+#[tokio::test]
+async fn a_new_node_catches_up_on_ten_thousand_messages() {
+    let source = TestNode::start_with("source", &[]).await;
+    let _witness = TestNode::start_with("witness", &[&source]).await;
+    eventually("the witness in the room", || async {
+        source
+            .node
+            .rooms()
+            .await
+            .expect("rooms")
+            .iter()
+            .any(|r| r.members == 1)
+    })
+    .await;
+    let sent = texts("history", 10_000);
+    for t in &sent {
+        source.node.publish("lobby", t).await.expect("publish");
+    }
+    let started = std::time::Instant::now();
+    let fresh = TestNode::start_with("fresh", &[&source]).await;
+    tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        while fresh.node.status().await.expect("status").stats.recovered < 10_000 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("caught up within two minutes");
+    eprintln!("caught up on 10,000 messages in {:?}", started.elapsed());
+    let newest = fresh
+        .node
+        .history("lobby", 1000, None)
+        .await
+        .expect("history");
+    assert_eq!(newest.len(), 1000);
+    assert_eq!(
+        newest.last().map(|m| m.text.as_str()),
+        Some(sent[9_999].as_str())
+    );
+    let oldest = fresh
+        .node
+        .search("history 0000", None, 5)
+        .await
+        .expect("search");
+    assert_eq!(oldest.len(), 1, "the oldest message is in the store too");
+}
