@@ -47,35 +47,29 @@ pub(crate) struct Proc {
     pub(crate) start: Duration,
 }
 
-/// The `p2p-chat` binary of this build's profile, built (or brought up to
-/// date) first.
+/// The `p2p-chat` binary of this build's profile. Build it first, with
+/// the harness's features (`cargo build [--release] --bin p2p-chat
+/// --example bench`): a cargo build started from here would see the
+/// environment `cargo run` sets, rebuild, and replace this very executable
+/// while it runs.
 pub(crate) fn our_binary() -> anyhow::Result<PathBuf> {
-    let release = !cfg!(debug_assertions);
     let exe = std::env::current_exe()?;
     // target/<profile>/examples/bench -> target/<profile>/p2p-chat
-    let dir = exe
+    let bin = exe
         .parent()
         .and_then(Path::parent)
+        .map(|dir| dir.join("p2p-chat"))
         .ok_or_else(|| anyhow!("cannot place {}", exe.display()))?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = std::process::Command::new(cargo);
-    build
-        // Not `--example bench` too: that could replace this very program
-        // while it runs.
-        .args(["build", "--quiet", "--bin", "p2p-chat"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if release {
-        build.arg("--release");
-    }
-    let status = build
-        .status()
-        .context("running cargo build --bin p2p-chat")?;
-    if !status.success() {
-        bail!("cargo build --bin p2p-chat failed");
-    }
-    let bin = dir.join("p2p-chat");
     if !bin.exists() {
-        bail!("{} was not built", bin.display());
+        let profile = if cfg!(debug_assertions) {
+            ""
+        } else {
+            " --release"
+        };
+        bail!(
+            "{} is missing: run cargo build{profile} --bin p2p-chat --example bench",
+            bin.display()
+        );
     }
     Ok(bin)
 }
