@@ -208,14 +208,7 @@ async fn sealed_messages_cannot_be_replayed_altered_or_moved() {
             && r.get("invalid_utf8") == Some(&1)
     })
     .await;
-    let texts: Vec<String> = a
-        .node
-        .history(ROOM, 10, None)
-        .await
-        .expect("history")
-        .into_iter()
-        .map(|m| m.text)
-        .collect();
+    let texts = a.texts(ROOM, 10).await;
     assert_eq!(texts, ["once", "the last one"]);
 }
 

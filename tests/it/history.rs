@@ -74,14 +74,7 @@ async fn history_survives_a_restart() {
     .await;
     a.stop().await;
     let a = TestNode::start(persistent(dir.path(), "a")).await;
-    let got: Vec<String> = a
-        .node
-        .history("lobby", 10, None)
-        .await
-        .expect("history")
-        .into_iter()
-        .map(|m| m.text)
-        .collect();
+    let got = a.texts("lobby", 10).await;
     assert_eq!(got.len(), 2, "{got:?}");
     assert!(got.contains(&"from a".to_string()) && got.contains(&"from b".to_string()));
     let status = a.node.status().await.expect("status");
@@ -204,14 +197,7 @@ async fn retention_keeps_the_newest_messages_in_memory_and_on_disk() {
     keeper.stop().await;
     cfg.history_retention = None;
     let keeper = TestNode::start(cfg).await;
-    let kept: Vec<String> = keeper
-        .node
-        .history("lobby", 50, None)
-        .await
-        .expect("history")
-        .into_iter()
-        .map(|m| m.text)
-        .collect();
+    let kept = keeper.texts("lobby", 50).await;
     assert_eq!(kept, sent[7..], "the store was pruned too");
 }
 

@@ -265,8 +265,7 @@ async fn nodes_sharing_one_bootstrap_peer_form_a_mesh() {
 /// A bare gossipsub peer, to send what a p2p-chat node never would.
 pub mod rogue {
     use libp2p::{
-        Multiaddr, Swarm, SwarmBuilder, futures::StreamExt, gossipsub, gossipsub::IdentTopic,
-        noise, swarm::SwarmEvent, tcp, yamux,
+        Multiaddr, Swarm, futures::StreamExt, gossipsub, gossipsub::IdentTopic, swarm::SwarmEvent,
     };
 
     pub struct Rogue {
@@ -282,27 +281,14 @@ pub mod rogue {
 
         pub async fn connect_to(addr: &str, room: &str) -> Rogue {
             let key = libp2p::identity::Keypair::generate_ed25519();
-            let mut swarm = SwarmBuilder::with_existing_identity(key.clone())
-                .with_tokio()
-                .with_tcp(
-                    tcp::Config::default(),
-                    noise::Config::new,
-                    yamux::Config::default,
-                )
-                .expect("tcp")
-                .with_behaviour(|key| {
-                    let cfg = gossipsub::ConfigBuilder::default()
-                        .heartbeat_interval(std::time::Duration::from_millis(200))
-                        .build()
-                        .expect("config");
-                    gossipsub::Behaviour::new(
-                        gossipsub::MessageAuthenticity::Signed(key.clone()),
-                        cfg,
-                    )
+            let mut swarm = crate::support::tcp_swarm(key.clone(), |key| {
+                let cfg = gossipsub::ConfigBuilder::default()
+                    .heartbeat_interval(std::time::Duration::from_millis(200))
+                    .build()
+                    .expect("config");
+                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), cfg)
                     .expect("behaviour")
-                })
-                .expect("behaviour")
-                .build();
+            });
             swarm
                 .behaviour_mut()
                 .subscribe(&p2p_chat::protocol::topic_for(room))

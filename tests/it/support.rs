@@ -116,3 +116,31 @@ pub fn text_of(e: &Event) -> Option<&str> {
         _ => None,
     }
 }
+
+/// A bare libp2p swarm over TCP (Noise + Yamux) with `behaviour`, to play a
+/// peer that p2p-chat would never be.
+pub fn tcp_swarm<B: libp2p::swarm::NetworkBehaviour>(
+    key: libp2p::identity::Keypair,
+    behaviour: impl FnOnce(&libp2p::identity::Keypair) -> B,
+) -> libp2p::Swarm<B> {
+    libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .expect("tcp")
+        .with_behaviour(behaviour)
+        .expect("behaviour")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
+impl TestNode {
+    /// The texts of a room's history, oldest first.
+    pub async fn texts(&self, room: &str, limit: usize) -> Vec<String> {
+        let history = self.node.history(room, limit, None).await.expect("history");
+        history.into_iter().map(|m| m.text).collect()
+    }
+}

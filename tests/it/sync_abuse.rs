@@ -5,14 +5,12 @@
 use std::{collections::HashMap, time::Duration};
 
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder,
+    Multiaddr, PeerId, StreamProtocol, Swarm,
     futures::StreamExt,
     gossipsub,
     identity::Keypair,
-    noise,
     request_response::{self, ProtocolSupport},
     swarm::{NetworkBehaviour, SwarmEvent},
-    tcp, yamux,
 };
 use p2p_chat::{
     protocol::{self, Envelope},
@@ -30,31 +28,20 @@ struct Rogue {
 }
 
 fn rogue_swarm(key: &Keypair) -> Swarm<Rogue> {
-    SwarmBuilder::with_existing_identity(key.clone())
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
+    crate::support::tcp_swarm(key.clone(), |key| Rogue {
+        gossipsub: gossipsub::Behaviour::new(
+            gossipsub::MessageAuthenticity::Signed(key.clone()),
+            gossipsub::Config::default(),
         )
-        .expect("tcp")
-        .with_behaviour(|key| Rogue {
-            gossipsub: gossipsub::Behaviour::new(
-                gossipsub::MessageAuthenticity::Signed(key.clone()),
-                gossipsub::Config::default(),
-            )
-            .expect("gossipsub"),
-            sync: request_response::cbor::Behaviour::new(
-                [(
-                    StreamProtocol::new("/p2p-chat/sync/1"),
-                    ProtocolSupport::Full,
-                )],
-                request_response::Config::default().with_request_timeout(Duration::from_secs(5)),
-            ),
-        })
-        .expect("behaviour")
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build()
+        .expect("gossipsub"),
+        sync: request_response::cbor::Behaviour::new(
+            [(
+                StreamProtocol::new("/p2p-chat/sync/1"),
+                ProtocolSupport::Full,
+            )],
+            request_response::Config::default().with_request_timeout(Duration::from_secs(5)),
+        ),
+    })
 }
 
 /// Drives the rogue until `f` returns a value, answering sync requests with
@@ -282,13 +269,6 @@ async fn forged_and_oversized_entries_in_a_sync_answer_are_rejected() {
         _ = drive(&mut rogue, serve, |_| None::<()>) => panic!("the node never counted the entries"),
         done = check => done.expect("counted"),
     }
-    let texts: Vec<String> = a
-        .node
-        .history("lobby", 10, None)
-        .await
-        .expect("history")
-        .into_iter()
-        .map(|m| m.text)
-        .collect();
+    let texts = a.texts("lobby", 10).await;
     assert_eq!(texts, ["the only real one"]);
 }

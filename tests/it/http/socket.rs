@@ -5,9 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use axum::body::Bytes;
 use futures::{Stream, StreamExt, stream::BoxStream};
-use libp2p::{
-    Multiaddr, PeerId, multiaddr::Protocol, noise, request_response, swarm::SwarmEvent, tcp, yamux,
-};
+use libp2p::{Multiaddr, PeerId, multiaddr::Protocol, request_response, swarm::SwarmEvent};
 use p2p_chat::{http::Server, protocol::DM_PROTOCOL};
 use serde_json::{Value, json};
 use tokio::{
@@ -272,24 +270,13 @@ pub struct SilentPeer {
 
 impl SilentPeer {
     pub async fn start() -> SilentPeer {
-        let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default(),
-                noise::Config::new,
-                yamux::Config::default,
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let mut swarm = crate::support::tcp_swarm(key, |_| {
+            request_response::json::Behaviour::<Value, Value>::new(
+                [(DM_PROTOCOL, request_response::ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(Duration::from_secs(60)),
             )
-            .expect("tcp")
-            .with_behaviour(|_| {
-                request_response::json::Behaviour::<Value, Value>::new(
-                    [(DM_PROTOCOL, request_response::ProtocolSupport::Full)],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(60)),
-                )
-            })
-            .expect("behaviour")
-            .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-            .build();
+        });
         let peer = *swarm.local_peer_id();
         swarm
             .listen_on("/ip4/127.0.0.1/tcp/0".parse().expect("addr"))
