@@ -67,16 +67,18 @@ pub struct Envelope {
     pub v: u8,
     /// Unique id (a ULID: sortable by time, random in its low bits).
     pub id: String,
-    /// Author's peer id; checked against gossipsub's signed source.
+    /// Author's peer id: the key that signed a room message, the
+    /// connection's peer for a direct one.
     pub from: String,
     /// Author's clock, ms since the Unix epoch.
     pub ts: u64,
     /// What it says, readable or sealed.
     pub body: Body,
     /// The author's ed25519 signature (base64) over the envelope and its
-    /// topic, so a message stays verifiable when it is passed on later by
-    /// history sync, not only when it arrives live.
-    #[serde(default)]
+    /// topic, so a room message stays verifiable wherever it comes from:
+    /// relayed live, or passed on later by history sync. Empty for a direct
+    /// message, which the connection itself authenticates.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sig: String,
 }
 
@@ -233,26 +235,9 @@ impl Envelope {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    /// Parses and checks a frame that arrived from `source` on `topic`.
-    pub fn decode(
-        data: &[u8],
-        source: Option<&PeerId>,
-        topic: &libp2p::gossipsub::TopicHash,
-    ) -> Result<Self, Rejection> {
-        let source = source.ok_or(Rejection::Forged)?;
-        let env = Envelope::decode_signed(data, topic)?;
-        if env.from != source.to_string() {
-            return Err(Rejection::Forged);
-        }
-        Ok(env)
-    }
-
-    /// Parses and checks a frame of `topic` from wherever it came (history
-    /// sync, the store): its author's signature is what vouches for it.
-    pub fn decode_signed(
-        data: &[u8],
-        topic: &libp2p::gossipsub::TopicHash,
-    ) -> Result<Self, Rejection> {
+    /// Parses and checks a frame of `topic` from wherever it came (a relay,
+    /// history sync, the store): its author's signature vouches for it.
+    pub fn decode(data: &[u8], topic: &libp2p::gossipsub::TopicHash) -> Result<Self, Rejection> {
         if data.len() > MAX_FRAME_BYTES {
             return Err(Rejection::TooLarge);
         }
@@ -370,13 +355,9 @@ mod tests {
     #[test]
     fn round_trip() {
         let key = Keypair::generate_ed25519();
-        let peer = key.public().to_peer_id();
         let env = signed(&key, "lobby", "hello");
         let topic = topic_for("lobby").hash();
-        assert_eq!(
-            Envelope::decode(&env.encode(), Some(&peer), &topic),
-            Ok(env)
-        );
+        assert_eq!(Envelope::decode(&env.encode(), &topic), Ok(env));
     }
 
     #[test]
@@ -418,40 +399,42 @@ mod tests {
     #[test]
     fn rejects_forged_sender_and_wrong_topic() {
         let key = Keypair::generate_ed25519();
-        let peer = key.public().to_peer_id();
-        let env = signed(&key, "lobby", "hello").encode();
         let topic = topic_for("lobby").hash();
-        let other = PeerId::random();
+        let mut claimed = signed(&key, "lobby", "hello");
+        claimed.from = PeerId::random().to_string();
         assert_eq!(
-            Envelope::decode(&env, Some(&other), &topic),
+            Envelope::decode(&claimed.encode(), &topic),
+            Err(Rejection::Forged),
+            "another author's name on our signature"
+        );
+        let mut unsigned = signed(&key, "lobby", "hello");
+        unsigned.sig.clear();
+        assert_eq!(
+            Envelope::decode(&unsigned.encode(), &topic),
             Err(Rejection::Forged)
         );
-        assert_eq!(Envelope::decode(&env, None, &topic), Err(Rejection::Forged));
+        let env = signed(&key, "lobby", "hello").encode();
         let wrong = topic_for("elsewhere").hash();
-        assert_eq!(
-            Envelope::decode(&env, Some(&peer), &wrong),
-            Err(Rejection::Forged)
-        );
+        assert_eq!(Envelope::decode(&env, &wrong), Err(Rejection::Forged));
     }
 
     #[test]
     fn rejects_malformed_and_oversize() {
         let key = Keypair::generate_ed25519();
-        let peer = key.public().to_peer_id();
         let topic = topic_for("lobby").hash();
         assert_eq!(
-            Envelope::decode(b"not json", Some(&peer), &topic),
+            Envelope::decode(b"not json", &topic),
             Err(Rejection::Malformed)
         );
         let env = signed(&key, "lobby", &"x".repeat(MAX_TEXT_BYTES + 1));
         assert_eq!(
-            Envelope::decode(&env.encode(), Some(&peer), &topic),
+            Envelope::decode(&env.encode(), &topic),
             Err(Rejection::TooLarge)
         );
         let mut env = signed(&key, "lobby", "hello");
         env.v = 9;
         assert_eq!(
-            Envelope::decode(&env.encode(), Some(&peer), &topic),
+            Envelope::decode(&env.encode(), &topic),
             Err(Rejection::Version)
         );
     }

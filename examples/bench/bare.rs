@@ -40,6 +40,9 @@ pub(crate) struct Options {
     pub(crate) heartbeat: Option<(Duration, Duration)>,
     /// Keep gossipsub metrics (to count duplicate receptions).
     pub(crate) metrics: bool,
+    /// Speak the node's wire form: unsigned gossipsub frames, the envelope
+    /// carrying the author's signature (to exchange messages with a node).
+    pub(crate) anonymous: bool,
 }
 
 enum Command {
@@ -79,6 +82,12 @@ fn build(
         cfg.heartbeat_interval(interval)
             .heartbeat_initial_delay(initial);
     }
+    if opts.anonymous {
+        // Without a source and sequence number every frame would get the
+        // same default id: hash the frame, as the node does.
+        cfg.validation_mode(gossipsub::ValidationMode::Anonymous)
+            .message_id_fn(|m| p2p_chat::protocol::message_id(&m.data).into());
+    }
     let cfg = cfg.build().map_err(|e| anyhow!("gossipsub config: {e}"))?;
     let swarm = SwarmBuilder::with_existing_identity(key.clone())
         .with_tokio()
@@ -89,10 +98,12 @@ fn build(
         )?
         .with_quic()
         .with_behaviour(|key| {
-            let mut gossipsub = gossipsub::Behaviour::new(
-                gossipsub::MessageAuthenticity::Signed(key.clone()),
-                cfg,
-            )?;
+            let authenticity = if opts.anonymous {
+                gossipsub::MessageAuthenticity::Anonymous
+            } else {
+                gossipsub::MessageAuthenticity::Signed(key.clone())
+            };
+            let mut gossipsub = gossipsub::Behaviour::new(authenticity, cfg)?;
             if let Some(registry) = registry {
                 gossipsub = gossipsub.with_metrics(registry, Default::default());
             }

@@ -186,16 +186,24 @@ fn clock_ticks() -> f64 {
 }
 
 /// A relay through `middle`: bare peer `a` publishes our envelopes on the
-/// room's topic, bare peer `b` receives them; neither knows the other.
+/// room's topic, bare peer `b` receives them; neither knows the other. The
+/// ends speak the middle's wire form (`program`).
 pub(crate) struct Relay {
     pub(crate) link: Link,
     ends: Vec<bare::Started>,
 }
 
 impl Relay {
-    pub(crate) async fn through(middle: &Multiaddr, cap: usize) -> anyhow::Result<Relay> {
+    pub(crate) async fn through(
+        middle: &Multiaddr,
+        program: Program,
+        cap: usize,
+    ) -> anyhow::Result<Relay> {
         let topic = topic_for(ROOM);
-        let opts = bare::Options::default();
+        let opts = bare::Options {
+            anonymous: program == Program::Ours,
+            ..Default::default()
+        };
         let (a_sink, _a_rx) = mpsc::channel(1);
         let a = Bare::start(opts, topic.clone(), a_sink).await?;
         let (b_sink, b_rx) = mpsc::channel(4096);

@@ -26,8 +26,13 @@ struct Acc {
 }
 
 /// Relays `n` messages through `middle`; CPU ms per 1,000 and RSS after.
-async fn relay(middle: &Proc, n: usize, window: usize) -> anyhow::Result<(f64, f64, usize)> {
-    let mut relay = Relay::through(&middle.addr, n + 10_000).await?;
+async fn relay(
+    middle: &Proc,
+    program: Program,
+    n: usize,
+    window: usize,
+) -> anyhow::Result<(f64, f64, usize)> {
+    let mut relay = Relay::through(&middle.addr, program, n + 10_000).await?;
     let result = async {
         relay.link.warm_up(Duration::from_secs(20)).await?;
         let before = middle.cpu_s()?;
@@ -53,7 +58,7 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Vec<Figure>> {
             acc.start_ms.push(p.start.as_secs_f64() * 1e3);
             tokio::time::sleep(plan.idle_wait).await;
             acc.idle_mib.push(p.rss_mib()?);
-            let r = relay(&p, plan.relay_n, plan.window).await;
+            let r = relay(&p, program, plan.relay_n, plan.window).await;
             p.stop().await;
             let (cpu, held, lost) = r.with_context(|| format!("relaying through {program:?}"))?;
             acc.cpu_ms.push(cpu);

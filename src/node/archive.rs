@@ -56,7 +56,7 @@ fn walk(
         }
         read += frames.len();
         for frame in frames.iter().rev() {
-            let Ok(env) = Envelope::decode_signed(frame, &access.topic) else {
+            let Ok(env) = Envelope::decode(frame, &access.topic) else {
                 continue;
             };
             cursor = Some((env.ts, store::hash(&env.id)));

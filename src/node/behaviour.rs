@@ -1,5 +1,5 @@
 //! The libp2p protocols a node speaks, combined into one behaviour, each
-//! configured for chat: small frames, signed and validated messages, bounded
+//! configured for chat: small frames, validated messages, bounded
 //! connections.
 
 use std::time::Duration;
@@ -51,7 +51,10 @@ impl Behaviour {
         let gossip_cfg = gossipsub::ConfigBuilder::default()
             .heartbeat_interval(cfg.heartbeat())
             .heartbeat_initial_delay(Duration::from_millis(100))
-            .validation_mode(gossipsub::ValidationMode::Strict)
+            // Authorship is the envelope's own signature, checked once per
+            // message in validation; gossipsub's per-frame signature would
+            // sign twice and verify every duplicate copy again.
+            .validation_mode(gossipsub::ValidationMode::Anonymous)
             .validate_messages()
             .message_id_fn(|m: &gossipsub::Message| {
                 gossipsub::MessageId::from(protocol::message_id(&m.data))
@@ -59,15 +62,13 @@ impl Behaviour {
             .max_transmit_size(protocol::MAX_FRAME_BYTES)
             .build()
             .map_err(|e| Error::Transport(format!("gossipsub config: {e}")))?;
-        let gossipsub = gossipsub::Behaviour::new(
-            gossipsub::MessageAuthenticity::Signed(key.clone()),
-            gossip_cfg,
-        )
-        .map_err(|e| Error::Transport(format!("gossipsub: {e}")))?
-        .with_metrics(
-            registry.sub_registry_with_prefix("gossipsub"),
-            gossipsub::MetricsConfig::default(),
-        );
+        let gossipsub =
+            gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, gossip_cfg)
+                .map_err(|e| Error::Transport(format!("gossipsub: {e}")))?
+                .with_metrics(
+                    registry.sub_registry_with_prefix("gossipsub"),
+                    gossipsub::MetricsConfig::default(),
+                );
 
         let frame = protocol::MAX_FRAME_BYTES as u64;
         let codec = request_response::json::codec::Codec::default()

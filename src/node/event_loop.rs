@@ -271,8 +271,7 @@ impl EventLoop {
                 return;
             }
         };
-        let mut env = Envelope::text(self.swarm.local_peer_id(), "", &self.nick, &text);
-        env.sign(&self.keypair, "");
+        let env = Envelope::text(self.swarm.local_peer_id(), "", &self.nick, &text);
         let id = env.id.clone();
         let request_id = self
             .swarm

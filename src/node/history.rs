@@ -319,7 +319,7 @@ impl EventLoop {
         let Some(name) = self.rooms.get(topic).map(|r| r.name.clone()) else {
             return;
         };
-        match Envelope::decode_signed(frame, topic) {
+        match Envelope::decode(frame, topic) {
             Ok(env) if self.known(topic, &env) => {}
             Ok(env) => {
                 self.receive(topic, env, frame, true);

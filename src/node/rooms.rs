@@ -53,7 +53,7 @@ impl EventLoop {
         let mut state = Room::new(room, key, self.ring_cap);
         state.index.extend(preload.ids);
         for frame in preload.recent {
-            if let Ok(env) = Envelope::decode_signed(&frame, &hash)
+            if let Ok(env) = Envelope::decode(&frame, &hash)
                 && let Reading::Shown(msg) = state.read(&hash, env)
             {
                 state.remember(msg);

@@ -281,12 +281,14 @@ pub mod rogue {
 
         pub async fn connect_to(addr: &str, room: &str) -> Rogue {
             let key = libp2p::identity::Keypair::generate_ed25519();
-            let mut swarm = crate::support::tcp_swarm(key.clone(), |key| {
+            let mut swarm = crate::support::tcp_swarm(key.clone(), |_| {
                 let cfg = gossipsub::ConfigBuilder::default()
                     .heartbeat_interval(std::time::Duration::from_millis(200))
+                    .validation_mode(gossipsub::ValidationMode::Anonymous)
+                    .message_id_fn(|m| p2p_chat::protocol::message_id(&m.data).into())
                     .build()
                     .expect("config");
-                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), cfg)
+                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, cfg)
                     .expect("behaviour")
             });
             swarm

@@ -28,10 +28,14 @@ struct Rogue {
 }
 
 fn rogue_swarm(key: &Keypair) -> Swarm<Rogue> {
-    crate::support::tcp_swarm(key.clone(), |key| Rogue {
+    crate::support::tcp_swarm(key.clone(), |_| Rogue {
         gossipsub: gossipsub::Behaviour::new(
-            gossipsub::MessageAuthenticity::Signed(key.clone()),
-            gossipsub::Config::default(),
+            gossipsub::MessageAuthenticity::Anonymous,
+            gossipsub::ConfigBuilder::default()
+                .validation_mode(gossipsub::ValidationMode::Anonymous)
+                .message_id_fn(|m| p2p_chat::protocol::message_id(&m.data).into())
+                .build()
+                .expect("gossipsub config"),
         )
         .expect("gossipsub"),
         sync: request_response::cbor::Behaviour::new(
