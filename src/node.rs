@@ -19,6 +19,7 @@ mod readiness;
 mod redial;
 mod rooms;
 mod swarm;
+mod trim;
 mod types;
 
 use std::sync::Arc;

@@ -284,26 +284,33 @@ fn on_event(
     }
 }
 
-/// Sums a gossipsub counter family over every topic in a registry.
-fn counter(registry: &Registry, name: &str) -> anyhow::Result<f64> {
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, registry)?;
-    Ok(text
-        .lines()
+/// Sums a gossipsub counter family over every topic in metrics text; the
+/// name may carry a registry prefix (the node's does).
+fn counter(text: &str, name: &str) -> f64 {
+    let suffix = format!("{name}_total");
+    text.lines()
         .filter(|l| !l.starts_with('#'))
         .filter(|l| {
             l.split(['{', ' '])
                 .next()
-                .is_some_and(|m| m == format!("{name}_total"))
+                .is_some_and(|m| m == suffix || m.ends_with(&format!("_{suffix}")))
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
+        .sum()
 }
 
-/// Gossip messages received including duplicates, and without them.
+/// Gossip messages received including duplicates, and without them, from
+/// metrics text.
+pub(crate) fn receptions_in(text: &str) -> (f64, f64) {
+    (
+        counter(text, "topic_msg_recv_counts_unfiltered"),
+        counter(text, "topic_msg_recv_counts"),
+    )
+}
+
+/// The same, from a bare peer's registry.
 pub(crate) fn receptions(registry: &Registry) -> anyhow::Result<(f64, f64)> {
-    Ok((
-        counter(registry, "topic_msg_recv_counts_unfiltered")?,
-        counter(registry, "topic_msg_recv_counts")?,
-    ))
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry)?;
+    Ok(receptions_in(&text))
 }

@@ -45,6 +45,10 @@ pub(crate) struct Proc {
     pub(crate) addr: Multiaddr,
     /// From spawn to its first listening line on stdout.
     pub(crate) start: Duration,
+    /// From spawn to the first `200` from `/health` (ours only).
+    pub(crate) health: Option<Duration>,
+    /// Our node's data dir, removed with the process.
+    _data: Option<tempfile::TempDir>,
 }
 
 /// The `p2p-chat` binary of this build's profile. Build it first, with
@@ -76,13 +80,23 @@ pub(crate) fn our_binary() -> anyhow::Result<PathBuf> {
 
 impl Proc {
     /// Starts `program` listening on 127.0.0.1 TCP and waits for its
-    /// listening line.
+    /// listening line (and, for ours, for `/health` to answer 200). Ours
+    /// runs as a user would: durable history in a data dir, the HTTP API on.
     pub(crate) async fn start(program: Program, bin: &Path) -> anyhow::Result<Proc> {
+        let (mut data, mut http) = (None, None);
         let mut cmd = match program {
             Program::Ours => {
+                let dir = tempfile::tempdir()?;
+                let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                    .local_addr()?
+                    .port();
                 let mut c = Command::new(bin);
-                c.args(["--ephemeral", "--no-mdns", "--headless", "--json"])
+                c.args(["--no-mdns", "--headless", "--json"])
+                    .arg("--data-dir")
+                    .arg(dir.path())
+                    .args(["--http", &format!("127.0.0.1:{port}")])
                     .args(["--listen", "/ip4/127.0.0.1/tcp/0"]);
+                (data, http) = (Some(dir), Some(port));
                 c
             }
             Program::Bare => {
@@ -97,6 +111,7 @@ impl Proc {
             .env_remove("RUST_LOG");
         let t = Instant::now();
         let mut child = cmd.spawn().context("spawning")?;
+        let health = http.map(|port| tokio::spawn(health_ok(port, t)));
         let pid = child.id();
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
         let (tx, rx) = oneshot::channel();
@@ -119,11 +134,16 @@ impl Proc {
             pid,
             addr: Multiaddr::empty(),
             start: Duration::ZERO,
+            health: None,
+            _data: data,
         };
         match tokio::time::timeout(START_LIMIT, rx).await {
             Ok(Ok((at, addr))) => {
                 proc.addr = addr.parse()?;
                 proc.start = at.saturating_duration_since(t);
+                if let Some(health) = health {
+                    proc.health = Some(health.await??);
+                }
                 Ok(proc)
             }
             _ => {
@@ -173,6 +193,24 @@ impl Drop for Proc {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Polls `GET /health` on 127.0.0.1:`port` every millisecond until it
+/// answers 200; the time since `t`.
+async fn health_ok(port: u16, t: Instant) -> anyhow::Result<Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    while t.elapsed() < START_LIMIT {
+        if let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .await?;
+            let mut head = [0u8; 12];
+            if s.read_exact(&mut head).await.is_ok() && head.ends_with(b"200") {
+                return Ok(t.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    bail!("/health did not answer 200 within {START_LIMIT:?}")
 }
 
 fn clock_ticks() -> f64 {

@@ -19,6 +19,7 @@ const BARE: &str = "bare libp2p process";
 #[derive(Default)]
 struct Acc {
     start_ms: Vec<f64>,
+    health_ms: Vec<f64>,
     idle_mib: Vec<f64>,
     held_mib: Vec<f64>,
     cpu_ms: Vec<f64>,
@@ -56,6 +57,8 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Vec<Figure>> {
                 .await
                 .with_context(|| format!("starting {program:?}"))?;
             acc.start_ms.push(p.start.as_secs_f64() * 1e3);
+            acc.health_ms
+                .extend(p.health.map(|d| d.as_secs_f64() * 1e3));
             tokio::time::sleep(plan.idle_wait).await;
             acc.idle_mib.push(p.rss_mib()?);
             let r = relay(&p, program, plan.relay_n, plan.window).await;
@@ -67,12 +70,12 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Vec<Figure>> {
         }
     }
     let idle = json!({"wait_after_listening_s": plan.idle_wait.as_secs_f64(), "peers": 0});
-    let start =
-        json!({"until": "first listening line on stdout with --json (no /health endpoint yet)"});
+    let start = json!({"until": "first listening line on stdout with --json"});
     let held = json!({
         "messages_relayed": plan.relay_n,
-        "messages_held": plan.relay_n.min(RING_CAP),
-        "ring_cap": RING_CAP,
+        "messages_held": plan.relay_n,
+        "in_memory_ring": plan.relay_n.min(RING_CAP),
+        "history": "durable store in a data dir",
         "peers": 2,
         "lost": ours.lost,
     });
@@ -88,6 +91,13 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Vec<Figure>> {
         start,
         "ms",
         &ours.start_ms,
+        &bare.start_ms,
+    );
+    fig(
+        "cost.start_to_health",
+        json!({"until": "first 200 from GET /health", "baseline_until": "the bare process's listening line (it has no HTTP)"}),
+        "ms",
+        &ours.health_ms,
         &bare.start_ms,
     );
     fig(

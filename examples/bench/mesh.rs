@@ -32,6 +32,10 @@ const HEARTBEAT: (Duration, Duration) = (Duration::from_millis(200), Duration::f
 const BARE_DEGREE: usize = 3;
 /// Capacity of a bare peer's sink.
 const SINK_CAP: usize = 1024;
+/// The connection count is steady once unchanged this long...
+const SETTLE_QUIET: Duration = Duration::from_secs(4);
+/// ...or, at the latest, after this long.
+const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
 struct ReachState {
@@ -272,6 +276,36 @@ impl OursMesh {
             counts.push(node.peers().await?.len() as f64);
         }
         Ok(mean_max(&counts))
+    }
+
+    /// Waits for the steady state: discovery opens more connections than a
+    /// node keeps, and the node closes the unused ones after a grace period.
+    /// Settled once the connection count has not changed for
+    /// [`SETTLE_QUIET`] (at most [`SETTLE_LIMIT`]); returns the seconds
+    /// waited.
+    pub(crate) async fn settle(&self) -> anyhow::Result<f64> {
+        let start = Instant::now();
+        let (mut last, mut since) = (self.degree().await?, Instant::now());
+        while since.elapsed() < SETTLE_QUIET && start.elapsed() < SETTLE_LIMIT {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = self.degree().await?;
+            if now != last {
+                (last, since) = (now, Instant::now());
+            }
+        }
+        Ok(start.elapsed().as_secs_f64())
+    }
+
+    /// Gossip receptions on the wire, with and without duplicates, summed
+    /// over every node (the node's own gossipsub metrics).
+    pub(crate) fn receptions(&self) -> anyhow::Result<(f64, f64)> {
+        let mut sum = (0.0, 0.0);
+        for node in &self.nodes {
+            let (all, unique) = bare::receptions_in(&node.encode_metrics()?);
+            sum.0 += all;
+            sum.1 += unique;
+        }
+        Ok(sum)
     }
 
     pub(crate) async fn stop(self) {

@@ -58,9 +58,12 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<(Vec<Figure>, Vec<Series>
         let (ours, mut mesh) = OursMesh::start(n)
             .await
             .with_context(|| format!("our mesh of {n}"))?;
+        let settled_s = ours.settle().await?;
         let counted_before = ours.counted_duplicates().await?;
+        let ours_before = ours.receptions()?;
         let o = measure(&mut mesh, plan, &format!("ours, n={n}")).await;
         let counted = ours.counted_duplicates().await? - counted_before;
+        let ours_after = ours.receptions()?;
         let repeats = mesh.reach.repeats();
         let ours_degree = ours.degree().await?;
         ours.stop().await;
@@ -89,6 +92,13 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<(Vec<Figure>, Vec<Series>
             &b.reached,
         ));
         out.extend(fig("mesh.formed", "s", &[o.formed_s], &[b.formed_s]));
+        // Measured after connections settle (see `OursMesh::settle`).
+        out.extend(Figure::new(
+            "mesh.settled_after_formed",
+            json!({"n": n}),
+            "s",
+            &[settled_s],
+        ));
         // Connections per peer: what flood publishing and gossip fan out to.
         let degree = json!({"n": n, "ours_max": ours_degree.1, "bare_max": bare_degree.1});
         out.extend(
@@ -108,15 +118,20 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<(Vec<Figure>, Vec<Series>
             "count",
             &[counted as f64 / total],
         ));
-        // On the wire, gossipsub's own counters; the node does not expose
-        // them, so only the bare mesh is measured.
-        let wire_dupes = ((after.0 - before.0) - (after.1 - before.1)) / total;
-        out.extend(Figure::new(
-            "mesh.duplicates_per_msg.bare_wire",
-            json!({"n": n, "source": "gossipsub metrics of the bare mesh", "receptions_per_msg": (after.0 - before.0) / total}),
-            "count",
-            &[wire_dupes],
-        ));
+        // On the wire: gossipsub's own counters, every node's and every bare
+        // peer's, summed.
+        let dupes = |before: (f64, f64), after: (f64, f64)| {
+            ((after.0 - before.0) - (after.1 - before.1)) / total
+        };
+        out.extend(
+            Figure::new(
+                "mesh.duplicates_per_msg.wire",
+                json!({"n": n, "source": "gossipsub metrics, summed over peers", "receptions_per_msg": (ours_after.0 - ours_before.0) / total, "bare_receptions_per_msg": (after.0 - before.0) / total}),
+                "count",
+                &[dupes(ours_before, ours_after)],
+            )
+            .map(|f| f.against(BARE, &[dupes(before, after)])),
+        );
         by_n.push((n, o, b));
     }
     if let (Some(first), Some(last)) = (by_n.first(), by_n.last())

@@ -2,7 +2,10 @@
 //! swarm events and a housekeeping tick. Command handling lives here; swarm
 //! events are handled in `on_swarm.rs`.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
 
 use libp2p::{
     Multiaddr, PeerId, Swarm,
@@ -26,6 +29,7 @@ use super::{
     metrics::Metrics,
     peers::PeerBook,
     redial::Redial,
+    trim,
 };
 use crate::{
     config::Config,
@@ -363,6 +367,27 @@ impl EventLoop {
         }
         for room in self.rooms.values() {
             self.metrics.set_pending(&room.name, room.pending.len());
+        }
+        self.trim(now);
+    }
+
+    /// Closes unused connections when there are too many (see `trim.rs`).
+    fn trim(&mut self, now: Instant) {
+        if self.peers.len() <= trim::HIGH_WATER {
+            return;
+        }
+        let gossipsub = &self.swarm.behaviour().gossipsub;
+        let mut keep: HashSet<PeerId> = gossipsub.all_mesh_peers().copied().collect();
+        keep.extend(self.redial.peers());
+        keep.extend(self.pending_direct.values().map(|p| p.to));
+        keep.extend(self.sync.peers());
+        let candidates = self
+            .peers
+            .candidates(super::swarm::IDLE_TIMEOUT, |p| keep.contains(p));
+        for peer in trim::victims(candidates, now) {
+            tracing::debug!(%peer, "closing an unused connection: too many peers");
+            self.stats.trimmed += 1;
+            let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
 }

@@ -70,6 +70,13 @@ pub(super) struct SyncState {
 
 type SyncEvent = request_response::Event<SyncRequest, SyncResponse>;
 
+impl SyncState {
+    /// Peers a pull is under way with.
+    pub(super) fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.pulls.keys().map(|(peer, _)| *peer)
+    }
+}
+
 impl EventLoop {
     /// Reconciles a room with every connected peer that is in it.
     pub(super) fn sync_room(&mut self, topic: &TopicHash) {

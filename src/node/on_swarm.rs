@@ -188,6 +188,7 @@ impl EventLoop {
                 match (response, pending) {
                     (DirectResponse::Hello { nick }, _) => self.learn_nick(peer, &nick),
                     (DirectResponse::Receipt { id }, Some(p)) if id == p.id => {
+                        self.peers.used(&peer);
                         self.stats.direct_sent += 1;
                         self.emit(Event::Receipt {
                             id: id.clone(),
@@ -268,6 +269,7 @@ impl EventLoop {
                         reason: "sender does not match connection".into(),
                     };
                 }
+                self.peers.used(&peer);
                 let Some(msg) = env.readable().filter(|m| m.room.is_empty()) else {
                     *self.stats.rejected.entry("malformed").or_default() += 1;
                     self.metrics.direct_rejected("malformed");

@@ -4,8 +4,9 @@
 use std::{collections::HashMap, time::Duration};
 
 use libp2p::{Multiaddr, PeerId};
+use tokio::time::Instant;
 
-use super::{Error, PeerInfo};
+use super::{Error, PeerInfo, trim::Candidate};
 
 /// Characters of the peer id shown after `#` to tell equal nicks apart.
 const SUFFIX_LEN: usize = 6;
@@ -16,14 +17,32 @@ pub(crate) fn short_id(peer: &PeerId) -> String {
     s[s.len().saturating_sub(SUFFIX_LEN)..].to_owned()
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Entry {
     nick: Option<String>,
     addresses: Vec<Multiaddr>,
     rtt: Option<Duration>,
     connected_since: u64,
+    since: Instant,
+    /// Last direct message or history sync with this peer.
+    used: Option<Instant>,
     outbound: bool,
     connections: usize,
+}
+
+impl Default for Entry {
+    fn default() -> Self {
+        Entry {
+            nick: None,
+            addresses: Vec::new(),
+            rtt: None,
+            connected_since: 0,
+            since: Instant::now(),
+            used: None,
+            outbound: false,
+            connections: 0,
+        }
+    }
 }
 
 /// Connected peers by id.
@@ -44,6 +63,7 @@ impl PeerBook {
         entry.connections += 1;
         if entry.connections == 1 {
             entry.connected_since = crate::protocol::now_ms();
+            entry.since = Instant::now();
             entry.outbound = outbound;
         }
         if let Some(addr) = addr {
@@ -82,6 +102,30 @@ impl PeerBook {
             }
             _ => false,
         }
+    }
+
+    /// Notes that a direct message or a sync exchange used this peer.
+    pub(crate) fn used(&mut self, peer: &PeerId) {
+        if let Some(entry) = self.peers.get_mut(peer) {
+            entry.used = Some(Instant::now());
+        }
+    }
+
+    /// Every peer for the trimmer; `protected` tells which others need, and
+    /// recent use protects too.
+    pub(crate) fn candidates(
+        &self,
+        recent: Duration,
+        protected: impl Fn(&PeerId) -> bool,
+    ) -> Vec<Candidate> {
+        self.peers
+            .iter()
+            .map(|(peer, e)| Candidate {
+                peer: *peer,
+                since: e.since,
+                protected: protected(peer) || e.used.is_some_and(|t| t.elapsed() < recent),
+            })
+            .collect()
     }
 
     pub(crate) fn set_rtt(&mut self, peer: &PeerId, rtt: Duration) {

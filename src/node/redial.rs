@@ -54,6 +54,11 @@ impl Redial {
         });
     }
 
+    /// The peers of targets, where known (from the address or a connection).
+    pub(crate) fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
+        self.targets.iter().filter_map(|t| t.peer)
+    }
+
     /// How many targets there are, and how many of them are connected.
     pub(crate) fn counts(&self) -> (usize, usize) {
         let connected = self

@@ -10,8 +10,9 @@ use super::{Error, behaviour::Behaviour};
 use crate::config::Config;
 
 /// How long a connection with no protocol using it stays open. Longer than
-/// libp2p's 10 s so peers that only exchange direct messages stay connected.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// libp2p's 10 s so peers that only exchange direct messages stay connected;
+/// `trim.rs` closes unused connections when there are too many.
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub(crate) fn build(
     keypair: Keypair,

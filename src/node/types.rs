@@ -80,6 +80,8 @@ pub struct Stats {
     pub recovered: u64,
     /// Messages that could not be written to the history store.
     pub store_failures: u64,
+    /// Connections to unused peers closed because there were too many.
+    pub trimmed: u64,
 }
 
 /// A snapshot of the node.
