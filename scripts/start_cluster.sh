@@ -154,8 +154,9 @@ start() {
         mkdir -p "$(data_dir "$n")"
         # A token in the caller's environment would guard these loopback
         # sidecars; the local cluster is for local users only, so none is used.
+        # NO_COLOR: plain log files, without terminal colour codes.
         env -u P2P_CHAT_HTTP_TOKEN -u P2P_CHAT_HTTP_TOKEN_FILE \
-            RUST_LOG="${RUST_LOG:-info}" \
+            RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 \
             setsid "$bin" --headless --no-mdns --nick "node$n" \
             --data-dir "$(data_dir "$n")" \
             --listen "/ip4/127.0.0.1/tcp/$p2p" --listen "/ip4/127.0.0.1/udp/$p2p/quic-v1" \
