@@ -24,6 +24,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cluster_dir=${P2P_CHAT_CLUSTER_DIR:-$repo/.cluster}
+[[ $cluster_dir == /* ]] || cluster_dir=$PWD/$cluster_dir
 base_p2p=${P2P_CHAT_CLUSTER_P2P_PORT:-14101}
 base_http=${P2P_CHAT_CLUSTER_HTTP_PORT:-14181}
 timeout=${P2P_CHAT_CLUSTER_TIMEOUT:-60}
@@ -48,8 +49,9 @@ live_pid() {
     [ -f "$file" ] || return 0
     pid=$(cat "$file")
     [[ $pid =~ ^[0-9]+$ ]] || return 0
-    if [ -r "/proc/$pid/cmdline" ] &&
-        tr '\0' '\n' <"/proc/$pid/cmdline" | grep -qxF "$(data_dir "$1")"; then
+    local cmdline
+    cmdline=$(tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null) || return 0
+    if grep -qxF "$(data_dir "$1")" <<<"$cmdline"; then
         echo "$pid"
     fi
 }

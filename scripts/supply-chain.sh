@@ -10,8 +10,9 @@
 #                          the repository), a plain copy of rustsec/advisory-db
 #                          (crates/, rust/, optionally a SNAPSHOT file naming
 #                          its commit and date)
-#   P2P_CHAT_ADVISORY_DBS  where cargo-deny's staging copy goes (default
-#                          target/advisory-dbs-offline; rebuilt on every run)
+#   P2P_CHAT_ADVISORY_DBS  the root under which cargo-deny's staging copy goes
+#                          (default target/advisory-dbs-offline); the checkout
+#                          cargo-deny names there is replaced on every run
 # With P2P_CHAT_ADVISORY_FETCH=1 cargo-deny fetches the live database instead
 # (hosted CI).
 #
@@ -79,7 +80,6 @@ else
     # before failing on the empty staging root), then stage the snapshot
     # there as a one-commit repository dated as the snapshot, so its
     # staleness check sees the snapshot's real age.
-    rm -rf "${dbs:?}"/*
     # cargo-deny's --offline also runs `cargo metadata --offline`: the
     # crates themselves come from crates.io first (a no-op once built).
     cargo fetch --locked --quiet
@@ -88,6 +88,7 @@ else
     stage=$(sed -n "s/.*Opening advisory database at '\([^']*\)'.*/\1/p" <<<"$probe" | head -n 1)
     [ -n "$stage" ] || die "could not learn where cargo-deny $CARGO_DENY_VERSION opens its advisory database; its output: $(tail -n 3 <<<"$probe" | tr '\n' ' ')"
     case "$stage" in "$dbs"/*) ;; *) die "cargo-deny opens its database at $stage, outside $dbs: check db-path in deny.toml" ;; esac
+    rm -rf "$stage"
     mkdir -p "$stage"
     cp -R "$src"/. "$stage"/
     chmod -R u+w "$stage"
@@ -97,7 +98,7 @@ else
         git init -q -b main .
         git add -A
         git -c user.name=supply-chain -c user.email=supply-chain@localhost \
-            -c commit.gpgsign=false commit -q -m "offline snapshot: $snapshot_line"
+            -c commit.gpgsign=false commit -q --no-verify -m "offline snapshot: $snapshot_line"
         touch -d "$date" .git/HEAD
     )
     echo "supply-chain: advisory database: $src ($snapshot_line; $age_days days old), offline"
