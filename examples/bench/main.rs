@@ -91,7 +91,11 @@ impl Plan {
             tput_n: 5000,
             window: 256,
             dm_n: 1000,
-            mesh_sizes: vec![10, 30, 100],
+            // BENCH_MESH_SIZES=10,100 runs other sizes (for a diagnosis).
+            mesh_sizes: std::env::var("BENCH_MESH_SIZES")
+                .ok()
+                .and_then(|s| s.split(',').map(|n| n.trim().parse().ok()).collect())
+                .unwrap_or_else(|| vec![10, 30, 100]),
             mesh_msgs: 200,
             mesh_reps: 2,
             relay_n: 100_000,

@@ -159,12 +159,16 @@ impl Mesh {
 
     /// Sends until one message reaches every peer.
     pub(crate) async fn warm_up(&mut self, tries: usize) -> anyhow::Result<()> {
+        let mut best = 0;
         for _ in 0..tries {
+            let seq = self.next;
             if self.run(1, Duration::from_secs(2)).await?.unreached == 0 {
                 return Ok(());
             }
+            best = best.max(self.reach.reached(seq).0);
         }
-        bail!("no message reached every peer in {tries} tries")
+        let others = self.senders.len() - 1;
+        bail!("no message reached every peer in {tries} tries (at best {best} of {others})")
     }
 }
 

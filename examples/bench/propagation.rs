@@ -59,6 +59,10 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<(Vec<Figure>, Vec<Series>
             .await
             .with_context(|| format!("our mesh of {n}"))?;
         let settled_s = ours.settle().await?;
+        let (mean, max) = ours.degree().await?;
+        eprintln!(
+            "bench:   ours, n={n}: settled {settled_s:.1} s after forming, {mean:.1} peers per node (at most {max})"
+        );
         let counted_before = ours.counted_duplicates().await?;
         let ours_before = ours.receptions()?;
         let o = measure(&mut mesh, plan, &format!("ours, n={n}")).await;

@@ -345,7 +345,8 @@ impl EventLoop {
             self.apply_retention();
             self.sync_all();
         }
-        for due in self.redial.due(now) {
+        let enough_peers = self.peers.len() >= super::on_swarm::WANTED_PEERS;
+        for due in self.redial.due(now, enough_peers) {
             let opts = DialOpts::from(due.addr.clone());
             let id = opts.connection_id();
             match self.swarm.dial(opts) {

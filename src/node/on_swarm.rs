@@ -22,7 +22,7 @@ use crate::protocol::{DirectRequest, DirectResponse, Envelope, MAX_NICK_BYTES};
 
 /// Below this many connected peers, peers learnt from the DHT or mDNS are
 /// dialed, so a room forms a mesh rather than a star around a bootstrap node.
-const WANTED_PEERS: usize = 8;
+pub(super) const WANTED_PEERS: usize = 8;
 
 impl EventLoop {
     pub(super) fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {

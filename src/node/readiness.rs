@@ -9,7 +9,8 @@ use super::event_loop::EventLoop;
 #[derive(Debug, Clone, Serialize)]
 pub struct Readiness {
     /// True when listening, in at least one room, and connected to at least
-    /// one `--dial`/`--bootstrap` peer where any were given.
+    /// one `--dial`/`--bootstrap` peer where any were given (with only
+    /// `--bootstrap` peers given, to any peer: the way in has done its job).
     pub ready: bool,
     /// Why not, in one line, when not ready.
     pub reason: Option<String>,
@@ -32,7 +33,10 @@ impl EventLoop {
             Some("not in any room".to_owned())
         } else if let Some(e) = &self.store_error {
             Some(format!("degraded: history not saved ({e})"))
-        } else if dial_targets > 0 && dial_connected == 0 {
+        } else if dial_targets > 0
+            && dial_connected == 0
+            && !(self.redial.only_bootstrap() && self.peers.len() > 0)
+        {
             Some(format!(
                 "no --dial/--bootstrap peer is connected yet ({dial_targets} given)"
             ))

@@ -1,6 +1,9 @@
 //! Keeps `--dial` and `--bootstrap` peers connected: dials them at start and
 //! again, with exponential backoff, whenever the connection drops or a dial
-//! fails. Pure bookkeeping; the event loop does the dialing.
+//! fails. A bootstrap peer is only a way in: once the node has enough other
+//! peers it is not redialed (a busy bootstrap node closes connections it
+//! does not use), and Kademlia is seeded from it once, not on every
+//! reconnection. Pure bookkeeping; the event loop does the dialing.
 
 use std::time::Duration;
 
@@ -22,6 +25,8 @@ struct Target {
     addr: Multiaddr,
     peer: Option<PeerId>,
     bootstrap: bool,
+    /// Kademlia has been seeded from this (bootstrap) target.
+    seeded: bool,
     state: State,
     backoff: Duration,
 }
@@ -49,6 +54,7 @@ impl Redial {
             addr,
             peer,
             bootstrap,
+            seeded: false,
             state: State::Waiting { due: now },
             backoff: FIRST_BACKOFF,
         });
@@ -69,11 +75,18 @@ impl Redial {
         (self.targets.len(), connected)
     }
 
-    /// Targets whose wait is over.
-    pub(crate) fn due(&self, now: Instant) -> Vec<Due> {
+    /// True when every target is a bootstrap peer.
+    pub(crate) fn only_bootstrap(&self) -> bool {
+        self.targets.iter().all(|t| t.bootstrap)
+    }
+
+    /// Targets whose wait is over; bootstrap targets only while the node
+    /// lacks peers (`enough_peers` false).
+    pub(crate) fn due(&self, now: Instant, enough_peers: bool) -> Vec<Due> {
         self.targets
             .iter()
             .enumerate()
+            .filter(|(_, t)| !(t.bootstrap && enough_peers))
             .filter(|(_, t)| matches!(t.state, State::Waiting { due } if due <= now))
             .map(|(index, t)| Due {
                 index,
@@ -96,7 +109,7 @@ impl Redial {
     }
 
     /// A connection opened. Returns the address if it is a bootstrap peer's
-    /// (the loop then feeds it to Kademlia).
+    /// first connection (the loop then seeds Kademlia with it).
     pub(crate) fn on_established(&mut self, id: ConnectionId, peer: PeerId) -> Option<Multiaddr> {
         let mut bootstrap = None;
         for t in &mut self.targets {
@@ -105,7 +118,8 @@ impl Redial {
                 t.peer = Some(peer);
                 t.state = State::Connected;
                 t.backoff = FIRST_BACKOFF;
-                if t.bootstrap {
+                if t.bootstrap && !t.seeded {
+                    t.seeded = true;
                     bootstrap = Some(t.addr.clone());
                 }
             }
@@ -151,26 +165,53 @@ mod tests {
         let mut r = Redial::default();
         r.add("/ip4/127.0.0.1/tcp/1".parse().expect("addr"), false, now);
         let id = ConnectionId::new_unchecked(1);
-        assert_eq!(r.due(now).len(), 1);
+        assert_eq!(r.due(now, false).len(), 1);
         r.dialing(0, id);
-        assert!(r.due(now).is_empty());
+        assert!(r.due(now, false).is_empty());
         r.on_dial_failed(id, now);
-        assert!(r.due(now).is_empty());
-        assert_eq!(r.due(now + FIRST_BACKOFF).len(), 1);
+        assert!(r.due(now, false).is_empty());
+        assert_eq!(r.due(now + FIRST_BACKOFF, false).len(), 1);
         let id2 = ConnectionId::new_unchecked(2);
         r.dialing(0, id2);
         r.on_dial_failed(id2, now);
-        assert!(r.due(now + FIRST_BACKOFF).is_empty(), "backoff doubled");
-        assert_eq!(r.due(now + FIRST_BACKOFF * 2).len(), 1);
+        assert!(
+            r.due(now + FIRST_BACKOFF, false).is_empty(),
+            "backoff doubled"
+        );
+        assert_eq!(r.due(now + FIRST_BACKOFF * 2, false).len(), 1);
         let id3 = ConnectionId::new_unchecked(3);
         r.dialing(0, id3);
         let peer = PeerId::random();
         assert_eq!(r.on_established(id3, peer), None);
         r.on_disconnected(peer, now);
         assert_eq!(
-            r.due(now + FIRST_BACKOFF).len(),
+            r.due(now + FIRST_BACKOFF, false).len(),
             1,
             "backoff reset after a connection"
+        );
+    }
+
+    #[test]
+    fn a_bootstrap_peer_seeds_once_and_waits_while_peers_are_enough() {
+        let now = Instant::now();
+        let mut r = Redial::default();
+        let addr: Multiaddr = "/ip4/127.0.0.1/tcp/1".parse().expect("addr");
+        r.add(addr.clone(), true, now);
+        assert!(r.only_bootstrap());
+        assert!(r.due(now, true).is_empty(), "enough peers: not dialed");
+        assert_eq!(r.due(now, false).len(), 1);
+        let peer = PeerId::random();
+        r.dialing(0, ConnectionId::new_unchecked(1));
+        assert_eq!(
+            r.on_established(ConnectionId::new_unchecked(1), peer),
+            Some(addr)
+        );
+        r.on_disconnected(peer, now);
+        r.dialing(0, ConnectionId::new_unchecked(2));
+        assert_eq!(
+            r.on_established(ConnectionId::new_unchecked(2), peer),
+            None,
+            "Kademlia is seeded on the first connection only"
         );
     }
 }
