@@ -15,7 +15,7 @@ use serde_bytes::ByteBuf;
 
 use super::{Event, event_loop::EventLoop};
 use crate::{
-    protocol::Envelope,
+    protocol::{Envelope, Rejection},
     store::{Hash, Store, StoreError},
     sync::{self, Session, Step, SyncRequest, SyncResponse},
 };
@@ -45,11 +45,18 @@ pub(crate) enum HistoryAnswer {
     Store(super::archive::RoomAccess),
 }
 
-/// Work done off the node task whose result the task sends on.
+/// Work done off the node task whose result the task takes on.
 pub(super) enum Background {
+    /// A page of frames read from the store for a peer.
     Respond {
         channel: ResponseChannel<SyncResponse>,
         response: SyncResponse,
+    },
+    /// A page of frames fetched from a peer, each decoded and its signature
+    /// checked.
+    Checked {
+        topic: TopicHash,
+        frames: Vec<(ByteBuf, Result<Envelope, Rejection>)>,
     },
 }
 
@@ -246,6 +253,11 @@ impl EventLoop {
                     .sync
                     .send_response(channel, response);
             }
+            Background::Checked { topic, frames } => {
+                for (frame, checked) in frames {
+                    self.take_synced(&topic, &frame, checked);
+                }
+            }
         }
     }
 
@@ -284,10 +296,22 @@ impl EventLoop {
                 }
             }
             SyncResponse::Frames { frames } => {
-                for frame in frames {
-                    self.take_synced(&topic, &frame);
-                }
+                // The next page is asked for while this one is checked, on
+                // every core, off the node task.
                 self.fetch_next(peer, &topic);
+                let job = tokio::task::spawn_blocking({
+                    let topic = topic.clone();
+                    move || check_frames(&topic, frames)
+                })
+                .map(move |checked| Background::Checked {
+                    topic,
+                    // Lost frames come again with the next sync round.
+                    frames: checked.unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "checking synced messages failed");
+                        Vec::new()
+                    }),
+                });
+                self.sync.background.push(job.boxed());
             }
             SyncResponse::Refused { reason } => {
                 tracing::debug!(%peer, %reason, "history sync refused");
@@ -321,12 +345,17 @@ impl EventLoop {
         );
     }
 
-    /// A message from history sync: checked as a live one would be.
-    fn take_synced(&mut self, topic: &TopicHash, frame: &[u8]) {
+    /// A message from history sync, checked as a live one would be.
+    fn take_synced(
+        &mut self,
+        topic: &TopicHash,
+        frame: &[u8],
+        checked: Result<Envelope, Rejection>,
+    ) {
         let Some(name) = self.rooms.get(topic).map(|r| r.name.clone()) else {
             return;
         };
-        match Envelope::decode(frame, topic) {
+        match checked {
             Ok(env) if self.known(topic, &env) => {}
             Ok(env) => {
                 self.receive(topic, env, frame, true);
@@ -371,6 +400,35 @@ impl EventLoop {
             message: format!("not saved: {reason}"),
         });
     }
+}
+
+/// Decodes and checks fetched frames, split over the machine's cores.
+/// Blocking.
+fn check_frames(
+    topic: &TopicHash,
+    frames: Vec<ByteBuf>,
+) -> Vec<(ByteBuf, Result<Envelope, Rejection>)> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = frames.len().div_ceil(cores).max(64);
+    let check = |part: &[ByteBuf]| -> Vec<Result<Envelope, Rejection>> {
+        part.iter().map(|f| Envelope::decode(f, topic)).collect()
+    };
+    let results: Vec<Result<Envelope, Rejection>> = std::thread::scope(|s| {
+        let parts: Vec<_> = frames
+            .chunks(chunk)
+            .map(|part| s.spawn(move || check(part)))
+            .collect();
+        parts
+            .into_iter()
+            .zip(frames.chunks(chunk))
+            // A panicked checker (none is expected) rejects its part.
+            .flat_map(|(h, part)| {
+                h.join()
+                    .unwrap_or_else(|_| vec![Err(Rejection::Malformed); part.len()])
+            })
+            .collect()
+    });
+    frames.into_iter().zip(results).collect()
 }
 
 /// Reads the frames asked for, within the response budget. Blocking.
