@@ -337,9 +337,17 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// A fresh, unique, time-sortable message id.
+/// A fresh, unique, time-sortable message id. Ids made by this process
+/// within one millisecond still sort in the order they were made, so a
+/// burst of messages keeps its order in history (sorted by `(ts, id)`).
 pub fn new_id() -> String {
-    ulid::Ulid::new().to_string()
+    static IDS: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
+    let next = IDS.lock().ok().and_then(|mut ids| ids.generate().ok());
+    // Only 2^80 ids in one millisecond would exhaust the generator.
+    match next {
+        Some(id) => id.to_string(),
+        None => ulid::Ulid::new().to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -350,6 +358,12 @@ mod tests {
         let mut env = Envelope::text(&key.public().to_peer_id(), room, "alice", text);
         env.sign(key, topic_for(room).hash().as_str());
         env
+    }
+
+    #[test]
+    fn ids_made_in_a_burst_keep_their_order() {
+        let ids: Vec<String> = (0..1000).map(|_| new_id()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -73,7 +73,14 @@ pub(super) struct SyncState {
     pulls: HashMap<(PeerId, TopicHash), Pull>,
     requests: HashMap<OutboundRequestId, (PeerId, TopicHash)>,
     pub(super) background: FuturesUnordered<BoxFuture<'static, Background>>,
+    /// Periodic rounds so far: which peers the next round picks.
+    round: usize,
 }
+
+/// Peers of a room one periodic sync round reconciles with. Every peer
+/// comes in turn; a message any peer holds spreads like gossip, without
+/// every node asking every peer every round.
+const SYNC_FANOUT: usize = 3;
 
 type SyncEvent = request_response::Event<SyncRequest, SyncResponse>;
 
@@ -85,9 +92,10 @@ impl SyncState {
 }
 
 impl EventLoop {
-    /// Reconciles a room with every connected peer that is in it.
-    pub(super) fn sync_room(&mut self, topic: &TopicHash) {
-        let peers: Vec<PeerId> = self
+    /// Reconciles a room with the connected peers that are in it: all of
+    /// them, or `fanout` of them, taken in turn round after round.
+    pub(super) fn sync_room(&mut self, topic: &TopicHash, fanout: Option<usize>) {
+        let mut peers: Vec<PeerId> = self
             .swarm
             .behaviour()
             .gossipsub
@@ -95,6 +103,12 @@ impl EventLoop {
             .filter(|(_, topics)| topics.contains(&topic))
             .map(|(p, _)| *p)
             .collect();
+        if let Some(fanout) = fanout.filter(|&f| f < peers.len()) {
+            peers.sort_unstable();
+            let start = self.sync.round * fanout % peers.len();
+            peers.rotate_left(start);
+            peers.truncate(fanout);
+        }
         for peer in peers {
             self.start_sync(peer, topic);
         }
@@ -102,9 +116,10 @@ impl EventLoop {
 
     /// Reconciles every room with its peers (the periodic sync).
     pub(super) fn sync_all(&mut self) {
+        self.sync.round = self.sync.round.wrapping_add(1);
         let topics: Vec<TopicHash> = self.rooms.keys().cloned().collect();
         for topic in topics {
-            self.sync_room(&topic);
+            self.sync_room(&topic, Some(SYNC_FANOUT));
         }
     }
 

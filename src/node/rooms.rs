@@ -63,7 +63,7 @@ impl EventLoop {
         self.emit(Event::Joined {
             room: room.to_owned(),
         });
-        self.sync_room(&hash);
+        self.sync_room(&hash, None);
         Ok(true)
     }
 
