@@ -12,9 +12,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    Waiting { due: Instant },
+    Waiting {
+        due: Instant,
+    },
     Dialing(ConnectionId),
     Connected,
+    /// The address led back to this node: never dialed again, not counted.
+    Myself,
 }
 
 #[derive(Debug)]
@@ -55,13 +59,11 @@ impl Redial {
     }
 
     /// How many targets there are, and how many of them are connected.
+    /// Targets that turned out to be this node itself are not counted.
     pub(crate) fn counts(&self) -> (usize, usize) {
-        let connected = self
-            .targets
-            .iter()
-            .filter(|t| t.state == State::Connected)
-            .count();
-        (self.targets.len(), connected)
+        let others = self.targets.iter().filter(|t| t.state != State::Myself);
+        let connected = others.clone().filter(|t| t.state == State::Connected);
+        (others.count(), connected.count())
     }
 
     /// Targets whose wait is over.
@@ -117,6 +119,20 @@ impl Redial {
         }
     }
 
+    /// A dial reached this node itself (one `--dial` list shared by every
+    /// replica, e.g. a StatefulSet's pods all dialing pod 0): the target is
+    /// dropped for good. Returns its address, the first time only.
+    pub(crate) fn on_dial_to_self(&mut self, id: ConnectionId) -> Option<Multiaddr> {
+        let mut dropped = None;
+        for t in &mut self.targets {
+            if t.state == State::Dialing(id) {
+                t.state = State::Myself;
+                dropped = Some(t.addr.clone());
+            }
+        }
+        dropped
+    }
+
     /// The last connection to `peer` closed.
     pub(crate) fn on_disconnected(&mut self, peer: PeerId, now: Instant) {
         for t in &mut self.targets {
@@ -167,5 +183,33 @@ mod tests {
             1,
             "backoff reset after a connection"
         );
+    }
+
+    #[test]
+    fn a_dial_to_itself_is_dropped_and_not_counted() {
+        let now = Instant::now();
+        let mut r = Redial::default();
+        r.add(
+            "/dns4/p2p-chat-0.p2p-chat/tcp/4001".parse().expect("addr"),
+            false,
+            now,
+        );
+        r.add("/ip4/10.0.0.2/tcp/4001".parse().expect("addr"), false, now);
+        let (me, other) = (
+            ConnectionId::new_unchecked(1),
+            ConnectionId::new_unchecked(2),
+        );
+        r.dialing(0, me);
+        r.dialing(1, other);
+        assert!(r.on_dial_to_self(me).is_some());
+        assert_eq!(r.counts(), (1, 0));
+        assert!(r.due(now + MAX_BACKOFF).is_empty(), "never dialed again");
+        r.on_established(other, PeerId::random());
+        assert_eq!(r.counts(), (1, 1));
+        let mut alone = Redial::default();
+        alone.add("/ip4/127.0.0.1/tcp/4001".parse().expect("addr"), false, now);
+        alone.dialing(0, me);
+        assert!(alone.on_dial_to_self(me).is_some());
+        assert_eq!(alone.counts(), (0, 0), "no peer to wait for: ready");
     }
 }
