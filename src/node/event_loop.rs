@@ -25,7 +25,7 @@ use super::{
     history::{HistoryAnswer, SyncState},
     metrics::Metrics,
     peers::PeerBook,
-    redial::Redial,
+    redial::{self, Redial},
 };
 use crate::{
     config::Config,
@@ -96,11 +96,15 @@ impl EventLoop {
         } = parts;
         let mut redial = Redial::default();
         let now = Instant::now();
-        for addr in &cfg.dial {
-            redial.add(addr.clone(), false, now);
-        }
-        for addr in &cfg.bootstrap {
-            redial.add(addr.clone(), true, now);
+        let uname = rustix::system::uname();
+        let hostname = uname.nodename().to_str().unwrap_or_default();
+        let targets = cfg.dial.iter().map(|a| (a, false));
+        for (addr, bootstrap) in targets.chain(cfg.bootstrap.iter().map(|a| (a, true))) {
+            if redial::names_host(addr, hostname) {
+                tracing::info!(%addr, hostname, "this address names this host; not dialing it");
+                continue;
+            }
+            redial.add(addr.clone(), bootstrap, now);
         }
         EventLoop {
             swarm,

@@ -9,7 +9,7 @@ use libp2p::{
     multiaddr::Protocol,
     ping,
     request_response::{self, OutboundFailure},
-    swarm::{DialError, SwarmEvent, dial_opts::DialOpts},
+    swarm::{SwarmEvent, dial_opts::DialOpts},
 };
 use tokio::time::Instant;
 
@@ -101,13 +101,7 @@ impl EventLoop {
                 error,
             } => {
                 tracing::debug!(peer = ?peer_id, %error, "dial failed");
-                if matches!(error, DialError::LocalPeerId { .. }) {
-                    if let Some(addr) = self.redial.on_dial_to_self(connection_id) {
-                        tracing::info!(%addr, "this --dial/--bootstrap address is this node itself; not dialing it");
-                    }
-                } else {
-                    self.redial.on_dial_failed(connection_id, Instant::now());
-                }
+                self.redial.on_dial_failed(connection_id, Instant::now());
             }
             SwarmEvent::ListenerError { error, .. } => {
                 tracing::warn!(%error, "listener error");

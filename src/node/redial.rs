@@ -12,13 +12,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    Waiting {
-        due: Instant,
-    },
+    Waiting { due: Instant },
     Dialing(ConnectionId),
     Connected,
-    /// The address led back to this node: never dialed again, not counted.
-    Myself,
 }
 
 #[derive(Debug)]
@@ -59,11 +55,13 @@ impl Redial {
     }
 
     /// How many targets there are, and how many of them are connected.
-    /// Targets that turned out to be this node itself are not counted.
     pub(crate) fn counts(&self) -> (usize, usize) {
-        let others = self.targets.iter().filter(|t| t.state != State::Myself);
-        let connected = others.clone().filter(|t| t.state == State::Connected);
-        (others.count(), connected.count())
+        let connected = self
+            .targets
+            .iter()
+            .filter(|t| t.state == State::Connected)
+            .count();
+        (self.targets.len(), connected)
     }
 
     /// Targets whose wait is over.
@@ -119,20 +117,6 @@ impl Redial {
         }
     }
 
-    /// A dial reached this node itself (one `--dial` list shared by every
-    /// replica, e.g. a StatefulSet's pods all dialing pod 0): the target is
-    /// dropped for good. Returns its address, the first time only.
-    pub(crate) fn on_dial_to_self(&mut self, id: ConnectionId) -> Option<Multiaddr> {
-        let mut dropped = None;
-        for t in &mut self.targets {
-            if t.state == State::Dialing(id) {
-                t.state = State::Myself;
-                dropped = Some(t.addr.clone());
-            }
-        }
-        dropped
-    }
-
     /// The last connection to `peer` closed.
     pub(crate) fn on_disconnected(&mut self, peer: PeerId, now: Instant) {
         for t in &mut self.targets {
@@ -143,6 +127,24 @@ impl Redial {
             }
         }
     }
+}
+
+/// Whether `addr` names this machine by its host name: `/dns4/HOST/...`,
+/// `/dns6/HOST.…/...` or `/dns/HOST.…/...` whose first label is `hostname`.
+/// Replicas that share one `--dial` list reach themselves that way (a
+/// StatefulSet's pods all dialing `/dns4/p2p-chat-0.p2p-chat/...`: pod 0's
+/// host name is `p2p-chat-0`); a node cannot connect to itself.
+pub(crate) fn names_host(addr: &Multiaddr, hostname: &str) -> bool {
+    if hostname.is_empty() {
+        return false;
+    }
+    addr.iter().any(|p| match p {
+        Protocol::Dns(name) | Protocol::Dns4(name) | Protocol::Dns6(name) => name
+            .split('.')
+            .next()
+            .is_some_and(|first| first.eq_ignore_ascii_case(hostname)),
+        _ => false,
+    })
 }
 
 fn retry_later(t: &mut Target, now: Instant) {
@@ -186,30 +188,16 @@ mod tests {
     }
 
     #[test]
-    fn a_dial_to_itself_is_dropped_and_not_counted() {
-        let now = Instant::now();
-        let mut r = Redial::default();
-        r.add(
-            "/dns4/p2p-chat-0.p2p-chat/tcp/4001".parse().expect("addr"),
-            false,
-            now,
-        );
-        r.add("/ip4/10.0.0.2/tcp/4001".parse().expect("addr"), false, now);
-        let (me, other) = (
-            ConnectionId::new_unchecked(1),
-            ConnectionId::new_unchecked(2),
-        );
-        r.dialing(0, me);
-        r.dialing(1, other);
-        assert!(r.on_dial_to_self(me).is_some());
-        assert_eq!(r.counts(), (1, 0));
-        assert!(r.due(now + MAX_BACKOFF).is_empty(), "never dialed again");
-        r.on_established(other, PeerId::random());
-        assert_eq!(r.counts(), (1, 1));
-        let mut alone = Redial::default();
-        alone.add("/ip4/127.0.0.1/tcp/4001".parse().expect("addr"), false, now);
-        alone.dialing(0, me);
-        assert!(alone.on_dial_to_self(me).is_some());
-        assert_eq!(alone.counts(), (0, 0), "no peer to wait for: ready");
+    fn an_address_naming_this_host_is_recognized() {
+        let addr = |s: &str| s.parse::<Multiaddr>().expect("addr");
+        let pod0 = addr("/dns4/p2p-chat-0.p2p-chat/tcp/4001");
+        assert!(names_host(&pod0, "p2p-chat-0"));
+        assert!(names_host(&pod0, "P2P-Chat-0"));
+        assert!(!names_host(&pod0, "p2p-chat-1"));
+        assert!(!names_host(&pod0, "p2p-chat"));
+        assert!(!names_host(&pod0, ""));
+        assert!(names_host(&addr("/dns/node1/tcp/4001"), "node1"));
+        assert!(!names_host(&addr("/dns4/node10/tcp/4001"), "node1"));
+        assert!(!names_host(&addr("/ip4/127.0.0.1/tcp/4001"), "localhost"));
     }
 }
