@@ -158,11 +158,18 @@ prepare_dependencies() {
         return 0
     fi
     echo "docker-base: crates.io is not reachable from containers; vendoring dependencies into ./vendor" >&2
-    rm -rf vendor
-    cargo vendor --locked --versioned-dirs --quiet vendor >/dev/null ||
+    # Into a new folder first: a half-written ./vendor is never used.
+    rm -rf target/vendor.new
+    mkdir -p target
+    cargo vendor --locked --versioned-dirs --quiet target/vendor.new >/dev/null ||
         die "cargo vendor failed"
-    echo "$want" >"$stamp"
+    echo "$want" >target/vendor.new/.p2p-chat-cargo-lock.sha256
+    rm -rf vendor
+    mv target/vendor.new vendor
 }
 
+# One run at a time (two test scripts started together share the result).
+exec 9>"${TMPDIR:-/tmp}/p2p-chat-docker-base.lock"
+flock 9
 build_base
 prepare_dependencies

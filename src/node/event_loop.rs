@@ -55,6 +55,8 @@ pub(crate) struct EventLoop {
     pub(super) peers: PeerBook,
     pub(super) pending_direct: HashMap<OutboundRequestId, PendingDirect>,
     pub(super) redial: Redial,
+    /// This machine's host name, to recognize a `--dial` of ourselves.
+    hostname: String,
     pub(super) seen: SeenIds,
     pub(super) stats: Stats,
     pub(super) metrics: Metrics,
@@ -96,16 +98,17 @@ impl EventLoop {
         } = parts;
         let mut redial = Redial::default();
         let now = Instant::now();
-        let uname = rustix::system::uname();
-        let hostname = uname.nodename().to_str().unwrap_or_default();
-        let targets = cfg.dial.iter().map(|a| (a, false));
-        for (addr, bootstrap) in targets.chain(cfg.bootstrap.iter().map(|a| (a, true))) {
-            if redial::names_host(addr, hostname) {
-                tracing::info!(%addr, hostname, "this address names this host; not dialing it");
-                continue;
-            }
-            redial.add(addr.clone(), bootstrap, now);
+        for addr in &cfg.dial {
+            redial.add(addr.clone(), false, now);
         }
+        for addr in &cfg.bootstrap {
+            redial.add(addr.clone(), true, now);
+        }
+        let hostname = rustix::system::uname()
+            .nodename()
+            .to_str()
+            .unwrap_or_default()
+            .to_owned();
         EventLoop {
             swarm,
             keypair,
@@ -116,6 +119,7 @@ impl EventLoop {
             peers: PeerBook::default(),
             pending_direct: HashMap::new(),
             redial,
+            hostname,
             seen: SeenIds::default(),
             stats: Stats::default(),
             metrics,
@@ -347,6 +351,18 @@ impl EventLoop {
             self.sync_all();
         }
         for due in self.redial.due(now) {
+            if redial::names_host(&due.addr, &self.hostname) {
+                // Maybe ourselves: wait until our own ports are known.
+                if self.listen_addrs.is_empty() {
+                    continue;
+                }
+                if redial::same_port(&due.addr, &self.listen_addrs) {
+                    tracing::info!(addr = %due.addr, hostname = %self.hostname,
+                        "this address is this node itself (its host name and port); not dialing it");
+                    self.redial.skip_self(due.index);
+                    continue;
+                }
+            }
             let opts = DialOpts::from(due.addr.clone());
             let id = opts.connection_id();
             match self.swarm.dial(opts) {
