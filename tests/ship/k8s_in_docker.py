@@ -234,7 +234,7 @@ def main():
         if status != 200 or detail.get("dial_targets") != 0:
             raise Failure(f"pod 0 should be ready with its dial to itself skipped: {status} {body}")
         logs = subprocess.run(["docker", "logs", containers[0]], capture_output=True, text=True)
-        if "names this host; not dialing it" not in logs.stdout + logs.stderr:
+        if "is this node itself (its host name and port); not dialing it" not in logs.stdout + logs.stderr:
             raise Failure("pod 0 did not log that it skips the dial to itself")
         for i in range(1, PODS):
             status, body = http(f"{base[i]}/ready")
