@@ -42,6 +42,23 @@ uid=${user%%:*}
 layers=$(docker image inspect --format '{{len .RootFS.Layers}}' "$IMAGE")
 [ "$layers" -le 2 ] || fail "final image has $layers layers; expected only the binary and /data"
 
+note "static: the binary runs in a root holding only itself and resolv.conf (no /dev, no /proc)"
+if [ "$(id -u)" = 0 ]; then
+    root=$(mktemp -d)
+    cid=$(docker create "$IMAGE")
+    docker cp "$cid:/p2p-chat" "$root/p2p-chat" >/dev/null
+    docker rm "$cid" >/dev/null
+    mkdir "$root/etc"
+    echo "nameserver 127.0.0.1" >"$root/etc/resolv.conf"
+    out=$(timeout -s TERM 5 chroot "$root" /p2p-chat --ephemeral --headless --no-http --no-mdns \
+        --listen /ip4/127.0.0.1/tcp/0 2>&1 || true)
+    rm -rf "$root"
+    grep -q '^listening on /ip4/127.0.0.1/tcp/' <<<"$out" ||
+        fail "the binary does not start in an empty root (getrandom without /dev/urandom?): $out"
+else
+    note "skipped: chroot needs root"
+fi
+
 note "no token: refuses to start with one line"
 docker run -d --name "$run-notoken" "$IMAGE" >/dev/null
 wait_until 20 "the tokenless container to exit" \
