@@ -38,6 +38,20 @@ if "${offline[@]}" "$bin/kubernetes-validate" --strict -k "$K8S_VERSION" --quiet
     fail "kubernetes-validate accepted a misspelt field: the schema check checks nothing"
 fi
 
+# The kustomization as kubectl applies it, where kubectl is installed (it is
+# not a package this suite installs: the check above covers every file).
+if command -v kubectl >/dev/null && timeout 60 kubectl kustomize k8s/ >"$tmp/rendered.yaml" 2>"$tmp/kustomize.err"; then
+    note "kubectl kustomize k8s/: the rendered resources against the schemas"
+    "${offline[@]}" "$bin/kubernetes-validate" --strict -k "$K8S_VERSION" --quiet "$tmp/rendered.yaml" ||
+        fail "the resources kubectl kustomize renders do not match the schema"
+    kinds=$(grep -c '^kind:' "$tmp/rendered.yaml")
+    [ "$kinds" = "${#manifests[@]}" ] || fail "kustomize renders $kinds resources, k8s/ has ${#manifests[@]}"
+elif command -v kubectl >/dev/null; then
+    fail "kubectl kustomize k8s/ failed: $(cat "$tmp/kustomize.err")"
+else
+    note "kubectl not installed: the kustomization is checked by tests/ship/k8s_in_docker.py only"
+fi
+
 ensure_image
 note "the StatefulSet's container in Docker"
 timeout 600 "$bin/python" tests/ship/k8s_in_docker.py "$IMAGE" k8s || fail "the manifest and the image disagree (above)"
