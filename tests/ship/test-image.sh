@@ -17,8 +17,10 @@ run=p2pchat-img-$$
 net=$run-net
 a=$run-a
 b=$run-b
+root=""
 cleanup() {
-    docker rm -f -v "$a" "$b" "$run-notoken" >/dev/null 2>&1 || true
+    [ -n "$root" ] && rm -rf "$root"
+    docker rm -f -v "$a" "$b" "$run-notoken" "$run-static" >/dev/null 2>&1 || true
     docker network rm "$net" >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -45,14 +47,13 @@ layers=$(docker image inspect --format '{{len .RootFS.Layers}}' "$IMAGE")
 note "static: the binary runs in a root holding only itself and resolv.conf (no /dev, no /proc)"
 if [ "$(id -u)" = 0 ]; then
     root=$(mktemp -d)
-    cid=$(docker create "$IMAGE")
-    docker cp "$cid:/p2p-chat" "$root/p2p-chat" >/dev/null
-    docker rm "$cid" >/dev/null
+    docker create --name "$run-static" "$IMAGE" >/dev/null
+    docker cp "$run-static:/p2p-chat" "$root/p2p-chat" >/dev/null
+    docker rm -v "$run-static" >/dev/null
     mkdir "$root/etc"
     echo "nameserver 127.0.0.1" >"$root/etc/resolv.conf"
     out=$(timeout -s TERM 5 chroot "$root" /p2p-chat --ephemeral --headless --no-http --no-mdns \
         --listen /ip4/127.0.0.1/tcp/0 2>&1 || true)
-    rm -rf "$root"
     grep -q '^listening on /ip4/127.0.0.1/tcp/' <<<"$out" ||
         fail "the binary does not start in an empty root (getrandom without /dev/urandom?): $out"
 else
