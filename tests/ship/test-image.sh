@@ -107,9 +107,22 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 -X POST "$url_a/rooms
     -H 'Content-Type: application/json' --data '{"text":"no token"}')
 [ "$code" = 401 ] || fail "a POST without the token got $code, expected 401"
 
+peer_id() {
+    curl -fsS --max-time 3 "$1/status" | python3 -c 'import json, sys; print(json.load(sys.stdin)["peer_id"])'
+}
+id_before=$(peer_id "$url_a") || fail "no peer id from $a's /status"
+
 note "SIGTERM stops the node cleanly"
 docker stop --time 10 "$a" >/dev/null
 code=$(docker inspect --format '{{.State.ExitCode}}' "$a")
 [ "$code" = 0 ] || fail "after docker stop the node exited $code, expected 0"
+
+note "restarted, it keeps its identity (written to the /data volume as uid $uid)"
+docker start "$a" >/dev/null
+url_a=http://$(container_ip "$a" "$net"):8081
+wait_until 30 "/health UP on $a after a restart" health_up "$url_a"
+id_after=$(peer_id "$url_a") || fail "no peer id from $a's /status after a restart"
+[ "$id_before" = "$id_after" ] || fail "peer id changed across a restart: $id_before -> $id_after"
+wait_until 30 "'$msg_ab' still in $a's history after a restart" has_message "$url_a" "$token" lobby "$msg_ab"
 
 echo "test-image: ok (image $((size / 1000)) kB, user $user)" >&2
