@@ -28,7 +28,7 @@ use super::{
     history::{HistoryAnswer, SyncState},
     metrics::Metrics,
     peers::PeerBook,
-    redial::Redial,
+    redial::{self, Redial},
     trim,
 };
 use crate::{
@@ -59,6 +59,8 @@ pub(crate) struct EventLoop {
     pub(super) peers: PeerBook,
     pub(super) pending_direct: HashMap<OutboundRequestId, PendingDirect>,
     pub(super) redial: Redial,
+    /// This machine's host name, to recognize a `--dial` of ourselves.
+    hostname: String,
     pub(super) seen: SeenIds,
     pub(super) stats: Stats,
     pub(super) metrics: Metrics,
@@ -106,6 +108,11 @@ impl EventLoop {
         for addr in &cfg.bootstrap {
             redial.add(addr.clone(), true, now);
         }
+        let hostname = rustix::system::uname()
+            .nodename()
+            .to_str()
+            .unwrap_or_default()
+            .to_owned();
         EventLoop {
             swarm,
             keypair,
@@ -116,6 +123,7 @@ impl EventLoop {
             peers: PeerBook::default(),
             pending_direct: HashMap::new(),
             redial,
+            hostname,
             seen: SeenIds::default(),
             stats: Stats::default(),
             metrics,
@@ -347,6 +355,18 @@ impl EventLoop {
         }
         let enough_peers = self.peers.len() >= super::on_swarm::WANTED_PEERS;
         for due in self.redial.due(now, enough_peers) {
+            if redial::names_host(&due.addr, &self.hostname) {
+                // Maybe ourselves: wait until our own ports are known.
+                if self.listen_addrs.is_empty() {
+                    continue;
+                }
+                if redial::same_port(&due.addr, &self.listen_addrs) {
+                    tracing::info!(addr = %due.addr, hostname = %self.hostname,
+                        "this address is this node itself (its host name and port); not dialing it");
+                    self.redial.skip_self(due.index);
+                    continue;
+                }
+            }
             let opts = DialOpts::from(due.addr.clone());
             let id = opts.connection_id();
             match self.swarm.dial(opts) {

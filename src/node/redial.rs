@@ -15,9 +15,13 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    Waiting { due: Instant },
+    Waiting {
+        due: Instant,
+    },
     Dialing(ConnectionId),
     Connected,
+    /// The address is this node itself: never dialed, not counted.
+    Myself,
 }
 
 #[derive(Debug)]
@@ -66,18 +70,26 @@ impl Redial {
     }
 
     /// How many targets there are, and how many of them are connected.
+    /// Targets that are this node itself are not counted.
     pub(crate) fn counts(&self) -> (usize, usize) {
-        let connected = self
-            .targets
-            .iter()
-            .filter(|t| t.state == State::Connected)
-            .count();
-        (self.targets.len(), connected)
+        let others = self.targets.iter().filter(|t| t.state != State::Myself);
+        let connected = others.clone().filter(|t| t.state == State::Connected);
+        (others.count(), connected.count())
     }
 
-    /// True when every target is a bootstrap peer.
+    /// The target is this node itself: dropped for good.
+    pub(crate) fn skip_self(&mut self, index: usize) {
+        if let Some(t) = self.targets.get_mut(index) {
+            t.state = State::Myself;
+        }
+    }
+
+    /// True when every target (but ourselves) is a bootstrap peer.
     pub(crate) fn only_bootstrap(&self) -> bool {
-        self.targets.iter().all(|t| t.bootstrap)
+        self.targets
+            .iter()
+            .filter(|t| t.state != State::Myself)
+            .all(|t| t.bootstrap)
     }
 
     /// Targets whose wait is over; bootstrap targets only while the node
@@ -148,6 +160,39 @@ impl Redial {
     }
 }
 
+/// Whether `addr` names this machine by its host name: `/dns4/HOST/...`,
+/// `/dns6/HOST.…/...` or `/dns/HOST.…/...` whose first label is `hostname`.
+/// Replicas that share one `--dial` list reach themselves that way (a
+/// StatefulSet's pods all dialing `/dns4/p2p-chat-0.p2p-chat/...`: pod 0's
+/// host name is `p2p-chat-0`); a node cannot connect to itself. `localhost`
+/// never counts: it is how local nodes on other ports are dialed.
+pub(crate) fn names_host(addr: &Multiaddr, hostname: &str) -> bool {
+    if hostname.is_empty() || hostname.eq_ignore_ascii_case("localhost") {
+        return false;
+    }
+    addr.iter().any(|p| match p {
+        Protocol::Dns(name) | Protocol::Dns4(name) | Protocol::Dns6(name) => name
+            .split('.')
+            .next()
+            .is_some_and(|first| first.eq_ignore_ascii_case(hostname)),
+        _ => false,
+    })
+}
+
+/// Whether `addr`'s TCP or UDP port is one this node listens on (with the
+/// same transport): with [`names_host`], the address is this node itself,
+/// not another node on the same machine.
+pub(crate) fn same_port(addr: &Multiaddr, listening: &[Multiaddr]) -> bool {
+    let port = |a: &Multiaddr| {
+        a.iter().find_map(|p| match p {
+            Protocol::Tcp(n) => Some((false, n)),
+            Protocol::Udp(n) => Some((true, n)),
+            _ => None,
+        })
+    };
+    port(addr).is_some_and(|want| listening.iter().any(|l| port(l) == Some(want)))
+}
+
 fn retry_later(t: &mut Target, now: Instant) {
     t.state = State::Waiting {
         due: now + t.backoff,
@@ -213,5 +258,61 @@ mod tests {
             None,
             "Kademlia is seeded on the first connection only"
         );
+    }
+
+    #[test]
+    fn an_address_naming_this_host_is_recognized() {
+        let addr = |s: &str| s.parse::<Multiaddr>().expect("addr");
+        let pod0 = addr("/dns4/p2p-chat-0.p2p-chat/tcp/4001");
+        assert!(names_host(&pod0, "p2p-chat-0"));
+        assert!(names_host(&pod0, "P2P-Chat-0"));
+        assert!(!names_host(&pod0, "p2p-chat-1"));
+        assert!(!names_host(&pod0, "p2p-chat"));
+        assert!(!names_host(&pod0, ""));
+        assert!(names_host(&addr("/dns/node1/tcp/4001"), "node1"));
+        assert!(!names_host(&addr("/dns4/node10/tcp/4001"), "node1"));
+        assert!(!names_host(&addr("/ip4/127.0.0.1/tcp/4001"), "localhost"));
+        assert!(!names_host(&addr("/dns4/localhost/tcp/4001"), "localhost"));
+    }
+
+    #[test]
+    fn only_our_own_port_is_ourselves() {
+        let addr = |s: &str| s.parse::<Multiaddr>().expect("addr");
+        let listening = [
+            addr("/ip4/10.0.0.5/tcp/4001"),
+            addr("/ip4/10.0.0.5/udp/4001/quic-v1"),
+        ];
+        assert!(same_port(
+            &addr("/dns4/p2p-chat-0.p2p-chat/tcp/4001"),
+            &listening
+        ));
+        assert!(same_port(
+            &addr("/dns4/p2p-chat-0.p2p-chat/udp/4001/quic-v1"),
+            &listening
+        ));
+        assert!(!same_port(
+            &addr("/dns4/p2p-chat-0.p2p-chat/tcp/4002"),
+            &listening
+        ));
+        assert!(!same_port(
+            &addr("/dns4/p2p-chat-0.p2p-chat/tcp/4001"),
+            &listening[1..]
+        ));
+        assert!(!same_port(&addr("/dns4/p2p-chat-0.p2p-chat/tcp/4001"), &[]));
+    }
+
+    #[test]
+    fn a_target_that_is_ourselves_is_not_dialed_nor_counted() {
+        let now = Instant::now();
+        let mut r = Redial::default();
+        r.add(
+            "/dns4/p2p-chat-0.p2p-chat/tcp/4001".parse().expect("addr"),
+            false,
+            now,
+        );
+        assert_eq!(r.counts(), (1, 0));
+        r.skip_self(0);
+        assert_eq!(r.counts(), (0, 0), "nothing to wait for: ready");
+        assert!(r.due(now + MAX_BACKOFF, false).is_empty(), "never dialed");
     }
 }

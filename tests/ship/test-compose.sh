@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# The compose cluster (docker-compose.yml): brings the three nodes up, waits
+# until Docker reports all healthy and node2 and node3 are connected to
+# node1, sends a message on node1's sidecar and reads it on node3's, sends
+# one back, and tears everything down, volumes included. Builds the image
+# only if it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+# shellcheck source=tests/ship/lib.sh
+. tests/ship/lib.sh
+
+need_docker
+if command -v docker-compose >/dev/null; then
+    compose=(docker-compose)
+elif docker compose version >/dev/null 2>&1; then
+    compose=(docker compose)
+else
+    fail "neither docker-compose nor the docker compose plugin is installed"
+fi
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+project=p2pchat-compose-$$
+P2P_CHAT_HTTP_TOKEN=$(new_token)
+P2P_CHAT_NODE1_PORT=$(free_port)
+P2P_CHAT_NODE2_PORT=$(free_port)
+P2P_CHAT_NODE3_PORT=$(free_port)
+export P2P_CHAT_HTTP_TOKEN P2P_CHAT_NODE1_PORT P2P_CHAT_NODE2_PORT P2P_CHAT_NODE3_PORT
+dc() {
+    timeout 180 "${compose[@]}" -p "$project" -f docker-compose.yml "$@"
+}
+cleanup() {
+    dc down -v --remove-orphans --timeout 10 >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+ensure_image
+
+note "config is valid"
+dc config -q || fail "docker-compose.yml is not valid"
+unset_check=$(env -u P2P_CHAT_HTTP_TOKEN "${compose[@]}" -p "$project" -f docker-compose.yml config 2>&1 || true)
+grep -q 'set P2P_CHAT_HTTP_TOKEN' <<<"$unset_check" ||
+    fail "without P2P_CHAT_HTTP_TOKEN compose did not ask for it: $unset_check"
+
+note "up (project $project)"
+start=$SECONDS
+dc up -d --no-build >/dev/null 2>&1 || { dc logs --no-color | tail -n 40 >&2; fail "compose up failed"; }
+
+all_healthy() {
+    local svc id
+    for svc in node1 node2 node3; do
+        id=$(dc ps -q "$svc")
+        if [ -z "$id" ] || ! is_healthy "$id"; then
+            return 1
+        fi
+    done
+}
+wait_until 120 "all three nodes healthy" all_healthy
+note "all healthy after $((SECONDS - start)) s"
+
+url1=http://127.0.0.1:$P2P_CHAT_NODE1_PORT
+url3=http://127.0.0.1:$P2P_CHAT_NODE3_PORT
+wait_until 60 "node2 ready (connected to node1)" http_ok "http://127.0.0.1:$P2P_CHAT_NODE2_PORT/ready"
+wait_until 60 "node3 ready (connected to node1)" http_ok "$url3/ready"
+
+note "send on node1, read on node3"
+msg="compose-hello-$RANDOM"
+post_message "$url1" "$P2P_CHAT_HTTP_TOKEN" lobby "$msg" >/dev/null || fail "POST on node1 failed"
+wait_until 30 "'$msg' from node1 to arrive at node3" has_message "$url3" "$P2P_CHAT_HTTP_TOKEN" lobby "$msg"
+reply="compose-reply-$RANDOM"
+post_message "$url3" "$P2P_CHAT_HTTP_TOKEN" lobby "$reply" >/dev/null || fail "POST on node3 failed"
+wait_until 30 "'$reply' from node3 to arrive at node1" has_message "$url1" "$P2P_CHAT_HTTP_TOKEN" lobby "$reply"
+curl -fsS --max-time 3 "$url3/peers" | grep -q '"nick":"node1"' || fail "node3 does not list node1 among its peers"
+
+note "down -v"
+dc down -v --timeout 10 >/dev/null 2>&1 || fail "compose down failed"
+left=$(docker volume ls -q --filter "label=com.docker.compose.project=$project")
+[ -z "$left" ] || fail "volumes left after down -v: $left"
+echo "test-compose: ok" >&2
