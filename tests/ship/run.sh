@@ -4,7 +4,7 @@
 # workflow files and the supply-chain checks. Each script installs what it
 # needs and cleans up after itself. All run; the run fails if any failed.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 
 failed=()
 for test in tests/ship/test-*.sh; do
