@@ -238,11 +238,26 @@ impl Envelope {
     /// Parses and checks a frame of `topic` from wherever it came (a relay,
     /// history sync, the store): its author's signature vouches for it.
     pub fn decode(data: &[u8], topic: &libp2p::gossipsub::TopicHash) -> Result<Self, Rejection> {
+        let env = Envelope::parse(data, topic)?;
+        env.verify(topic.as_str())?;
+        Ok(env)
+    }
+
+    /// [`Envelope::decode`] without the signature check (the costly part),
+    /// for a caller that can drop a duplicate before checking it. The frame
+    /// must be exactly the envelope's own encoding: the signature covers the
+    /// fields, not the bytes, so a relay must not be able to make a valid
+    /// message into new frames (padded, escaped, reordered) that pass
+    /// gossipsub's duplicate filter or get stored in place of the author's.
+    pub fn parse(data: &[u8], topic: &libp2p::gossipsub::TopicHash) -> Result<Self, Rejection> {
         if data.len() > MAX_FRAME_BYTES {
             return Err(Rejection::TooLarge);
         }
         let env: Envelope = serde_json::from_slice(data).map_err(|_| Rejection::Malformed)?;
         env.check_fields()?;
+        if env.encode() != data {
+            return Err(Rejection::Malformed);
+        }
         if let Body::Text { room, .. } = &env.body {
             if room.is_empty() {
                 return Err(Rejection::Malformed);
@@ -251,7 +266,6 @@ impl Envelope {
                 return Err(Rejection::Forged);
             }
         }
-        env.verify(topic.as_str())?;
         Ok(env)
     }
 
@@ -358,6 +372,26 @@ mod tests {
         let mut env = Envelope::text(&key.public().to_peer_id(), room, "alice", text);
         env.sign(key, topic_for(room).hash().as_str());
         env
+    }
+
+    #[test]
+    fn only_the_authors_own_encoding_is_accepted() {
+        let key = Keypair::generate_ed25519();
+        let topic = topic_for("lobby").hash();
+        let env = signed(&key, "lobby", "hello");
+        let frame = env.encode();
+        assert_eq!(Envelope::decode(&frame, &topic), Ok(env.clone()));
+        let text = String::from_utf8(frame).expect("utf-8");
+        let padded = format!("{text}   ");
+        let escaped = text.replace("hello", "h\\u0065llo");
+        let extra = text.replacen('{', "{\"x\":1,", 1);
+        for variant in [padded, escaped, extra] {
+            assert_eq!(
+                Envelope::decode(variant.as_bytes(), &topic),
+                Err(Rejection::Malformed),
+                "{variant}"
+            );
+        }
     }
 
     #[test]

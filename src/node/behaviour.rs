@@ -25,8 +25,6 @@ use crate::{
 const MAX_PENDING: u32 = 64;
 const MAX_ESTABLISHED: u32 = 256;
 const MAX_PER_PEER: u32 = 4;
-/// Closest peers a Kademlia lookup looks for.
-const KAD_LOOKUP_PEERS: std::num::NonZeroUsize = std::num::NonZeroUsize::new(8).expect("8 > 0");
 
 /// Every protocol of a chat node.
 #[derive(NetworkBehaviour)]
@@ -103,13 +101,11 @@ impl Behaviour {
                 .with_agent_version(format!("p2p-chat/{}", env!("CARGO_PKG_VERSION"))),
         );
 
-        // A lookup asks until this many closest peers answered, each over a
-        // connection of its own: 20 (the default) made every bootstrap of a
-        // 100-node network touch most of it. A chat stores no records.
-        let mut kad_cfg = kad::Config::new(protocol::KAD_PROTOCOL);
-        kad_cfg.set_replication_factor(KAD_LOOKUP_PEERS);
-        let mut kad =
-            kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_cfg);
+        let mut kad = kad::Behaviour::with_config(
+            peer_id,
+            kad::store::MemoryStore::new(peer_id),
+            kad::Config::new(protocol::KAD_PROTOCOL),
+        );
         // Serve the DHT even without a confirmed public address, so peers
         // that only share a bootstrap node can find each other.
         kad.set_mode(Some(kad::Mode::Server));

@@ -55,6 +55,7 @@ pub(super) enum Background {
     /// A page of frames fetched from a peer, each decoded and its signature
     /// checked.
     Checked {
+        peer: PeerId,
         topic: TopicHash,
         frames: Vec<(ByteBuf, Result<Envelope, Rejection>)>,
     },
@@ -65,6 +66,11 @@ pub(super) enum Background {
 struct Pull {
     session: Option<Session>,
     need: VecDeque<Hash>,
+    /// Fetched pages being checked off the node task.
+    checking: usize,
+    /// A page arrived while another was being checked: the next fetch waits
+    /// for that check, so at most two pages wait in memory.
+    deferred: bool,
 }
 
 /// History sync state of the node task.
@@ -88,6 +94,11 @@ impl SyncState {
     /// Peers a pull is under way with.
     pub(super) fn peers(&self) -> impl Iterator<Item = PeerId> + '_ {
         self.pulls.keys().map(|(peer, _)| *peer)
+    }
+
+    /// Stops every pull of a room that was left.
+    pub(super) fn forget_room(&mut self, topic: &TopicHash) {
+        self.pulls.retain(|(_, t), _| t != topic);
     }
 }
 
@@ -143,7 +154,7 @@ impl EventLoop {
             key,
             Pull {
                 session: Some(session),
-                need: VecDeque::new(),
+                ..Pull::default()
             },
         );
         let request = SyncRequest::Reconcile {
@@ -204,6 +215,8 @@ impl EventLoop {
         request: SyncRequest,
         channel: ResponseChannel<SyncResponse>,
     ) {
+        // A peer pulling our history keeps its connection meanwhile.
+        self.peers.used(&peer);
         let refused = |reason: &str| SyncResponse::Refused {
             reason: reason.to_owned(),
         };
@@ -268,9 +281,23 @@ impl EventLoop {
                     .sync
                     .send_response(channel, response);
             }
-            Background::Checked { topic, frames } => {
+            Background::Checked {
+                peer,
+                topic,
+                frames,
+            } => {
                 for (frame, checked) in frames {
                     self.take_synced(&topic, &frame, checked);
+                }
+                let key = (peer, topic);
+                let Some(pull) = self.sync.pulls.get_mut(&key) else {
+                    return;
+                };
+                pull.checking = pull.checking.saturating_sub(1);
+                if std::mem::take(&mut pull.deferred) {
+                    self.fetch_next(peer, &key.1);
+                } else if pull.checking == 0 && pull.need.is_empty() && pull.session.is_none() {
+                    self.sync.pulls.remove(&key);
                 }
             }
         }
@@ -286,6 +313,8 @@ impl EventLoop {
                     .get_mut(&key)
                     .and_then(|p| p.session.as_mut())
                 else {
+                    // Not an answer this pull waits for: the pull ends.
+                    self.sync.pulls.remove(&key);
                     return;
                 };
                 match session.step(&msg) {
@@ -311,14 +340,24 @@ impl EventLoop {
                 }
             }
             SyncResponse::Frames { frames } => {
+                let Some(pull) = self.sync.pulls.get_mut(&key) else {
+                    tracing::debug!(%peer, "history page for a pull that ended dropped");
+                    return;
+                };
                 // The next page is asked for while this one is checked, on
-                // every core, off the node task.
-                self.fetch_next(peer, &topic);
+                // every core, off the node task; a third waits.
+                pull.checking += 1;
+                if pull.checking == 1 {
+                    self.fetch_next(peer, &topic);
+                } else {
+                    pull.deferred = true;
+                }
                 let job = tokio::task::spawn_blocking({
                     let topic = topic.clone();
                     move || check_frames(&topic, frames)
                 })
                 .map(move |checked| Background::Checked {
+                    peer,
                     topic,
                     // Lost frames come again with the next sync round.
                     frames: checked.unwrap_or_else(|e| {
@@ -342,7 +381,9 @@ impl EventLoop {
         };
         let n = pull.need.len().min(sync::FETCH_PAGE);
         if n == 0 {
-            self.sync.pulls.remove(&key);
+            if pull.checking == 0 {
+                self.sync.pulls.remove(&key);
+            }
             return;
         }
         let ids = pull

@@ -65,7 +65,10 @@ impl EventLoop {
                     ConnectedPoint::Dialer { address, .. } => (Some(address.clone()), true),
                     ConnectedPoint::Listener { .. } => (None, false),
                 };
-                if let Some(addr) = self.redial.on_established(connection_id, peer_id) {
+                if let Some(addr) =
+                    self.redial
+                        .on_established(connection_id, peer_id, Instant::now())
+                {
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                     if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
                         tracing::debug!(error = %e, "kademlia bootstrap");
@@ -117,23 +120,30 @@ impl EventLoop {
                 message_id,
                 message,
             } => {
-                let decoded = Envelope::decode(&message.data, &message.topic);
-                let verdict = match decoded {
+                // A duplicate (None) is dropped before its signature is checked.
+                let topic = &message.topic;
+                let checked = Envelope::parse(&message.data, topic).and_then(|env| {
+                    if self.known(topic, &env) {
+                        return Ok(None);
+                    }
+                    env.verify(topic.as_str()).map(|()| Some(env))
+                });
+                let verdict = match checked {
                     Err(reason) => {
                         *self.stats.rejected.entry(reason.label()).or_default() += 1;
-                        let room = self.rooms.get(&message.topic).map(|r| r.name.as_str());
+                        let room = self.rooms.get(topic).map(|r| r.name.as_str());
                         self.metrics.rejected(room, reason.label());
                         tracing::warn!(peer = %propagation_source, reason = reason.label(), "room message rejected");
                         MessageAcceptance::Reject
                     }
-                    Ok(env) if self.known(&message.topic, &env) => {
+                    Ok(None) => {
                         *self.stats.rejected.entry("duplicate").or_default() += 1;
-                        let room = self.rooms.get(&message.topic).map(|r| r.name.as_str());
+                        let room = self.rooms.get(topic).map(|r| r.name.as_str());
                         self.metrics.rejected(room, "duplicate");
-                        tracing::debug!(id = %env.id, "duplicate message id dropped");
+                        tracing::debug!("duplicate message id dropped");
                         MessageAcceptance::Ignore
                     }
-                    Ok(env) => self.receive(&message.topic, env, &message.data, false),
+                    Ok(Some(env)) => self.receive(topic, env, &message.data, false),
                 };
                 self.swarm
                     .behaviour_mut()
@@ -279,7 +289,8 @@ impl EventLoop {
                 };
                 self.learn_nick(peer, &msg.nick);
                 let receipt = DirectResponse::Receipt { id: msg.id.clone() };
-                if self.seen.insert(&msg.id) {
+                // Keyed by sender too: an id is only unique per author.
+                if self.seen.insert(&format!("{peer}/{}", msg.id)) {
                     self.stats.direct_received += 1;
                     self.emit(Event::Direct {
                         id: msg.id,

@@ -12,6 +12,9 @@ use tokio::time::Instant;
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A connection that stayed up this long resets the backoff; one closed
+/// sooner (e.g. by a busy peer trimming its connections) backs off further.
+const STABLE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -33,6 +36,8 @@ struct Target {
     seeded: bool,
     state: State,
     backoff: Duration,
+    /// When the current connection opened.
+    connected_at: Option<Instant>,
 }
 
 /// The peers we keep connected to.
@@ -61,6 +66,7 @@ impl Redial {
             seeded: false,
             state: State::Waiting { due: now },
             backoff: FIRST_BACKOFF,
+            connected_at: None,
         });
     }
 
@@ -122,14 +128,21 @@ impl Redial {
 
     /// A connection opened. Returns the address if it is a bootstrap peer's
     /// first connection (the loop then seeds Kademlia with it).
-    pub(crate) fn on_established(&mut self, id: ConnectionId, peer: PeerId) -> Option<Multiaddr> {
+    pub(crate) fn on_established(
+        &mut self,
+        id: ConnectionId,
+        peer: PeerId,
+        now: Instant,
+    ) -> Option<Multiaddr> {
         let mut bootstrap = None;
         for t in &mut self.targets {
             let ours = t.state == State::Dialing(id) || t.peer == Some(peer);
             if ours {
                 t.peer = Some(peer);
+                if t.state != State::Connected {
+                    t.connected_at = Some(now);
+                }
                 t.state = State::Connected;
-                t.backoff = FIRST_BACKOFF;
                 if t.bootstrap && !t.seeded {
                     t.seeded = true;
                     bootstrap = Some(t.addr.clone());
@@ -152,9 +165,11 @@ impl Redial {
     pub(crate) fn on_disconnected(&mut self, peer: PeerId, now: Instant) {
         for t in &mut self.targets {
             if t.peer == Some(peer) && t.state == State::Connected {
-                t.state = State::Waiting {
-                    due: now + FIRST_BACKOFF,
-                };
+                let lasted = t.connected_at.map(|at| now.saturating_duration_since(at));
+                if lasted.is_some_and(|d| d >= STABLE) {
+                    t.backoff = FIRST_BACKOFF;
+                }
+                retry_later(t, now);
             }
         }
     }
@@ -227,12 +242,23 @@ mod tests {
         let id3 = ConnectionId::new_unchecked(3);
         r.dialing(0, id3);
         let peer = PeerId::random();
-        assert_eq!(r.on_established(id3, peer), None);
-        r.on_disconnected(peer, now);
+        assert_eq!(r.on_established(id3, peer, now), None);
+        r.on_disconnected(peer, now + STABLE / 2);
+        assert!(
+            r.due(now + STABLE / 2 + FIRST_BACKOFF * 2, false)
+                .is_empty(),
+            "a short connection backs off further"
+        );
+        assert_eq!(r.due(now + STABLE / 2 + FIRST_BACKOFF * 4, false).len(), 1);
+        let id4 = ConnectionId::new_unchecked(4);
+        r.dialing(0, id4);
+        let later = now + STABLE;
+        assert_eq!(r.on_established(id4, peer, later), None);
+        r.on_disconnected(peer, later + STABLE);
         assert_eq!(
-            r.due(now + FIRST_BACKOFF, false).len(),
+            r.due(later + STABLE + FIRST_BACKOFF, false).len(),
             1,
-            "backoff reset after a connection"
+            "backoff reset after a stable connection"
         );
     }
 
@@ -248,13 +274,13 @@ mod tests {
         let peer = PeerId::random();
         r.dialing(0, ConnectionId::new_unchecked(1));
         assert_eq!(
-            r.on_established(ConnectionId::new_unchecked(1), peer),
+            r.on_established(ConnectionId::new_unchecked(1), peer, now),
             Some(addr)
         );
         r.on_disconnected(peer, now);
         r.dialing(0, ConnectionId::new_unchecked(2));
         assert_eq!(
-            r.on_established(ConnectionId::new_unchecked(2), peer),
+            r.on_established(ConnectionId::new_unchecked(2), peer, now),
             None,
             "Kademlia is seeded on the first connection only"
         );

@@ -74,6 +74,7 @@ impl EventLoop {
             return false;
         }
         self.swarm.behaviour_mut().gossipsub.unsubscribe(&topic);
+        self.sync.forget_room(&topic.hash());
         self.emit(Event::Left {
             room: room.to_owned(),
         });
