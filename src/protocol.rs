@@ -353,15 +353,23 @@ pub fn now_ms() -> u64 {
 
 /// A fresh, unique, time-sortable message id. Ids made by this process
 /// within one millisecond still sort in the order they were made, so a
-/// burst of messages keeps its order in history (sorted by `(ts, id)`).
+/// burst of messages keeps its order live and in the in-memory ring (sorted
+/// by `(ts, id)`). The step between two such ids is random (32 bits), so the
+/// next id cannot be guessed and claimed first by someone else.
 pub fn new_id() -> String {
-    static IDS: std::sync::Mutex<ulid::Generator> = std::sync::Mutex::new(ulid::Generator::new());
-    let next = IDS.lock().ok().and_then(|mut ids| ids.generate().ok());
-    // Only 2^80 ids in one millisecond would exhaust the generator.
-    match next {
-        Some(id) => id.to_string(),
-        None => ulid::Ulid::new().to_string(),
-    }
+    static LAST: std::sync::Mutex<u128> = std::sync::Mutex::new(0);
+    let fresh = ulid::Ulid::new();
+    let Ok(mut last) = LAST.lock() else {
+        return fresh.to_string();
+    };
+    let id = if fresh.0 > *last {
+        fresh.0
+    } else {
+        let step = 1 + u128::from(ulid::Ulid::new().0 as u32);
+        last.checked_add(step).unwrap_or(fresh.0)
+    };
+    *last = id;
+    ulid::Ulid(id).to_string()
 }
 
 #[cfg(test)]
