@@ -71,6 +71,8 @@ struct Pull {
     /// A page arrived while another was being checked: the next fetch waits
     /// for that check, so at most two pages wait in memory.
     deferred: bool,
+    /// Ids this pull took on to fetch (see [`SyncState::claimed`]).
+    claimed: Vec<Hash>,
 }
 
 /// History sync state of the node task.
@@ -81,6 +83,9 @@ pub(super) struct SyncState {
     pub(super) background: FuturesUnordered<BoxFuture<'static, Background>>,
     /// Periodic rounds so far: which peers the next round picks.
     round: usize,
+    /// Ids some pull of this node is fetching: another pull that finds the
+    /// same ids missing leaves them to it, so each is fetched once.
+    claimed: std::collections::HashSet<Hash>,
 }
 
 /// Peers of a room one periodic sync round reconciles with. Every peer
@@ -96,9 +101,26 @@ impl SyncState {
         self.pulls.keys().map(|(peer, _)| *peer)
     }
 
+    /// Ends a pull; what it had claimed but not fetched is free again.
+    fn end(&mut self, key: &(PeerId, TopicHash)) {
+        if let Some(pull) = self.pulls.remove(key) {
+            for hash in pull.claimed {
+                self.claimed.remove(&hash);
+            }
+        }
+    }
+
     /// Stops every pull of a room that was left.
     pub(super) fn forget_room(&mut self, topic: &TopicHash) {
-        self.pulls.retain(|(_, t), _| t != topic);
+        let keys: Vec<_> = self
+            .pulls
+            .keys()
+            .filter(|(_, t)| t == topic)
+            .cloned()
+            .collect();
+        for key in keys {
+            self.end(&key);
+        }
     }
 }
 
@@ -199,7 +221,7 @@ impl EventLoop {
             } => {
                 if let Some(key) = self.sync.requests.remove(&request_id) {
                     tracing::debug!(%peer, %error, "history sync request failed");
-                    self.sync.pulls.remove(&key);
+                    self.sync.end(&key);
                 }
             }
             E::InboundFailure { peer, error, .. } => {
@@ -215,8 +237,6 @@ impl EventLoop {
         request: SyncRequest,
         channel: ResponseChannel<SyncResponse>,
     ) {
-        // A peer pulling our history keeps its connection meanwhile.
-        self.peers.used(&peer);
         let refused = |reason: &str| SyncResponse::Refused {
             reason: reason.to_owned(),
         };
@@ -297,7 +317,7 @@ impl EventLoop {
                 if std::mem::take(&mut pull.deferred) {
                     self.fetch_next(peer, &key.1);
                 } else if pull.checking == 0 && pull.need.is_empty() && pull.session.is_none() {
-                    self.sync.pulls.remove(&key);
+                    self.sync.end(&key);
                 }
             }
         }
@@ -314,7 +334,7 @@ impl EventLoop {
                     .and_then(|p| p.session.as_mut())
                 else {
                     // Not an answer this pull waits for: the pull ends.
-                    self.sync.pulls.remove(&key);
+                    self.sync.end(&key);
                     return;
                 };
                 match session.step(&msg) {
@@ -326,16 +346,19 @@ impl EventLoop {
                             msg: ByteBuf::from(next),
                         },
                     ),
-                    Ok(Step::Done(need)) => {
+                    Ok(Step::Done(mut need)) => {
+                        let claimed = &mut self.sync.claimed;
+                        need.retain(|hash| claimed.insert(*hash));
                         if let Some(pull) = self.sync.pulls.get_mut(&key) {
                             pull.session = None;
+                            pull.claimed.clone_from(&need);
                             pull.need = need.into();
                         }
                         self.fetch_next(peer, &topic);
                     }
                     Err(e) => {
                         tracing::debug!(%peer, error = %e, "history reconciliation failed");
-                        self.sync.pulls.remove(&key);
+                        self.sync.end(&key);
                     }
                 }
             }
@@ -369,7 +392,7 @@ impl EventLoop {
             }
             SyncResponse::Refused { reason } => {
                 tracing::debug!(%peer, %reason, "history sync refused");
-                self.sync.pulls.remove(&key);
+                self.sync.end(&key);
             }
         }
     }
@@ -382,7 +405,7 @@ impl EventLoop {
         let n = pull.need.len().min(sync::FETCH_PAGE);
         if n == 0 {
             if pull.checking == 0 {
-                self.sync.pulls.remove(&key);
+                self.sync.end(&key);
             }
             return;
         }
