@@ -34,7 +34,10 @@ const BARE_DEGREE: usize = 3;
 const SINK_CAP: usize = 1024;
 /// The connection count is steady once unchanged this long...
 const SETTLE_QUIET: Duration = Duration::from_secs(4);
-/// ...or, at the latest, after this long.
+/// ...but never before this long: past the node's 10 s grace for new
+/// connections (`src/node/trim.rs`), so trimming has had its turn...
+const SETTLE_MIN: Duration = Duration::from_secs(12);
+/// ...and, at the latest, after this long.
 const SETTLE_LIMIT: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
@@ -285,12 +288,14 @@ impl OursMesh {
     /// Waits for the steady state: discovery opens more connections than a
     /// node keeps, and the node closes the unused ones after a grace period.
     /// Settled once the connection count has not changed for
-    /// [`SETTLE_QUIET`] (at most [`SETTLE_LIMIT`]); returns the seconds
-    /// waited.
+    /// [`SETTLE_QUIET`], and no sooner than [`SETTLE_MIN`] (at most
+    /// [`SETTLE_LIMIT`]); returns the seconds waited.
     pub(crate) async fn settle(&self) -> anyhow::Result<f64> {
         let start = Instant::now();
         let (mut last, mut since) = (self.degree().await?, Instant::now());
-        while since.elapsed() < SETTLE_QUIET && start.elapsed() < SETTLE_LIMIT {
+        while (since.elapsed() < SETTLE_QUIET || start.elapsed() < SETTLE_MIN)
+            && start.elapsed() < SETTLE_LIMIT
+        {
             tokio::time::sleep(Duration::from_millis(500)).await;
             let now = self.degree().await?;
             if now != last {
