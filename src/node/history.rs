@@ -431,9 +431,9 @@ impl EventLoop {
         frame: &[u8],
         checked: Result<Envelope, Rejection>,
     ) {
-        let Some(name) = self.rooms.get(topic).map(|r| r.name.clone()) else {
+        if !self.rooms.contains_key(topic) {
             return;
-        };
+        }
         match checked {
             Ok(env) if self.known(topic, &env) => {}
             Ok(env) => {
@@ -441,7 +441,7 @@ impl EventLoop {
             }
             Err(reason) => {
                 self.refuse(
-                    &name,
+                    topic,
                     reason.label(),
                     libp2p::gossipsub::MessageAcceptance::Reject,
                 );

@@ -130,19 +130,10 @@ impl EventLoop {
                 });
                 let verdict = match checked {
                     Err(reason) => {
-                        *self.stats.rejected.entry(reason.label()).or_default() += 1;
-                        let room = self.rooms.get(topic).map(|r| r.name.as_str());
-                        self.metrics.rejected(room, reason.label());
                         tracing::warn!(peer = %propagation_source, reason = reason.label(), "room message rejected");
-                        MessageAcceptance::Reject
+                        self.refuse(topic, reason.label(), MessageAcceptance::Reject)
                     }
-                    Ok(None) => {
-                        *self.stats.rejected.entry("duplicate").or_default() += 1;
-                        let room = self.rooms.get(topic).map(|r| r.name.as_str());
-                        self.metrics.rejected(room, "duplicate");
-                        tracing::debug!("duplicate message id dropped");
-                        MessageAcceptance::Ignore
-                    }
+                    Ok(None) => self.refuse(topic, "duplicate", MessageAcceptance::Ignore),
                     Ok(Some(env)) => self.receive(topic, env, &message.data, false),
                 };
                 self.swarm

@@ -223,13 +223,13 @@ impl EventLoop {
             return MessageAcceptance::Ignore;
         };
         if env.ts > protocol::now_ms() + MAX_SKEW_MS {
-            return self.refuse(&name, "future", MessageAcceptance::Ignore);
+            return self.refuse(topic, "future", MessageAcceptance::Ignore);
         }
         if let Some(r) = &self.retention
             && r.max_age
                 .is_some_and(|age| env.ts + (age.as_millis() as u64) < protocol::now_ms())
         {
-            return self.refuse(&name, "past_retention", MessageAcceptance::Ignore);
+            return self.refuse(topic, "past_retention", MessageAcceptance::Ignore);
         }
         // Every authentic message of the topic is kept, shown or not: the
         // store holds the room's set, which sync makes equal everywhere.
@@ -271,19 +271,20 @@ impl EventLoop {
                 self.notify(topic, &name);
                 MessageAcceptance::Accept
             }
-            Reading::Refused(reason, verdict) => self.refuse(&name, reason, verdict),
+            Reading::Refused(reason, verdict) => self.refuse(topic, reason, verdict),
         }
     }
 
     pub(super) fn refuse(
         &mut self,
-        room: &str,
+        topic: &TopicHash,
         reason: &'static str,
         verdict: MessageAcceptance,
     ) -> MessageAcceptance {
         *self.stats.rejected.entry(reason).or_default() += 1;
-        self.metrics.rejected(Some(room), reason);
-        tracing::debug!(%room, reason, "room message refused");
+        let room = self.rooms.get(topic).map(|r| r.name.as_str());
+        self.metrics.rejected(room, reason);
+        tracing::debug!(?room, reason, "room message refused");
         verdict
     }
 
