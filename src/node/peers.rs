@@ -24,7 +24,7 @@ struct Entry {
     rtt: Option<Duration>,
     connected_since: u64,
     since: Instant,
-    /// Last direct message or history sync with this peer.
+    /// Last direct message with this peer.
     used: Option<Instant>,
     outbound: bool,
     connections: usize,
@@ -104,7 +104,7 @@ impl PeerBook {
         }
     }
 
-    /// Notes that a direct message or a sync exchange used this peer.
+    /// Notes that a direct message used this peer.
     pub(crate) fn used(&mut self, peer: &PeerId) {
         if let Some(entry) = self.peers.get_mut(peer) {
             entry.used = Some(Instant::now());
