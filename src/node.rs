@@ -44,7 +44,6 @@ use crate::{
     crypto::RoomKey,
     identity::{self, IdentityError},
     protocol::{self, ChatMessage},
-    room::Outgoing,
     store::Store,
 };
 
@@ -59,17 +58,10 @@ type Reply<T> = oneshot::Sender<Result<T, Error>>;
 /// A request from a handle to the node task.
 #[derive(Debug)]
 pub(crate) enum Command {
-    Prepare {
+    Publish {
         room: String,
         text: String,
-        reply: Reply<Outgoing>,
-    },
-    Send {
-        out: Box<Outgoing>,
         reply: Reply<Sent>,
-    },
-    StoreFailed {
-        reason: String,
     },
     RoomAccess {
         rooms: Option<String>,
@@ -233,31 +225,15 @@ impl Node {
     /// Sends `text` to `room`. If no peer of the room is reachable yet, the
     /// message is queued (`pending: true`) and sent when one appears.
     ///
-    /// The message is committed to the history store before it is sent; if
-    /// that fails, the user is told ("not saved: ...") and it is sent anyway.
+    /// A sent message goes out at once and is committed to the history
+    /// store with its next group commit, as received ones are; the
+    /// [`Event::Sent`] that shows it comes once it is committed. A queued
+    /// message, which has no other copy, is committed before this returns.
+    /// If a commit fails, the user is told ("not saved: ...").
     pub async fn publish(&self, room: &str, text: &str) -> Result<Sent, Error> {
-        let (r, text) = (room.to_owned(), text.to_owned());
-        let out = self
-            .call(|reply| Command::Prepare {
-                room: r,
-                text,
-                reply,
-            })
-            .await?;
-        if let Err(e) = self
-            .store
-            .append_durable(vec![archive::record(&out.env, room)])
+        let (room, text) = (room.to_owned(), text.to_owned());
+        self.call(|reply| Command::Publish { room, text, reply })
             .await
-        {
-            let _ = self
-                .commands
-                .send(Command::StoreFailed {
-                    reason: e.to_string(),
-                })
-                .await;
-        }
-        let out = Box::new(out);
-        self.call(|reply| Command::Send { out, reply }).await
     }
 
     /// Sends a direct message to a peer id or nick and waits for its receipt.

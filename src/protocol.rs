@@ -209,8 +209,11 @@ impl Envelope {
 
     /// Checks the author's signature for `topic`.
     pub fn verify(&self, topic: &str) -> Result<(), Rejection> {
-        let from: PeerId = self.from.parse().map_err(|_| Rejection::Forged)?;
-        let key = public_key(&from).ok_or(Rejection::Forged)?;
+        self.verify_by(&author_key(&self.from)?, topic)
+    }
+
+    /// Checks the signature for `topic` against the author's decoded key.
+    fn verify_by(&self, key: &PublicKey, topic: &str) -> Result<(), Rejection> {
         let sig = B64.decode(&self.sig).map_err(|_| Rejection::Forged)?;
         if key.verify(&self.signed_bytes(topic), &sig) {
             Ok(())
@@ -306,6 +309,39 @@ impl Envelope {
             }),
             Body::Sealed(_) => None,
         }
+    }
+}
+
+/// The public key of an author's peer id.
+fn author_key(from: &str) -> Result<PublicKey, Rejection> {
+    let peer: PeerId = from.parse().map_err(|_| Rejection::Forged)?;
+    public_key(&peer).ok_or(Rejection::Forged)
+}
+
+/// Authors' public keys by peer id: decoding one (a base58 peer id, then
+/// an elliptic-curve point) costs a third of checking a signature, and a
+/// room hears the same few authors over and over.
+#[derive(Debug, Default)]
+pub struct AuthorKeys {
+    keys: std::collections::HashMap<String, PublicKey>,
+}
+
+impl AuthorKeys {
+    /// Authors remembered; past this the cache starts again empty.
+    const CAP: usize = 4096;
+
+    /// [`Envelope::verify`], with the author's key decoded once.
+    pub fn verify(&mut self, env: &Envelope, topic: &str) -> Result<(), Rejection> {
+        if let Some(key) = self.keys.get(&env.from) {
+            return env.verify_by(key, topic);
+        }
+        let key = author_key(&env.from)?;
+        let result = env.verify_by(&key, topic);
+        if self.keys.len() >= Self::CAP {
+            self.keys.clear();
+        }
+        self.keys.insert(env.from.clone(), key);
+        result
     }
 }
 

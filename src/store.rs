@@ -3,10 +3,10 @@
 //! data dir, or in memory for an ephemeral node.
 //!
 //! Reads are short and may run on any thread. Writes go through one writer
-//! thread ([`writer`]) that commits whatever is queued in one transaction:
-//! a caller that must know its record is on disk (a message we send) waits
-//! for the commit; received messages are acknowledged by nobody and are
-//! durable as soon as the writer's next commit, well inside 100 ms.
+//! thread ([`writer`]) that commits whatever is queued in one transaction.
+//! The node hands it messages in groups (every 10 ms at most, see
+//! `node/event_loop.rs`); a caller that must know its records are on disk
+//! waits for the acknowledgement, others are durable with the next commit.
 
 mod writer;
 
@@ -187,12 +187,21 @@ impl Store {
     pub fn append_soon(&self, records: Vec<Record>) -> Result<(), StoreError> {
         self.writer
             .try_send(writer::Job::Append { records, ack: None })
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => {
-                    StoreError::Io("the history write queue is full".into())
-                }
-                mpsc::error::TrySendError::Closed(_) => StoreError::Stopped,
+            .map_err(queue_error)
+    }
+
+    /// Queues records and returns at once; the receiver resolves when they
+    /// are committed (or failed to be). Fails only if the queue is full or
+    /// the writer has stopped.
+    pub fn append_acked(&self, records: Vec<Record>) -> Result<Saving, StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.writer
+            .try_send(writer::Job::Append {
+                records,
+                ack: Some(ack),
             })
+            .map_err(queue_error)?;
+        Ok(done)
     }
 
     /// Appends records and waits until they are committed to disk.
@@ -309,6 +318,18 @@ impl Store {
     /// How many messages of a room are kept. Blocking.
     pub fn count(&self, topic: &str) -> Result<usize, StoreError> {
         Ok(self.ids(topic)?.len())
+    }
+}
+
+/// Resolves when an [`Store::append_acked`] write is committed.
+pub type Saving = oneshot::Receiver<Result<(), StoreError>>;
+
+fn queue_error<T>(e: mpsc::error::TrySendError<T>) -> StoreError {
+    match e {
+        mpsc::error::TrySendError::Full(_) => {
+            StoreError::Io("the history write queue is full".into())
+        }
+        mpsc::error::TrySendError::Closed(_) => StoreError::Stopped,
     }
 }
 

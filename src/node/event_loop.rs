@@ -4,12 +4,13 @@
 
 use std::{
     collections::{HashMap, HashSet},
+    pin::Pin,
     time::Duration,
 };
 
 use libp2p::{
     Multiaddr, PeerId, Swarm,
-    futures::StreamExt,
+    futures::{StreamExt, future::BoxFuture, stream::FuturesOrdered},
     gossipsub::{PublishError, TopicHash},
     identity::Keypair,
     request_response::OutboundRequestId,
@@ -17,11 +18,11 @@ use libp2p::{
 };
 use tokio::{
     sync::{broadcast, mpsc, oneshot},
-    time::{Instant, MissedTickBehavior},
+    time::{Instant, MissedTickBehavior, Sleep},
 };
 
 use super::{
-    Command, Error, Event, PeerInfo, Receipt, Stats, Status,
+    Command, Error, Event, PeerInfo, Receipt, Reply, Sent, Stats, Status,
     archive::RoomAccess,
     behaviour::Behaviour,
     check_nick,
@@ -33,13 +34,26 @@ use super::{
 };
 use crate::{
     config::Config,
-    protocol::{self, DirectRequest, Envelope},
+    protocol::{self, AuthorKeys, DirectRequest, Envelope},
     room::{Room, SeenIds},
-    store::{Failure, Store},
+    store::{Failure, Record, Store, StoreError},
 };
 
 /// Housekeeping period: redials and pending retries.
 const TICK: Duration = Duration::from_millis(250);
+/// How long a received message may wait for the store's next group commit:
+/// one commit per burst instead of one per message.
+const SAVE_DELAY: Duration = Duration::from_millis(10);
+/// A batch this large is committed without waiting.
+const SAVE_BATCH: usize = 1024;
+
+/// A group commit that something waits for.
+pub(super) struct Saved {
+    records: usize,
+    result: Result<(), String>,
+    events: Vec<Event>,
+    answer: Option<(Reply<Sent>, Sent)>,
+}
 
 /// A direct message waiting for its receipt.
 pub(super) struct PendingDirect {
@@ -62,12 +76,22 @@ pub(crate) struct EventLoop {
     /// This machine's host name, to recognize a `--dial` of ourselves.
     hostname: String,
     pub(super) seen: SeenIds,
+    /// Decoded keys of the authors we hear, to check signatures.
+    pub(super) authors: AuthorKeys,
     pub(super) stats: Stats,
     pub(super) metrics: Metrics,
     pub(super) listen_addrs: Vec<Multiaddr>,
     started: Instant,
     /// The history store; the node task only queues writes to it.
     pub(super) store: Store,
+    /// Messages for the next group commit, due when `save_timer` fires.
+    unsaved: Vec<Record>,
+    save_timer: Pin<Box<Sleep>>,
+    /// Events that show our own messages, emitted once the commit that
+    /// holds them is done: what was shown as sent survives a crash.
+    held: Vec<Event>,
+    /// Commits being waited for, in order.
+    saving: FuturesOrdered<BoxFuture<'static, Saved>>,
     failures: mpsc::Receiver<Failure>,
     /// The last history write failure, while the store is failing.
     pub(super) store_error: Option<String>,
@@ -125,11 +149,16 @@ impl EventLoop {
             redial,
             hostname,
             seen: SeenIds::default(),
+            authors: AuthorKeys::default(),
             stats: Stats::default(),
             metrics,
             listen_addrs: Vec::new(),
             started: now,
             store,
+            unsaved: Vec::new(),
+            save_timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            held: Vec::new(),
+            saving: FuturesOrdered::new(),
             failures,
             store_error: None,
             sync: SyncState::default(),
@@ -160,6 +189,8 @@ impl EventLoop {
                 },
                 event = self.swarm.select_next_some() => self.handle_swarm_event(event),
                 Some(done) = self.sync.background.next(), if !self.sync.background.is_empty() => self.on_background(done),
+                () = &mut self.save_timer, if !self.unsaved.is_empty() => self.save(None),
+                Some(saved) = self.saving.next(), if !self.saving.is_empty() => self.saved(saved),
                 Some(failure) = self.failures.recv() => self.store_failed(failure.records, &failure.reason),
                 _ = tick.tick() => self.on_tick(),
             }
@@ -173,7 +204,82 @@ impl EventLoop {
         for peer in peers {
             let _ = self.swarm.disconnect_peer_id(peer);
         }
+        self.save(None);
+        while let Some(saved) = self.saving.next().await {
+            self.saved(saved);
+        }
         self.store.close().await;
+    }
+
+    /// Queues a message for the store's next group commit.
+    pub(super) fn keep_soon(&mut self, record: Record) {
+        if self.unsaved.is_empty() {
+            self.save_timer.as_mut().reset(Instant::now() + SAVE_DELAY);
+        }
+        self.unsaved.push(record);
+        if self.unsaved.len() >= SAVE_BATCH {
+            self.save(None);
+        }
+    }
+
+    /// Emits an event about one of our messages once the store holds it;
+    /// metrics count it now.
+    pub(super) fn emit_when_saved(&mut self, event: Event) {
+        if self.unsaved.is_empty() && self.held.is_empty() {
+            self.emit(event);
+        } else {
+            self.metrics.observe(&event, self.peers.len());
+            self.held.push(event);
+        }
+    }
+
+    /// Hands the messages waiting to the store's writer. The events held
+    /// for them, and `answer`, wait for the commit.
+    pub(super) fn save(&mut self, answer: Option<(Reply<Sent>, Sent)>) {
+        let records = std::mem::take(&mut self.unsaved);
+        let events = std::mem::take(&mut self.held);
+        let n = records.len();
+        if events.is_empty() && answer.is_none() {
+            if n > 0
+                && let Err(e) = self.store.append_soon(records)
+            {
+                self.store_failed(n, &e.to_string());
+            }
+            return;
+        }
+        let saved = Saved {
+            records: n,
+            result: Ok(()),
+            events,
+            answer,
+        };
+        match self.store.append_acked(records) {
+            Ok(ack) => self.saving.push_back(Box::pin(async move {
+                let result = match ack.await {
+                    Ok(result) => result.map_err(|e| e.to_string()),
+                    Err(_) => Err(StoreError::Stopped.to_string()),
+                };
+                Saved { result, ..saved }
+            })),
+            Err(e) => self.saved(Saved {
+                result: Err(e.to_string()),
+                ..saved
+            }),
+        }
+    }
+
+    /// A commit is done (or failed): show what waited for it.
+    fn saved(&mut self, saved: Saved) {
+        if let Err(reason) = &saved.result {
+            self.store_failed(saved.records, reason);
+        }
+        for event in saved.events {
+            // Counted when held.
+            let _ = self.events.send(event);
+        }
+        if let Some((reply, sent)) = saved.answer {
+            let _ = reply.send(Ok(sent));
+        }
     }
 
     pub(super) fn emit(&self, event: Event) {
@@ -184,13 +290,7 @@ impl EventLoop {
 
     fn handle_command(&mut self, command: Command) {
         match command {
-            Command::Prepare { room, text, reply } => {
-                let _ = reply.send(self.prepare(&room, text));
-            }
-            Command::Send { out, reply } => {
-                let _ = reply.send(self.send(*out));
-            }
-            Command::StoreFailed { reason } => self.store_failed(1, &reason),
+            Command::Publish { room, text, reply } => self.publish(&room, text, reply),
             Command::RoomAccess { rooms, reply } => {
                 let _ = reply.send(self.room_access(rooms.as_deref()));
             }

@@ -126,7 +126,9 @@ impl EventLoop {
                     if self.known(topic, &env) {
                         return Ok(None);
                     }
-                    env.verify(topic.as_str()).map(|()| Some(env))
+                    self.authors
+                        .verify(&env, topic.as_str())
+                        .map(|()| Some(env))
                 });
                 let verdict = match checked {
                     Err(reason) => {

@@ -11,7 +11,7 @@ use libp2p::{
 };
 
 use super::{
-    Error, Event, RoomInfo, Sent, check_room,
+    Error, Event, Reply, RoomInfo, Sent, archive, check_room,
     event_loop::{EventLoop, check_text, publish_reason},
     history::Preload,
 };
@@ -81,9 +81,30 @@ impl EventLoop {
         true
     }
 
-    /// Builds our next message for `room` (sealed and signed); the caller
-    /// stores it, then hands it to [`EventLoop::send`].
-    pub(super) fn prepare(&mut self, room: &str, text: String) -> Result<Outgoing, Error> {
+    /// Builds our next message for `room` (sealed and signed), queues it for
+    /// the history store and sends it. A sent message is answered at once
+    /// and committed with the next group commit; a queued one is committed
+    /// now and answered then.
+    pub(super) fn publish(&mut self, room: &str, text: String, reply: Reply<Sent>) {
+        let out = match self.prepare(room, text) {
+            Ok(out) => out,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        // Kept even if sending fails: history sync still delivers it.
+        self.keep_soon(archive::record(&out.env, room));
+        match self.send(out) {
+            Ok(sent) if sent.pending => self.save(Some((reply, sent))),
+            result => {
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    /// Builds our next message for `room`, sealed and signed.
+    fn prepare(&mut self, room: &str, text: String) -> Result<Outgoing, Error> {
         check_text(&text)?;
         let topic = protocol::topic_for(room).hash();
         let Some(state) = self.rooms.get(&topic) else {
@@ -97,9 +118,9 @@ impl EventLoop {
         Ok(out)
     }
 
-    /// Publishes a prepared (and stored) message, or queues it while no
-    /// peer of the room is reachable.
-    pub(super) fn send(&mut self, out: Outgoing) -> Result<Sent, Error> {
+    /// Publishes a prepared message, or queues it while no peer of the room
+    /// is reachable.
+    fn send(&mut self, out: Outgoing) -> Result<Sent, Error> {
         let topic = protocol::topic_for(&out.msg.room).hash();
         let id = out.env.id.clone();
         let Some(state) = self.rooms.get_mut(&topic) else {
@@ -144,13 +165,13 @@ impl EventLoop {
         if let Some(room) = self.rooms.get_mut(&topic) {
             room.pending.push_back(out);
         }
-        self.emit(event);
+        self.emit_when_saved(event);
     }
 
     fn sent(&mut self, topic: &TopicHash, out: Outgoing) {
         self.stats.published += 1;
         let m = &out.msg;
-        self.emit(Event::Sent {
+        self.emit_when_saved(Event::Sent {
             room: m.room.clone(),
             id: m.id.clone(),
             nick: m.nick.clone(),
@@ -301,9 +322,7 @@ impl EventLoop {
             hash,
             frame: frame.to_vec(),
         };
-        if let Err(e) = self.store.append_soon(vec![record]) {
-            self.store_failed(1, &e.to_string());
-        }
+        self.keep_soon(record);
     }
 
     /// Shows the room's one-time notice about a message it cannot read.

@@ -464,3 +464,36 @@ async fn a_room_of_two_forms_its_mesh_quickly() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn what_is_shown_as_sent_or_queued_is_already_in_the_store() {
+    let mut a = TestNode::start_with("alice", &[]).await;
+    // Queued: committed before publish answers.
+    let queued = a
+        .node
+        .publish("lobby", "queued word")
+        .await
+        .expect("queued");
+    assert!(queued.pending);
+    let found = a.node.search("queued word", None, 5).await.expect("search");
+    assert_eq!(found.len(), 1, "a queued message is committed first");
+    let b = TestNode::start_with("bob", &[&a]).await;
+    // Sent: shown (the sent event) only once committed.
+    let mut events = b.node.subscribe();
+    for i in 0..20 {
+        let text = format!("burst {i:02}");
+        let sent = b.node.publish("lobby", &text).await.expect("publish");
+        let shown = loop {
+            match events.recv().await {
+                Ok(Event::Sent { id, .. }) if id == sent.id => break true,
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => break false,
+            }
+        };
+        assert!(shown, "the sent event came");
+        let found = b.node.search(&text, None, 5).await.expect("search");
+        assert_eq!(found.len(), 1, "{text} is in the store once shown as sent");
+    }
+    a.wait(|e| text_of(e) == Some("burst 19")).await;
+}
