@@ -2,7 +2,11 @@
 //! and the bare libp2p pair, as links for room messages and as round-trip
 //! functions for direct messages.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use anyhow::{Context, bail};
 use libp2p::{Multiaddr, gossipsub::IdentTopic};
@@ -65,11 +69,35 @@ pub(crate) async fn start_node(cfg: &Config) -> anyhow::Result<(Node, String, Jo
     Ok((node, addr, task))
 }
 
+/// Arrivals at `b` by room: one subscriber task records them all, as the
+/// bare receiver has one sink, so that every event wakes one task.
+type ByRoom = Arc<Mutex<HashMap<String, Arc<Arrivals>>>>;
+
 /// Our pair: `a` publishes and answers, `b` receives and asks.
 pub(crate) struct Ours {
     pub(crate) a: Node,
     pub(crate) b: Node,
+    by_room: ByRoom,
+    recorder: JoinHandle<()>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// Records every room message `events` brings in its room's arrivals.
+fn record_by_room(mut events: broadcast::Receiver<Event>, by_room: ByRoom) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(Event::Message { room, text, .. }) => {
+                    let arrivals = by_room.lock().ok().and_then(|m| m.get(&room).cloned());
+                    if let Some(arrivals) = arrivals {
+                        arrivals.record(text.as_bytes());
+                    }
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => break,
+            }
+        }
+    })
 }
 
 impl Ours {
@@ -90,9 +118,13 @@ impl Ours {
             })
             .await?;
         }
+        let by_room = ByRoom::default();
+        let recorder = record_by_room(b.subscribe(), by_room.clone());
         Ok(Ours {
             a,
             b,
+            by_room,
+            recorder,
             tasks: vec![ta, tb],
         })
     }
@@ -108,20 +140,10 @@ impl Ours {
             p2p_chat::config::DEFAULT_ROOM
         };
         let arrivals = Arrivals::new(cap);
-        let rec = arrivals.clone();
-        let mut events = self.b.subscribe();
-        let wanted = room.to_owned();
-        tokio::spawn(async move {
-            loop {
-                match events.recv().await {
-                    Ok(Event::Message { room, text, .. }) if room == wanted => {
-                        rec.record(text.as_bytes())
-                    }
-                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(broadcast::error::RecvError::Closed) => break,
-                }
-            }
-        });
+        self.by_room
+            .lock()
+            .map_err(|_| anyhow::anyhow!("arrivals lock poisoned"))?
+            .insert(room.to_owned(), arrivals.clone());
         let node = self.a.clone();
         let send: SendFn = Box::new(move |seq| {
             let node = node.clone();
@@ -157,6 +179,7 @@ impl Ours {
     }
 
     pub(crate) async fn stop(self) {
+        self.recorder.abort();
         self.a.shutdown().await;
         self.b.shutdown().await;
         for t in self.tasks {
