@@ -111,7 +111,7 @@ impl Proc {
             .env_remove("RUST_LOG");
         let t = Instant::now();
         let mut child = cmd.spawn().context("spawning")?;
-        let health = http.map(|port| tokio::spawn(health_ok(port, t)));
+        let health = http.map(|port| health_ok(port, t));
         let pid = child.id();
         let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
         let (tx, rx) = oneshot::channel();
@@ -196,9 +196,10 @@ impl Drop for Proc {
 }
 
 /// Polls `GET /health` on 127.0.0.1:`port` every millisecond until it
-/// answers 200; the time since `t`. On a thread of its own, so the
-/// harness's runtime cannot delay it.
-async fn health_ok(port: u16, t: Instant) -> anyhow::Result<Duration> {
+/// answers 200; the time since `t`. On an OS thread started at once, not
+/// a task of the harness's runtime, whose workers may be busy when the
+/// process starts: the figure is the node's, not the harness's.
+fn health_ok(port: u16, t: Instant) -> oneshot::Receiver<anyhow::Result<Duration>> {
     use std::io::{Read, Write};
     let t = t.into_std();
     let poll = move || -> anyhow::Result<Duration> {
@@ -217,7 +218,11 @@ async fn health_ok(port: u16, t: Instant) -> anyhow::Result<Duration> {
         }
         bail!("/health did not answer 200 within {START_LIMIT:?}")
     };
-    tokio::task::spawn_blocking(poll).await?
+    let (tx, rx) = oneshot::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(poll());
+    });
+    rx
 }
 
 fn clock_ticks() -> f64 {
