@@ -165,9 +165,42 @@ pub fn check_text(nick: &str, text: &str) -> Result<(), Rejection> {
     Ok(())
 }
 
+/// Our signing key and our peer id as envelopes spell it. The text form
+/// is made once: base58 costs more than the rest of a direct message's
+/// handling.
+#[derive(Debug, Clone)]
+pub struct Author {
+    keypair: Keypair,
+    id: String,
+}
+
+impl Author {
+    /// The author holding `keypair`.
+    pub fn new(keypair: Keypair) -> Author {
+        let id = keypair.public().to_peer_id().to_string();
+        Author { keypair, id }
+    }
+
+    /// Our peer id, in base58.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The key envelopes are signed with.
+    pub fn keypair(&self) -> &Keypair {
+        &self.keypair
+    }
+}
+
 impl Envelope {
-    /// A readable envelope from us, stamped now with a fresh id.
-    pub fn text(from: &PeerId, room: &str, nick: &str, text: &str) -> Envelope {
+    /// A readable envelope from `from` (a peer id, or its base58 text),
+    /// stamped now with a fresh id.
+    pub fn text(
+        from: &(impl std::fmt::Display + ?Sized),
+        room: &str,
+        nick: &str,
+        text: &str,
+    ) -> Envelope {
         Envelope {
             v: VERSION,
             id: new_id(),

@@ -7,14 +7,11 @@ use std::{
     sync::Arc,
 };
 
-use libp2p::{
-    gossipsub::{MessageAcceptance, TopicHash},
-    identity::Keypair,
-};
+use libp2p::gossipsub::{MessageAcceptance, TopicHash};
 
 use crate::{
     crypto::{CryptoError, RoomKey},
-    protocol::{self, Body, ChatMessage, Envelope, Inner},
+    protocol::{self, Author, Body, ChatMessage, Envelope, Inner},
     store::Hash,
 };
 
@@ -151,8 +148,14 @@ pub enum Reading {
 
 impl Room {
     /// Builds our next message for `room`: sealed if the room has a key.
-    pub fn outgoing(&self, key: &Keypair, topic: &TopicHash, nick: &str, text: String) -> Outgoing {
-        let mut env = Envelope::text(&key.public().to_peer_id(), &self.name, nick, &text);
+    pub fn outgoing(
+        &self,
+        author: &Author,
+        topic: &TopicHash,
+        nick: &str,
+        text: String,
+    ) -> Outgoing {
+        let mut env = Envelope::text(author.id(), &self.name, nick, &text);
         if let Some(room_key) = &self.key {
             let inner = Inner {
                 nick: nick.to_owned(),
@@ -164,7 +167,7 @@ impl Room {
             let sealed = room_key.seal(&env.binding(&topic), &plaintext);
             env.body = Body::Sealed(sealed);
         }
-        env.sign(key, topic.as_str());
+        env.sign(author.keypair(), topic.as_str());
         let msg = ChatMessage {
             room: self.name.clone(),
             id: env.id.clone(),

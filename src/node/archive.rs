@@ -8,7 +8,7 @@ use libp2p::gossipsub::TopicHash;
 
 use crate::{
     crypto::RoomKey,
-    protocol::{self, ChatMessage, Envelope},
+    protocol::{ChatMessage, Envelope},
     room::{Reading, Room},
     store::{self, Hash, Record, Store, StoreError},
 };
@@ -26,13 +26,13 @@ pub(crate) struct RoomAccess {
     pub(crate) key: Option<Arc<RoomKey>>,
 }
 
-/// The store record of one of our messages.
-pub(crate) fn record(env: &Envelope, room: &str) -> Record {
+/// The store record of one of our messages; `frame` is `env` encoded.
+pub(crate) fn record(topic: &TopicHash, env: &Envelope, frame: Vec<u8>) -> Record {
     Record {
-        topic: protocol::topic_for(room).hash().to_string(),
+        topic: topic.to_string(),
         ts: env.ts,
         hash: store::hash(&env.id),
-        frame: env.encode(),
+        frame,
     }
 }
 

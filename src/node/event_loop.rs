@@ -34,7 +34,7 @@ use super::{
 };
 use crate::{
     config::Config,
-    protocol::{self, AuthorKeys, DirectRequest, Envelope},
+    protocol::{self, Author, AuthorKeys, DirectRequest, Envelope},
     room::{Room, SeenIds},
     store::{Failure, Record, Store, StoreError},
 };
@@ -65,7 +65,7 @@ pub(super) struct PendingDirect {
 pub(crate) struct EventLoop {
     pub(super) swarm: Swarm<Behaviour>,
     /// Our identity, to sign envelopes.
-    pub(super) keypair: Keypair,
+    pub(super) author: Author,
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<Event>,
     pub(super) nick: String,
@@ -139,7 +139,7 @@ impl EventLoop {
             .to_owned();
         EventLoop {
             swarm,
-            keypair,
+            author: Author::new(keypair),
             commands,
             events,
             nick,
@@ -383,7 +383,7 @@ impl EventLoop {
                 return;
             }
         };
-        let env = Envelope::text(self.swarm.local_peer_id(), "", &self.nick, &text);
+        let env = Envelope::text(self.author.id(), "", &self.nick, &text);
         let id = env.id.clone();
         let request_id = self
             .swarm

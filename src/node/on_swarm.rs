@@ -193,15 +193,13 @@ impl EventLoop {
                     (DirectResponse::Receipt { id }, Some(p)) if id == p.id => {
                         self.peers.used(&peer);
                         self.stats.direct_sent += 1;
+                        let to = self.name_of(&peer);
                         self.emit(Event::Receipt {
                             id: id.clone(),
-                            to: peer.to_string(),
+                            to: to.clone(),
                         });
                         if let Some(reply) = p.reply {
-                            let _ = reply.send(Ok(Receipt {
-                                id,
-                                to: peer.to_string(),
-                            }));
+                            let _ = reply.send(Ok(Receipt { id, to }));
                         }
                     }
                     (DirectResponse::Refused { reason }, Some(p)) => {
@@ -265,7 +263,8 @@ impl EventLoop {
                     };
                 }
                 // The connection authenticates the sender: no signature.
-                if env.from != peer.to_string() {
+                let name = self.name_of(&peer);
+                if env.from != name {
                     *self.stats.rejected.entry("forged").or_default() += 1;
                     self.metrics.direct_rejected("forged");
                     return DirectResponse::Refused {
@@ -283,7 +282,7 @@ impl EventLoop {
                 self.learn_nick(peer, &msg.nick);
                 let receipt = DirectResponse::Receipt { id: msg.id.clone() };
                 // Keyed by sender too: an id is only unique per author.
-                if self.seen.insert(&format!("{peer}/{}", msg.id)) {
+                if self.seen.insert(&format!("{name}/{}", msg.id)) {
                     self.stats.direct_received += 1;
                     self.emit(Event::Direct {
                         id: msg.id,
@@ -295,6 +294,14 @@ impl EventLoop {
                 }
                 receipt
             }
+        }
+    }
+
+    /// A peer's id in base58, from the peer book while it is connected.
+    pub(super) fn name_of(&self, peer: &PeerId) -> String {
+        match self.peers.name(peer) {
+            Some(name) => name.to_owned(),
+            None => peer.to_string(),
         }
     }
 

@@ -19,6 +19,8 @@ pub(crate) fn short_id(peer: &PeerId) -> String {
 
 #[derive(Debug)]
 struct Entry {
+    /// The peer id in base58, made once: events and envelopes spell it.
+    name: String,
     nick: Option<String>,
     addresses: Vec<Multiaddr>,
     rtt: Option<Duration>,
@@ -33,6 +35,7 @@ struct Entry {
 impl Default for Entry {
     fn default() -> Self {
         Entry {
+            name: String::new(),
             nick: None,
             addresses: Vec::new(),
             rtt: None,
@@ -60,6 +63,9 @@ impl PeerBook {
         outbound: bool,
     ) -> bool {
         let entry = self.peers.entry(peer).or_default();
+        if entry.name.is_empty() {
+            entry.name = peer.to_string();
+        }
         entry.connections += 1;
         if entry.connections == 1 {
             entry.connected_since = crate::protocol::now_ms();
@@ -102,6 +108,27 @@ impl PeerBook {
             }
             _ => false,
         }
+    }
+
+    /// [`Self::set_nick`] for the connected peer whose id in base58 is
+    /// `name`; comparing text is cheaper than decoding it.
+    pub(crate) fn set_nick_of_named(&mut self, name: &str, nick: &str) -> bool {
+        let Some(peer) = self.named(name) else {
+            return false;
+        };
+        self.set_nick(&peer, nick)
+    }
+
+    /// The connected peer whose id in base58 is `name`.
+    fn named(&self, name: &str) -> Option<PeerId> {
+        self.peers
+            .iter()
+            .find_map(|(peer, e)| (e.name == name).then_some(*peer))
+    }
+
+    /// A connected peer's id in base58.
+    pub(crate) fn name(&self, peer: &PeerId) -> Option<&str> {
+        self.peers.get(peer).map(|e| e.name.as_str())
     }
 
     /// Notes that a direct message used this peer.
@@ -166,6 +193,9 @@ impl PeerBook {
     /// Finds the connected peer a user means by `who`: a peer id, a nick, or
     /// `nick#suffix`.
     pub(crate) fn resolve(&self, who: &str) -> Result<PeerId, Error> {
+        if let Some(peer) = self.named(who) {
+            return Ok(peer);
+        }
         if let Ok(peer) = who.parse::<PeerId>() {
             return if self.is_connected(&peer) {
                 Ok(peer)
@@ -258,6 +288,21 @@ mod tests {
             book.resolve(&stranger.to_string()),
             Err(Error::NotConnected(_))
         ));
+    }
+
+    #[test]
+    fn a_connected_peer_is_known_by_its_id_in_text() {
+        let mut book = PeerBook::default();
+        let (a, stranger) = (PeerId::random(), PeerId::random());
+        book.connected(a, None, true);
+        assert_eq!(book.name(&a), Some(a.to_string().as_str()));
+        assert!(book.set_nick_of_named(&a.to_string(), "ann"));
+        assert!(!book.set_nick_of_named(&a.to_string(), "ann"));
+        assert_eq!(book.display(&a), "ann");
+        assert!(!book.set_nick_of_named(&stranger.to_string(), "eve"));
+        assert!(book.disconnected(&a));
+        assert_eq!(book.name(&a), None);
+        assert!(!book.set_nick_of_named(&a.to_string(), "bob"));
     }
 
     #[test]

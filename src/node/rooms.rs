@@ -5,10 +5,7 @@
 
 use std::sync::Arc;
 
-use libp2p::{
-    PeerId,
-    gossipsub::{MessageAcceptance, PublishError, TopicHash},
-};
+use libp2p::gossipsub::{MessageAcceptance, PublishError, TopicHash};
 
 use super::{
     Error, Event, Reply, RoomInfo, Sent, archive, check_room,
@@ -86,16 +83,18 @@ impl EventLoop {
     /// and committed with the next group commit; a queued one is committed
     /// now and answered then.
     pub(super) fn publish(&mut self, room: &str, text: String, reply: Reply<Sent>) {
-        let out = match self.prepare(room, text) {
-            Ok(out) => out,
+        let (topic, out) = match self.prepare(room, text) {
+            Ok(prepared) => prepared,
             Err(e) => {
                 let _ = reply.send(Err(e));
                 return;
             }
         };
+        // Encoded once, for the store and the wire.
+        let frame = out.env.encode();
         // Kept even if sending fails: history sync still delivers it.
-        self.keep_soon(archive::record(&out.env, room));
-        match self.send(out) {
+        self.keep_soon(archive::record(&topic, &out.env, frame.clone()));
+        match self.send(topic, out, frame) {
             Ok(sent) if sent.pending => self.save(Some((reply, sent))),
             result => {
                 let _ = reply.send(result);
@@ -103,8 +102,9 @@ impl EventLoop {
         }
     }
 
-    /// Builds our next message for `room`, sealed and signed.
-    fn prepare(&mut self, room: &str, text: String) -> Result<Outgoing, Error> {
+    /// Builds our next message for `room`, sealed and signed, with the
+    /// room's topic.
+    fn prepare(&mut self, room: &str, text: String) -> Result<(TopicHash, Outgoing), Error> {
         check_text(&text)?;
         let topic = protocol::topic_for(room).hash();
         let Some(state) = self.rooms.get(&topic) else {
@@ -113,15 +113,14 @@ impl EventLoop {
         if state.pending.len() >= PENDING_CAP {
             return Err(Error::QueueFull(PENDING_CAP, room.to_owned()));
         }
-        let out = state.outgoing(&self.keypair, &topic, &self.nick, text);
+        let out = state.outgoing(&self.author, &topic, &self.nick, text);
         self.seen.insert(&out.env.id);
-        Ok(out)
+        Ok((topic, out))
     }
 
-    /// Publishes a prepared message, or queues it while no peer of the room
-    /// is reachable.
-    fn send(&mut self, out: Outgoing) -> Result<Sent, Error> {
-        let topic = protocol::topic_for(&out.msg.room).hash();
+    /// Publishes a prepared message (`frame` is its envelope, encoded), or
+    /// queues it while no peer of the room is reachable.
+    fn send(&mut self, topic: TopicHash, out: Outgoing, frame: Vec<u8>) -> Result<Sent, Error> {
         let id = out.env.id.clone();
         let Some(state) = self.rooms.get_mut(&topic) else {
             return Err(Error::NotJoined(out.msg.room));
@@ -136,7 +135,7 @@ impl EventLoop {
             .swarm
             .behaviour_mut()
             .gossipsub
-            .publish(topic.clone(), out.env.encode())
+            .publish(topic.clone(), frame)
         {
             Ok(_) => {
                 self.sent(&topic, out);
@@ -261,9 +260,7 @@ impl EventLoop {
         let reading = room.read(topic, env);
         match reading {
             Reading::Shown(msg) => {
-                if let Ok(source) = msg.from.parse::<PeerId>()
-                    && self.peers.set_nick(&source, &msg.nick)
-                {
+                if self.peers.set_nick_of_named(&msg.from, &msg.nick) {
                     self.emit(Event::PeerNick {
                         peer: msg.from.clone(),
                         nick: msg.nick.clone(),
