@@ -528,7 +528,10 @@ pub(super) fn check_text(text: &str) -> Result<(), Error> {
 
 pub(super) fn publish_reason(e: &PublishError) -> String {
     match e {
-        PublishError::AllQueuesFull(n) => format!("the send queues to all {n} peers are full"),
+        // Kept all the same: peers get it by history sync.
+        PublishError::AllQueuesFull(n) => format!(
+            "the send queues to all {n} peers are full (it is kept, and history sync delivers it)"
+        ),
         PublishError::MessageTooLarge => "the frame is over the network's limit".into(),
         PublishError::Duplicate => "this exact message was already sent".into(),
         other => other.to_string(),
