@@ -194,24 +194,16 @@ impl Store {
     /// are committed (or failed to be). Fails only if the queue is full or
     /// the writer has stopped.
     pub fn append_acked(&self, records: Vec<Record>) -> Result<Saving, StoreError> {
-        let (ack, done) = oneshot::channel();
-        self.writer
-            .try_send(writer::Job::Append {
-                records,
-                ack: Some(ack),
-            })
-            .map_err(queue_error)?;
+        let (job, done) = acked_append(records);
+        self.writer.try_send(job).map_err(queue_error)?;
         Ok(done)
     }
 
     /// Appends records and waits until they are committed to disk.
     pub async fn append_durable(&self, records: Vec<Record>) -> Result<(), StoreError> {
-        let (ack, done) = oneshot::channel();
+        let (job, done) = acked_append(records);
         self.writer
-            .send(writer::Job::Append {
-                records,
-                ack: Some(ack),
-            })
+            .send(job)
             .await
             .map_err(|_| StoreError::Stopped)?;
         done.await.map_err(|_| StoreError::Stopped)?
@@ -323,6 +315,18 @@ impl Store {
 
 /// Resolves when an [`Store::append_acked`] write is committed.
 pub type Saving = oneshot::Receiver<Result<(), StoreError>>;
+
+/// An append job whose commit the returned receiver reports.
+fn acked_append(records: Vec<Record>) -> (writer::Job, Saving) {
+    let (ack, done) = oneshot::channel();
+    (
+        writer::Job::Append {
+            records,
+            ack: Some(ack),
+        },
+        done,
+    )
+}
 
 fn queue_error<T>(e: mpsc::error::TrySendError<T>) -> StoreError {
     match e {

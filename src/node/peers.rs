@@ -32,10 +32,10 @@ struct Entry {
     connections: usize,
 }
 
-impl Default for Entry {
-    fn default() -> Self {
+impl Entry {
+    fn new(peer: &PeerId) -> Self {
         Entry {
-            name: String::new(),
+            name: peer.to_string(),
             nick: None,
             addresses: Vec::new(),
             rtt: None,
@@ -62,10 +62,7 @@ impl PeerBook {
         addr: Option<Multiaddr>,
         outbound: bool,
     ) -> bool {
-        let entry = self.peers.entry(peer).or_default();
-        if entry.name.is_empty() {
-            entry.name = peer.to_string();
-        }
+        let entry = self.peers.entry(peer).or_insert_with(|| Entry::new(&peer));
         entry.connections += 1;
         if entry.connections == 1 {
             entry.connected_since = crate::protocol::now_ms();
