@@ -308,6 +308,11 @@ pub(crate) fn receptions_in(text: &str) -> (f64, f64) {
     )
 }
 
+/// Dials a node attempted, from metrics text.
+pub(crate) fn dials_in(text: &str) -> f64 {
+    counter(text, "swarm_dial_attempt")
+}
+
 /// The same, from a bare peer's registry.
 pub(crate) fn receptions(registry: &Registry) -> anyhow::Result<(f64, f64)> {
     let mut text = String::new();

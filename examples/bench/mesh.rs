@@ -317,6 +317,15 @@ impl OursMesh {
         Ok(sum)
     }
 
+    /// Dials attempted, summed over every node.
+    pub(crate) fn dials(&self) -> anyhow::Result<f64> {
+        let mut sum = 0.0;
+        for node in &self.nodes {
+            sum += bare::dials_in(&node.encode_metrics()?);
+        }
+        Ok(sum)
+    }
+
     pub(crate) async fn stop(self) {
         for node in &self.nodes {
             node.shutdown().await;

@@ -60,8 +60,9 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<(Vec<Figure>, Vec<Series>
             .with_context(|| format!("our mesh of {n}"))?;
         let settled_s = ours.settle().await?;
         let (mean, max) = ours.degree().await?;
+        let dials = ours.dials()? / n as f64;
         eprintln!(
-            "bench:   ours, n={n}: settled {settled_s:.1} s after forming, {mean:.1} peers per node (at most {max})"
+            "bench:   ours, n={n}: settled {settled_s:.1} s after forming, {mean:.1} peers per node (at most {max}), {dials:.0} dials per node"
         );
         let counted_before = ours.counted_duplicates().await?;
         let ours_before = ours.receptions()?;
@@ -102,6 +103,13 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<(Vec<Figure>, Vec<Series>
             json!({"n": n}),
             "s",
             &[settled_s],
+        ));
+        // Discovery's cost until then: every dial is a handshake.
+        out.extend(Figure::new(
+            "mesh.dials_per_node",
+            json!({"n": n, "until": "settled"}),
+            "count",
+            &[dials],
         ));
         // Connections per peer: what flood publishing and gossip fan out to.
         let degree = json!({"n": n, "ours_max": ours_degree.1, "bare_max": bare_degree.1});

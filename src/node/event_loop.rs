@@ -100,6 +100,8 @@ pub(crate) struct EventLoop {
     pub(super) retention: Option<crate::config::Retention>,
     sync_interval: Duration,
     next_sync: Instant,
+    /// Trimming held back while Kademlia lookups run.
+    trim_wait: trim::Wait,
 }
 
 /// What the node task is started with besides the swarm.
@@ -166,6 +168,7 @@ impl EventLoop {
             retention: cfg.history_retention,
             sync_interval: Duration::from_secs(cfg.sync_interval.max(1)),
             next_sync: now + Duration::from_secs(cfg.sync_interval.max(1)),
+            trim_wait: trim::Wait::default(),
         }
     }
 
@@ -494,7 +497,8 @@ impl EventLoop {
 
     /// Closes unused connections when there are too many (see `trim.rs`).
     fn trim(&mut self, now: Instant) {
-        if self.peers.len() <= trim::HIGH_WATER {
+        let lookups = self.swarm.behaviour().kad.iter_queries().next().is_some();
+        if self.trim_wait.holds(lookups, now) || self.peers.len() <= trim::HIGH_WATER {
             return;
         }
         let gossipsub = &self.swarm.behaviour().gossipsub;
