@@ -57,7 +57,12 @@ pub fn message_id(data: &[u8]) -> Vec<u8> {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]])
+        .map(char::from)
+        .collect()
 }
 
 /// A room or direct message as it travels.
@@ -98,6 +103,17 @@ pub enum Body {
     /// A message of an encrypted room: its plaintext is an [`Inner`]; the
     /// room name is not on the wire, only bound into the associated data.
     Sealed(Sealed),
+}
+
+impl Body {
+    /// About how many bytes its JSON takes (more if text needs escapes).
+    fn size_hint(&self) -> usize {
+        let strings = match self {
+            Body::Text { room, nick, text } => room.len() + nick.len() + text.len(),
+            Body::Sealed(s) => s.key_id.len() + s.nonce.len() + s.ciphertext.len(),
+        };
+        64 + strings
+    }
 }
 
 /// The plaintext inside a sealed body.
@@ -218,10 +234,9 @@ impl Envelope {
     /// The bytes the author signs: the envelope bound to its topic (the
     /// topic is empty for a direct message).
     fn signed_bytes(&self, topic: &str) -> Vec<u8> {
-        // A body of strings always serializes.
-        let body = serde_json::to_vec(&self.body).unwrap_or_default();
-        let mut out =
-            Vec::with_capacity(64 + topic.len() + self.id.len() + self.from.len() + body.len());
+        let mut out = Vec::with_capacity(
+            64 + topic.len() + self.id.len() + self.from.len() + self.body.size_hint(),
+        );
         out.extend_from_slice(b"p2p-chat/envelope/v1\0");
         out.push(self.v);
         for field in [topic.as_bytes(), self.id.as_bytes(), self.from.as_bytes()] {
@@ -229,7 +244,8 @@ impl Envelope {
             out.extend_from_slice(field);
         }
         out.extend_from_slice(&self.ts.to_be_bytes());
-        out.extend_from_slice(&body);
+        // A body of strings always serializes; a failure would fail the check.
+        let _ = serde_json::to_writer(&mut out, &self.body);
         out
     }
 
@@ -267,8 +283,14 @@ impl Envelope {
 
     /// Serializes to the wire form.
     pub fn encode(&self) -> Vec<u8> {
+        // Sized up front: growing from serde_json's default 128 bytes
+        // copied each frame three times.
+        let mut out = Vec::with_capacity(
+            128 + self.id.len() + self.from.len() + self.sig.len() + self.body.size_hint(),
+        );
         // Serializing a struct of strings and integers cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
+        let _ = serde_json::to_writer(&mut out, self);
+        out
     }
 
     /// Parses and checks a frame of `topic` from wherever it came (a relay,
@@ -519,6 +541,11 @@ mod tests {
         let t = topic_for("secret-room").to_string();
         assert!(!t.contains("secret"));
         assert_ne!(topic_for("a").hash(), topic_for("b").hash());
+        // The wire name never changes: nodes of every version must agree.
+        assert_eq!(
+            topic_for("lobby").to_string(),
+            "p2p-chat/room/69caecfaacb8856489e5a4b42b345e68"
+        );
     }
 
     #[test]

@@ -81,3 +81,20 @@ async fn survives_reopen_and_names_a_damaged_file() {
     let msg = err.to_string();
     assert!(msg.contains(FILE) && msg.contains("mv "), "{msg}");
 }
+
+#[tokio::test]
+async fn a_record_held_already_keeps_its_first_entry() {
+    let store = Store::in_memory(failures()).expect("store");
+    store
+        .append_durable(vec![rec("t", 2, "b")])
+        .await
+        .expect("append");
+    // The same id again, claiming another room and time: ignored.
+    store
+        .append_durable(vec![rec("u", 9, "b"), rec("t", 2, "b")])
+        .await
+        .expect("append");
+    assert_eq!(store.count("t").expect("count"), 1);
+    assert_eq!(store.count("u").expect("count"), 0);
+    assert_eq!(store.locate(&hash("b")).expect("locate"), Some(2));
+}
