@@ -456,6 +456,7 @@ impl EventLoop {
             self.apply_retention();
             self.sync_all();
         }
+        self.retry_syncs(now);
         let enough_peers = self.peers.len() >= super::on_swarm::WANTED_PEERS;
         for due in self.redial.due(now, enough_peers) {
             if redial::names_host(&due.addr, &self.hostname) {

@@ -73,6 +73,29 @@ struct Pull {
     deferred: bool,
     /// Ids this pull took on to fetch (see [`SyncState::claimed`]).
     claimed: Vec<Hash>,
+    /// Ids of the fetch under way.
+    asked: Vec<Hash>,
+    /// An answer brought fewer frames than asked for: the answer's byte
+    /// budget cut the page short, or the peer's store did not hold them
+    /// (yet: its index runs up to a group commit ahead of its store).
+    short: bool,
+    /// Which retry of this peer and room this pull is (0: the first pull).
+    attempt: u8,
+}
+
+/// A pull that ended short is tried again with the same peer this much
+/// later, at most [`MAX_RETRIES`] times; after that the periodic round
+/// fetches what is still missing.
+const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+const MAX_RETRIES: u8 = 3;
+
+/// A pull to start again.
+#[derive(Debug, Clone, PartialEq)]
+struct Retry {
+    due: tokio::time::Instant,
+    peer: PeerId,
+    topic: TopicHash,
+    attempt: u8,
 }
 
 /// History sync state of the node task.
@@ -86,6 +109,8 @@ pub(super) struct SyncState {
     /// Ids some pull of this node is fetching: another pull that finds the
     /// same ids missing leaves them to it, so each is fetched once.
     claimed: std::collections::HashSet<Hash>,
+    /// Pulls that ended short, to start again.
+    retries: Vec<Retry>,
 }
 
 /// Peers of a room one periodic sync round reconciles with. Every peer
@@ -101,13 +126,39 @@ impl SyncState {
         self.pulls.keys().map(|(peer, _)| *peer)
     }
 
-    /// Ends a pull; what it had claimed but not fetched is free again.
-    fn end(&mut self, key: &(PeerId, TopicHash)) {
-        if let Some(pull) = self.pulls.remove(key) {
-            for hash in pull.claimed {
-                self.claimed.remove(&hash);
-            }
+    /// Removes a pull; what it had claimed but not fetched is free again.
+    fn remove(&mut self, key: &(PeerId, TopicHash)) -> Option<Pull> {
+        let pull = self.pulls.remove(key)?;
+        for hash in &pull.claimed {
+            self.claimed.remove(hash);
         }
+        Some(pull)
+    }
+
+    /// Ends a pull. One that left ids behind (answers short, or a failure
+    /// with ids still to fetch) is tried again soon, a few times.
+    fn end(&mut self, key: &(PeerId, TopicHash)) {
+        let Some(pull) = self.remove(key) else {
+            return;
+        };
+        if (pull.short || !pull.need.is_empty()) && pull.attempt < MAX_RETRIES {
+            tracing::debug!(peer = %key.0, attempt = pull.attempt + 1, "history pull left ids behind: trying again");
+            self.retries.push(Retry {
+                due: tokio::time::Instant::now() + RETRY_AFTER,
+                peer: key.0,
+                topic: key.1.clone(),
+                attempt: pull.attempt + 1,
+            });
+        }
+    }
+
+    /// Retries that are due, taken out.
+    fn due_retries(&mut self, now: tokio::time::Instant) -> Vec<Retry> {
+        let (due, later) = std::mem::take(&mut self.retries)
+            .into_iter()
+            .partition(|r| r.due <= now);
+        self.retries = later;
+        due
     }
 
     /// Stops every pull of a room that was left.
@@ -119,8 +170,9 @@ impl SyncState {
             .cloned()
             .collect();
         for key in keys {
-            self.end(&key);
+            self.remove(&key);
         }
+        self.retries.retain(|r| r.topic != *topic);
     }
 }
 
@@ -158,6 +210,20 @@ impl EventLoop {
 
     /// Starts pulling a room's history from `peer`, unless already doing so.
     pub(super) fn start_sync(&mut self, peer: PeerId, topic: &TopicHash) {
+        self.start_pull(peer, topic, 0);
+    }
+
+    /// Starts the pulls that ended short and are due again, with peers
+    /// still connected.
+    pub(super) fn retry_syncs(&mut self, now: tokio::time::Instant) {
+        for r in self.sync.due_retries(now) {
+            if self.swarm.is_connected(&r.peer) {
+                self.start_pull(r.peer, &r.topic, r.attempt);
+            }
+        }
+    }
+
+    fn start_pull(&mut self, peer: PeerId, topic: &TopicHash, attempt: u8) {
         let key = (peer, topic.clone());
         if self.sync.pulls.contains_key(&key) {
             return;
@@ -176,6 +242,7 @@ impl EventLoop {
             key,
             Pull {
                 session: Some(session),
+                attempt,
                 ..Pull::default()
             },
         );
@@ -367,6 +434,18 @@ impl EventLoop {
                     tracing::debug!(%peer, "history page for a pull that ended dropped");
                     return;
                 };
+                let asked = std::mem::take(&mut pull.asked);
+                if frames.len() < asked.len() {
+                    pull.short = true;
+                    // Frames come in the order asked; a page cut short by
+                    // the budget is a prefix, so the rest is asked again
+                    // (at least one frame came: this ends).
+                    if !frames.is_empty() {
+                        for hash in asked[frames.len()..].iter().rev() {
+                            pull.need.push_front(*hash);
+                        }
+                    }
+                }
                 // The next page is asked for while this one is checked, on
                 // every core, off the node task; a third waits.
                 pull.checking += 1;
@@ -409,9 +488,10 @@ impl EventLoop {
             }
             return;
         }
+        pull.asked = pull.need.drain(..n).collect();
         let ids = pull
-            .need
-            .drain(..n)
+            .asked
+            .iter()
             .map(|h| ByteBuf::from(h.to_vec()))
             .collect();
         self.send_sync(
@@ -522,4 +602,67 @@ fn fetch(store: &Store, hashes: &[Hash]) -> Result<Vec<ByteBuf>, StoreError> {
         out.push(ByteBuf::from(frame));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ended(pull: Pull) -> Vec<Retry> {
+        let mut state = SyncState::default();
+        let key = (PeerId::random(), TopicHash::from_raw("t"));
+        state.pulls.insert(key.clone(), pull);
+        state.end(&key);
+        state.retries
+    }
+
+    #[test]
+    fn a_pull_that_left_ids_behind_is_tried_again_a_few_times() {
+        assert!(ended(Pull::default()).is_empty(), "a complete pull ends");
+        let short = ended(Pull {
+            short: true,
+            ..Pull::default()
+        });
+        assert_eq!(short.len(), 1);
+        assert_eq!(short[0].attempt, 1);
+        let failed = ended(Pull {
+            need: [[0u8; 32]].into(),
+            attempt: 1,
+            ..Pull::default()
+        });
+        assert_eq!(failed[0].attempt, 2, "a failure with ids to fetch");
+        let last = ended(Pull {
+            short: true,
+            attempt: MAX_RETRIES,
+            ..Pull::default()
+        });
+        assert!(last.is_empty(), "then the periodic round takes over");
+    }
+
+    #[test]
+    fn retries_wait_and_a_left_room_drops_them() {
+        let mut state = SyncState::default();
+        let topic = TopicHash::from_raw("t");
+        let key = (PeerId::random(), topic.clone());
+        let pull = Pull {
+            short: true,
+            ..Pull::default()
+        };
+        state.pulls.insert(key.clone(), pull);
+        state.end(&key);
+        let now = tokio::time::Instant::now();
+        assert!(state.due_retries(now).is_empty(), "not yet");
+        assert_eq!(state.due_retries(now + RETRY_AFTER).len(), 1);
+        assert!(state.retries.is_empty(), "taken out once");
+        state.pulls.insert(
+            key.clone(),
+            Pull {
+                short: true,
+                ..Pull::default()
+            },
+        );
+        state.end(&key);
+        state.forget_room(&topic);
+        assert!(state.retries.is_empty());
+    }
 }

@@ -18,6 +18,36 @@ async fn holds(n: &TestNode, room: &str, want: &[String]) {
     .await;
 }
 
+/// A source node, and a witness in its room (so what the source publishes
+/// goes out live).
+async fn source_and_witness() -> (TestNode, TestNode) {
+    let source = TestNode::start_with("source", &[]).await;
+    let witness = TestNode::start_with("witness", &[&source]).await;
+    eventually("the witness in the room", || async {
+        source
+            .node
+            .rooms()
+            .await
+            .expect("rooms")
+            .iter()
+            .any(|r| r.members == 1)
+    })
+    .await;
+    (source, witness)
+}
+
+/// Waits until `n` has shown `count` room messages (live or by sync),
+/// failing after `secs`.
+async fn shows(n: &TestNode, count: u64, secs: u64) {
+    tokio::time::timeout(std::time::Duration::from_secs(secs), async {
+        while n.node.status().await.expect("status").stats.received < count {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{count} messages shown within {secs} s"));
+}
+
 fn texts(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix} {i:04}")).collect()
 }
@@ -203,31 +233,14 @@ async fn retention_keeps_the_newest_messages_in_memory_and_on_disk() {
 
 #[tokio::test]
 async fn a_new_node_catches_up_on_ten_thousand_messages() {
-    let source = TestNode::start_with("source", &[]).await;
-    let _witness = TestNode::start_with("witness", &[&source]).await;
-    eventually("the witness in the room", || async {
-        source
-            .node
-            .rooms()
-            .await
-            .expect("rooms")
-            .iter()
-            .any(|r| r.members == 1)
-    })
-    .await;
+    let (source, _witness) = source_and_witness().await;
     let sent = texts("history", 10_000);
     for t in &sent {
         source.node.publish("lobby", t).await.expect("publish");
     }
     let started = std::time::Instant::now();
     let fresh = TestNode::start_with("fresh", &[&source]).await;
-    tokio::time::timeout(std::time::Duration::from_secs(120), async {
-        while fresh.node.status().await.expect("status").stats.recovered < 10_000 {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .expect("caught up within two minutes");
+    shows(&fresh, 10_000, 120).await;
     eprintln!("caught up on 10,000 messages in {:?}", started.elapsed());
     let newest = fresh
         .node
@@ -245,4 +258,22 @@ async fn a_new_node_catches_up_on_ten_thousand_messages() {
         .await
         .expect("search");
     assert_eq!(oldest.len(), 1, "the oldest message is in the store too");
+}
+
+#[tokio::test]
+async fn a_new_node_catches_up_on_long_messages_past_one_answers_budget() {
+    // 300 texts of 15,000 bytes: about 4.5 MiB, where one sync answer
+    // carries at most 2 MiB, so pages come back cut short and the rest
+    // must be asked for again, well before the periodic round (30 s).
+    let (source, _witness) = source_and_witness().await;
+    let sent: Vec<String> = (0..300)
+        .map(|i| format!("{i:04} {}", "x".repeat(15_000)))
+        .collect();
+    for t in &sent {
+        source.node.publish("lobby", t).await.expect("publish");
+    }
+    let fresh = TestNode::start_with("fresh", &[&source]).await;
+    shows(&fresh, 300, 20).await;
+    let stats = fresh.node.status().await.expect("status").stats;
+    assert_eq!(stats.received, 300, "each shown once");
 }
