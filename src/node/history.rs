@@ -90,7 +90,7 @@ const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 const MAX_RETRIES: u8 = 3;
 
 /// A pull to start again.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug)]
 struct Retry {
     due: tokio::time::Instant,
     peer: PeerId,
