@@ -124,10 +124,7 @@ impl RoomKey {
         let mut h = Sha256::new();
         h.update(b"p2p-chat/key-id/v1\0");
         h.update(key.as_ref());
-        let id = h.finalize()[..6]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let id = crate::protocol::hex(&h.finalize()[..6]);
         RoomKey { key, id }
     }
 

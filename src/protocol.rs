@@ -56,7 +56,8 @@ pub fn message_id(data: &[u8]) -> Vec<u8> {
     Sha256::digest(data)[..20].to_vec()
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex digits of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     bytes
         .iter()

@@ -134,12 +134,11 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Vec<Figure>> {
             let t = Instant::now();
             let (fresh, _e, task) = Node::spawn(&fcfg).await?;
             let deadline = t + Duration::from_secs(300);
-            // Held by any way: a message the witness still relays from the
-            // source's backlog can reach the fresh node live instead.
+            // Caught up once every message is shown (`received`), by sync
+            // (`recovered`) or live: the witness may still be relaying the
+            // source's backlog when the fresh node joins its mesh.
             loop {
                 let stats = fresh.status().await?.stats;
-                // `received` counts every message shown, `recovered` those
-                // that came by sync.
                 let by_sync = stats.recovered;
                 let arrived = stats.received.saturating_sub(by_sync);
                 if stats.received >= n as u64 {
