@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use p2p_chat::{Config, Event, Node};
-use tokio::sync::broadcast::Receiver;
+use p2p_chat::{Config, Event, Node, node::Events};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -48,10 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn print_next_text(
-    who: &str,
-    events: &mut Receiver<Event>,
-) -> Result<(), Box<dyn std::error::Error>> {
+async fn print_next_text(who: &str, events: &mut Events) -> Result<(), Box<dyn std::error::Error>> {
     let line = wait(events, |e| match e {
         Event::Message {
             room, nick, text, ..
@@ -65,7 +61,7 @@ async fn print_next_text(
 }
 
 async fn wait<T>(
-    events: &mut Receiver<Event>,
+    events: &mut Events,
     mut pick: impl FnMut(&Event) -> Option<T>,
 ) -> Result<T, Box<dyn std::error::Error>> {
     let found = tokio::time::timeout(Duration::from_secs(15), async {

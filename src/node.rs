@@ -32,7 +32,7 @@ use tokio::{
 };
 
 pub use error::Error;
-pub use event::Event;
+pub use event::{Event, Events};
 pub use readiness::Readiness;
 
 use archive::RoomAccess;
@@ -114,7 +114,7 @@ pub(crate) enum Command {
 pub struct Node {
     peer_id: PeerId,
     commands: mpsc::Sender<Command>,
-    events: broadcast::Sender<Event>,
+    events: broadcast::Sender<Arc<Event>>,
     /// Written by the node task through the metric handles it owns; the
     /// registry itself is only read (encoded) after start.
     metrics: Arc<Registry>,
@@ -128,9 +128,7 @@ impl Node {
     /// the configured room and spawns the task that owns the swarm. Returns
     /// the handle, a receiver that sees every event from the first on, and
     /// the task's join handle.
-    pub async fn spawn(
-        cfg: &Config,
-    ) -> Result<(Node, broadcast::Receiver<Event>, JoinHandle<()>), Error> {
+    pub async fn spawn(cfg: &Config) -> Result<(Node, Events, JoinHandle<()>), Error> {
         let (failures_tx, failures_rx) = mpsc::channel(16);
         let (keypair, store) = if cfg.ephemeral {
             let store = Store::in_memory(failures_tx)?;
@@ -189,7 +187,7 @@ impl Node {
             store,
             ring: cfg.history_ring,
         };
-        Ok((node, events_rx, task))
+        Ok((node, Events::new(events_rx), task))
     }
 
     /// Our peer id.
@@ -212,8 +210,8 @@ impl Node {
     }
 
     /// A new receiver of events from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
+    pub fn subscribe(&self) -> Events {
+        Events::new(self.events.subscribe())
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Error> {

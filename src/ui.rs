@@ -17,7 +17,7 @@ pub use command::{HELP, Input, parse};
 use command::HISTORY_DEFAULT;
 pub use render::{Renderer, Style};
 
-use crate::node::{Error, Event, Node};
+use crate::node::{Error, Event, Events, Node};
 
 /// Lines from background tasks (direct-message replies) back to the printer.
 const LINE_CAP: usize = 64;
@@ -37,7 +37,7 @@ pub enum Exit {
 /// arrives or the node stops. With `input` None (headless), only prints.
 pub async fn run<R: AsyncBufRead + Unpin>(
     node: Node,
-    mut events: broadcast::Receiver<Event>,
+    mut events: Events,
     input: Option<R>,
     style: Style,
     room: &str,
@@ -73,7 +73,7 @@ pub async fn run<R: AsyncBufRead + Unpin>(
 impl Session {
     async fn run<R: AsyncBufRead + Unpin>(
         &mut self,
-        events: &mut broadcast::Receiver<Event>,
+        events: &mut Events,
         input: &mut Option<tokio::io::Lines<R>>,
         shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> Exit {

@@ -30,9 +30,7 @@ fn cfg(nick: &str) -> Config {
     cfg
 }
 
-async fn listening(
-    events: &mut tokio::sync::broadcast::Receiver<p2p_chat::Event>,
-) -> anyhow::Result<String> {
+async fn listening(events: &mut p2p_chat::node::Events) -> anyhow::Result<String> {
     loop {
         if let p2p_chat::Event::Listening { address } = events.recv().await? {
             return Ok(address);

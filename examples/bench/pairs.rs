@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use libp2p::{Multiaddr, gossipsub::IdentTopic};
-use p2p_chat::{Config, Event, Node};
+use p2p_chat::{Config, Event, Node, node::Events};
 use tokio::{
     sync::{broadcast, mpsc},
     task::JoinHandle,
@@ -30,7 +30,7 @@ const PASSPHRASE: &str = "correct horse battery staple";
 
 /// Waits for the first event `pick` maps to a value.
 pub(crate) async fn wait_event<T>(
-    events: &mut broadcast::Receiver<Event>,
+    events: &mut Events,
     mut pick: impl FnMut(&Event) -> Option<T>,
 ) -> anyhow::Result<T> {
     tokio::time::timeout(SETUP, async {
@@ -83,7 +83,7 @@ pub(crate) struct Ours {
 }
 
 /// Records every room message `events` brings in its room's arrivals.
-fn record_by_room(mut events: broadcast::Receiver<Event>, by_room: ByRoom) -> JoinHandle<()> {
+fn record_by_room(mut events: Events, by_room: ByRoom) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             match events.recv().await {

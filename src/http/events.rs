@@ -11,7 +11,7 @@ use futures::Stream;
 use tokio::sync::{broadcast, watch};
 
 use super::AppState;
-use crate::node::Event;
+use crate::node::{Event, Events};
 
 /// A comment line this often keeps proxies from closing a quiet stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
@@ -31,10 +31,7 @@ pub(super) async fn stream(
     Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }
 
-async fn next(
-    events: &mut broadcast::Receiver<Event>,
-    closing: &mut watch::Receiver<bool>,
-) -> Option<sse::Event> {
+async fn next(events: &mut Events, closing: &mut watch::Receiver<bool>) -> Option<sse::Event> {
     if *closing.borrow() {
         return None;
     }

@@ -1,7 +1,10 @@
 //! What the node tells its front ends. The serde form is the `--json` line
 //! and the `/events` stream: `{"event":"<kind>", ...fields}`.
 
+use std::sync::Arc;
+
 use serde::Serialize;
+use tokio::sync::broadcast;
 
 /// Something that happened on the node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -122,4 +125,33 @@ pub enum Event {
         /// The message.
         message: String,
     },
+}
+
+/// A front end's stream of events: every event from when it subscribed on,
+/// or, when it falls more than the channel's capacity behind, how many it
+/// missed (`RecvError::Lagged`).
+///
+/// The channel holds each event once behind an `Arc`: its slots, allocated
+/// up front, stay small (the idle node's memory), and a subscriber gets its
+/// own copy only when it takes the event.
+#[derive(Debug)]
+pub struct Events {
+    rx: broadcast::Receiver<Arc<Event>>,
+}
+
+impl Events {
+    pub(super) fn new(rx: broadcast::Receiver<Arc<Event>>) -> Self {
+        Events { rx }
+    }
+
+    /// The next event; `Lagged(n)` once after `n` were missed, `Closed` once
+    /// the node has stopped and every event was taken.
+    pub async fn recv(&mut self) -> Result<Event, broadcast::error::RecvError> {
+        self.rx.recv().await.map(|e| Event::clone(&e))
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&mut self) -> Result<Event, broadcast::error::TryRecvError> {
+        self.rx.try_recv().map(|e| Event::clone(&e))
+    }
 }

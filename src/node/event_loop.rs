@@ -5,6 +5,7 @@
 use std::{
     collections::{HashMap, HashSet},
     pin::Pin,
+    sync::Arc,
     time::Duration,
 };
 
@@ -67,7 +68,7 @@ pub(crate) struct EventLoop {
     /// Our identity, to sign envelopes.
     pub(super) author: Author,
     commands: mpsc::Receiver<Command>,
-    events: broadcast::Sender<Event>,
+    events: broadcast::Sender<Arc<Event>>,
     pub(super) nick: String,
     pub(super) rooms: HashMap<TopicHash, Room>,
     pub(super) peers: PeerBook,
@@ -108,7 +109,7 @@ pub(crate) struct EventLoop {
 pub(crate) struct Parts {
     pub(crate) keypair: Keypair,
     pub(crate) commands: mpsc::Receiver<Command>,
-    pub(crate) events: broadcast::Sender<Event>,
+    pub(crate) events: broadcast::Sender<Arc<Event>>,
     pub(crate) nick: String,
     pub(crate) metrics: Metrics,
     pub(crate) store: Store,
@@ -278,7 +279,7 @@ impl EventLoop {
         }
         for event in saved.events {
             // Counted when held.
-            let _ = self.events.send(event);
+            let _ = self.events.send(Arc::new(event));
         }
         if let Some((reply, sent)) = saved.answer {
             let _ = reply.send(Ok(sent));
@@ -288,7 +289,7 @@ impl EventLoop {
     pub(super) fn emit(&self, event: Event) {
         self.metrics.observe(&event, self.peers.len());
         // No receiver is fine: nobody is watching.
-        let _ = self.events.send(event);
+        let _ = self.events.send(Arc::new(event));
     }
 
     fn handle_command(&mut self, command: Command) {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use p2p_chat::{Config, Event, Node};
+use p2p_chat::{Config, Event, Node, node::Events};
 use tokio::{sync::broadcast, task::JoinHandle};
 
 /// How long any single wait may take before the test fails.
@@ -10,7 +10,7 @@ pub const WAIT: Duration = Duration::from_secs(15);
 
 pub struct TestNode {
     pub node: Node,
-    pub events: broadcast::Receiver<Event>,
+    pub events: Events,
     pub task: JoinHandle<()>,
     pub addr: String,
 }
@@ -76,10 +76,7 @@ impl TestNode {
 }
 
 /// Waits for the first event matching `pred`, failing the test after [`WAIT`].
-pub async fn wait_for(
-    events: &mut broadcast::Receiver<Event>,
-    mut pred: impl FnMut(&Event) -> bool,
-) -> Event {
+pub async fn wait_for(events: &mut Events, mut pred: impl FnMut(&Event) -> bool) -> Event {
     let found = tokio::time::timeout(WAIT, async {
         loop {
             match events.recv().await {
