@@ -132,6 +132,13 @@ const EXPECTED: &[&str] = &[
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // The in-process nodes' logs, on stderr, when RUST_LOG asks for them.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let mut plan = match args.first().map(String::as_str) {
         Some("--quick") => Plan::quick(),
         Some("--full") => Plan::full(),

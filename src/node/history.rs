@@ -83,6 +83,18 @@ struct Pull {
     attempt: u8,
 }
 
+impl Pull {
+    /// Nothing left to do: reconciled, every page fetched and checked. A
+    /// page still on its way counts: checking the one before it may finish
+    /// first.
+    fn finished(&self) -> bool {
+        self.session.is_none()
+            && self.need.is_empty()
+            && self.asked.is_empty()
+            && self.checking == 0
+    }
+}
+
 /// A pull that ended short is tried again with the same peer this much
 /// later, at most [`MAX_RETRIES`] times; after that the periodic round
 /// fetches what is still missing.
@@ -141,6 +153,7 @@ impl SyncState {
         let Some(pull) = self.remove(key) else {
             return;
         };
+        tracing::debug!(peer = %key.0, short = pull.short, left = pull.need.len(), attempt = pull.attempt, "history pull ended");
         if (pull.short || !pull.need.is_empty()) && pull.attempt < MAX_RETRIES {
             tracing::debug!(peer = %key.0, attempt = pull.attempt + 1, "history pull left ids behind: trying again");
             self.retries.push(Retry {
@@ -383,7 +396,7 @@ impl EventLoop {
                 pull.checking = pull.checking.saturating_sub(1);
                 if std::mem::take(&mut pull.deferred) {
                     self.fetch_next(peer, &key.1);
-                } else if pull.checking == 0 && pull.need.is_empty() && pull.session.is_none() {
+                } else if pull.finished() {
                     self.sync.end(&key);
                 }
             }
@@ -414,8 +427,10 @@ impl EventLoop {
                         },
                     ),
                     Ok(Step::Done(mut need)) => {
+                        let missing = need.len();
                         let claimed = &mut self.sync.claimed;
                         need.retain(|hash| claimed.insert(*hash));
+                        tracing::debug!(%peer, missing, taken = need.len(), "history reconciled");
                         if let Some(pull) = self.sync.pulls.get_mut(&key) {
                             pull.session = None;
                             pull.claimed.clone_from(&need);
@@ -483,7 +498,7 @@ impl EventLoop {
         };
         let n = pull.need.len().min(sync::FETCH_PAGE);
         if n == 0 {
-            if pull.checking == 0 {
+            if pull.finished() {
                 self.sync.end(&key);
             }
             return;
@@ -614,6 +629,27 @@ mod tests {
         state.pulls.insert(key.clone(), pull);
         state.end(&key);
         state.retries
+    }
+
+    #[test]
+    fn a_pull_with_a_page_on_its_way_is_not_finished() {
+        let hash = Hash::default();
+        assert!(Pull::default().finished());
+        let on_its_way = Pull {
+            asked: vec![hash],
+            ..Pull::default()
+        };
+        assert!(!on_its_way.finished(), "the last page is still to come");
+        let checking = Pull {
+            checking: 1,
+            ..Pull::default()
+        };
+        assert!(!checking.finished());
+        let to_fetch = Pull {
+            need: [hash].into(),
+            ..Pull::default()
+        };
+        assert!(!to_fetch.finished());
     }
 
     #[test]
