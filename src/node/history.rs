@@ -153,9 +153,9 @@ impl SyncState {
         let Some(pull) = self.remove(key) else {
             return;
         };
-        tracing::debug!(peer = %key.0, short = pull.short, left = pull.need.len(), attempt = pull.attempt, "history pull ended");
-        if (pull.short || !pull.need.is_empty()) && pull.attempt < MAX_RETRIES {
-            tracing::debug!(peer = %key.0, attempt = pull.attempt + 1, "history pull left ids behind: trying again");
+        let retry = (pull.short || !pull.need.is_empty()) && pull.attempt < MAX_RETRIES;
+        tracing::debug!(peer = %key.0, short = pull.short, left = pull.need.len(), attempt = pull.attempt, retry, "history pull ended");
+        if retry {
             self.retries.push(Retry {
                 due: tokio::time::Instant::now() + RETRY_AFTER,
                 peer: key.0,
