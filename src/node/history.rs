@@ -15,7 +15,7 @@ use serde_bytes::ByteBuf;
 
 use super::{Event, event_loop::EventLoop};
 use crate::{
-    protocol::{Envelope, Rejection},
+    protocol::{AuthorKeys, Envelope, Rejection},
     store::{Hash, Store, StoreError},
     sync::{self, Session, Step, SyncRequest, SyncResponse},
 };
@@ -576,7 +576,8 @@ impl EventLoop {
     }
 }
 
-/// Decodes and checks fetched frames, split over the machine's cores.
+/// Decodes and checks fetched frames, split over the machine's cores, each
+/// part decoding an author's key once (a page is mostly a few authors).
 /// Blocking.
 fn check_frames(
     topic: &TopicHash,
@@ -585,7 +586,14 @@ fn check_frames(
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let chunk = frames.len().div_ceil(cores).max(64);
     let check = |part: &[ByteBuf]| -> Vec<Result<Envelope, Rejection>> {
-        part.iter().map(|f| Envelope::decode(f, topic)).collect()
+        let mut keys = AuthorKeys::default();
+        part.iter()
+            .map(|f| {
+                let env = Envelope::parse(f, topic)?;
+                keys.verify(&env, topic.as_str())?;
+                Ok(env)
+            })
+            .collect()
     };
     let results: Vec<Result<Envelope, Rejection>> = std::thread::scope(|s| {
         let parts: Vec<_> = frames
@@ -622,6 +630,7 @@ fn fetch(store: &Store, hashes: &[Hash]) -> Result<Vec<ByteBuf>, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use libp2p::identity::Keypair;
 
     fn ended(pull: Pull) -> Vec<Retry> {
         let mut state = SyncState::default();
@@ -629,6 +638,38 @@ mod tests {
         state.pulls.insert(key.clone(), pull);
         state.end(&key);
         state.retries
+    }
+
+    #[test]
+    fn fetched_frames_are_checked_in_order_each_author_by_its_own_key() {
+        let topic = crate::protocol::topic_for("lobby").hash();
+        let (a, b) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+        let frame = |author: &Keypair, signer: &Keypair, text: &str| {
+            let mut env = Envelope::text(&author.public().to_peer_id(), "lobby", "n", text);
+            env.sign(signer, topic.as_str());
+            ByteBuf::from(env.encode())
+        };
+        let mut frames: Vec<ByteBuf> = (0..150)
+            .map(|i| {
+                frame(
+                    if i % 2 == 0 { &a } else { &b },
+                    if i % 2 == 0 { &a } else { &b },
+                    &i.to_string(),
+                )
+            })
+            .collect();
+        frames[70] = frame(&a, &b, "forged");
+        frames[140] = ByteBuf::from(b"{not json".to_vec());
+        let checked = check_frames(&topic, frames.clone());
+        assert_eq!(checked.len(), 150);
+        for (i, ((frame, result), sent)) in checked.iter().zip(&frames).enumerate() {
+            assert_eq!(frame, sent, "frames keep their order");
+            match i {
+                70 => assert_eq!(result.as_ref().err(), Some(&Rejection::Forged)),
+                140 => assert_eq!(result.as_ref().err(), Some(&Rejection::Malformed)),
+                _ => assert!(result.is_ok(), "frame {i}: {result:?}"),
+            }
+        }
     }
 
     #[test]
