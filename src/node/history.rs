@@ -651,11 +651,8 @@ mod tests {
         };
         let mut frames: Vec<ByteBuf> = (0..150)
             .map(|i| {
-                frame(
-                    if i % 2 == 0 { &a } else { &b },
-                    if i % 2 == 0 { &a } else { &b },
-                    &i.to_string(),
-                )
+                let author = if i % 2 == 0 { &a } else { &b };
+                frame(author, author, &i.to_string())
             })
             .collect();
         frames[70] = frame(&a, &b, "forged");

@@ -40,15 +40,7 @@ async fn members_read_each_other_and_others_get_one_notice() {
     let rooms = a.node.rooms().await.expect("rooms");
     assert!(rooms.iter().any(|r| r.room == ROOM && r.encrypted));
     // Live delivery reaches the members a node knows of when it publishes.
-    eventually("three members known to a", || async {
-        a.node
-            .rooms()
-            .await
-            .expect("rooms")
-            .iter()
-            .any(|r| r.room == ROOM && r.members == 3)
-    })
-    .await;
+    a.wait_members(ROOM, 3).await;
     for i in 0..3 {
         a.node
             .publish(ROOM, &format!("plan {i}"))

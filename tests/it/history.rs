@@ -23,16 +23,7 @@ async fn holds(n: &TestNode, room: &str, want: &[String]) {
 async fn source_and_witness() -> (TestNode, TestNode) {
     let source = TestNode::start_with("source", &[]).await;
     let witness = TestNode::start_with("witness", &[&source]).await;
-    eventually("the witness in the room", || async {
-        source
-            .node
-            .rooms()
-            .await
-            .expect("rooms")
-            .iter()
-            .any(|r| r.members == 1)
-    })
-    .await;
+    source.wait_members("lobby", 1).await;
     (source, witness)
 }
 
@@ -123,15 +114,7 @@ async fn a_node_that_was_down_catches_up_on_a_thousand_messages() {
     let mut cfg = persistent(dir.path(), "sleeper");
     cfg.dial = vec![hub.addr.parse().expect("addr")];
     let sleeper = TestNode::start(cfg.clone()).await;
-    eventually("hub knows both members", || async {
-        hub.node
-            .rooms()
-            .await
-            .expect("rooms")
-            .iter()
-            .any(|r| r.members == 2)
-    })
-    .await;
+    hub.wait_members("lobby", 2).await;
     sleeper.stop().await;
     let sent = texts("while you slept", 1000);
     let t0 = std::time::Instant::now();

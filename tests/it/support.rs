@@ -66,6 +66,19 @@ impl TestNode {
             .await;
     }
 
+    /// Waits until this node knows `n` other members of `room`.
+    pub async fn wait_members(&self, room: &str, n: usize) {
+        eventually(&format!("{n} members of {room}"), || async {
+            self.node
+                .rooms()
+                .await
+                .expect("rooms")
+                .iter()
+                .any(|r| r.room == room && r.members == n)
+        })
+        .await;
+    }
+
     pub async fn stop(self) {
         self.node.shutdown().await;
         tokio::time::timeout(WAIT, self.task)
