@@ -310,14 +310,12 @@ impl Node {
             .await?;
         match answer {
             HistoryAnswer::Ring(messages) => Ok(messages),
-            HistoryAnswer::Store(access) => {
-                let (store, before) = (self.store.clone(), before.map(str::to_owned));
-                tokio::task::spawn_blocking(move || {
-                    archive::page(&store, &access, limit, before.as_deref())
-                })
-                .await
-                .map_err(|_| Error::NodeStopped)?
-                .map_err(Error::from)
+            HistoryAnswer::Store { access, before } => {
+                let store = self.store.clone();
+                tokio::task::spawn_blocking(move || archive::page(&store, &access, limit, before))
+                    .await
+                    .map_err(|_| Error::NodeStopped)?
+                    .map_err(Error::from)
             }
         }
     }

@@ -2,8 +2,10 @@
 //! queue of messages waiting for a peer, and the set of ids already seen.
 //! No I/O.
 
+mod ids;
+
 use std::{
-    collections::{BTreeSet, HashSet, VecDeque},
+    collections::{HashSet, VecDeque},
     sync::Arc,
 };
 
@@ -12,8 +14,9 @@ use libp2p::gossipsub::{MessageAcceptance, TopicHash};
 use crate::{
     crypto::{CryptoError, RoomKey},
     protocol::{self, Author, Body, ChatMessage, Envelope, Inner},
-    store::Hash,
 };
+
+pub use ids::Ids;
 
 /// Recent messages kept per room in memory, by default.
 pub const RING_CAP: usize = 1000;
@@ -50,7 +53,7 @@ pub struct Room {
     /// Which one-time notices were shown.
     pub notices: Notices,
     /// `(ts, id hash)` of every message kept: what history sync reconciles.
-    pub index: BTreeSet<(u64, Hash)>,
+    pub index: Ids,
     ring: VecDeque<ChatMessage>,
     ring_cap: usize,
     /// Our messages not yet sent, oldest first.
@@ -64,7 +67,7 @@ impl Room {
             name: name.to_owned(),
             key,
             notices: Notices::default(),
-            index: BTreeSet::new(),
+            index: Ids::default(),
             ring: VecDeque::new(),
             ring_cap: ring_cap.max(1),
             pending: VecDeque::new(),
@@ -84,9 +87,7 @@ impl Room {
 
     /// Forgets messages older than `ts` (retention); returns how many.
     pub fn forget_before(&mut self, ts: u64) -> usize {
-        let kept = self.index.split_off(&(ts, [0u8; 32]));
-        let gone = self.index.len();
-        self.index = kept;
+        let gone = self.index.forget_before(ts);
         self.ring.retain(|m| m.ts >= ts);
         gone
     }
@@ -99,10 +100,11 @@ impl Room {
         let by_count = retention
             .count
             .and_then(|n| self.index.len().checked_sub(n))
-            .and_then(|drop| self.index.iter().nth(drop))
+            .and_then(|drop| self.index.sorted().iter().nth(drop))
             .map(|(ts, _)| *ts);
         let horizon = by_age.max(by_count)?;
         self.index
+            .sorted()
             .first()
             .is_some_and(|(oldest, _)| *oldest < horizon)
             .then_some(horizon)

@@ -7,6 +7,13 @@
 //! The node hands it messages in groups (every 10 ms at most, see
 //! `node/event_loop.rs`); a caller that must know its records are on disk
 //! waits for the acknowledgement, others are durable with the next commit.
+//!
+//! One table, keyed by room and time: a group commit appends to the same
+//! few pages. A message is found by its key, `(topic, ts, hash)`; the node
+//! knows each kept message's time by its hash ([`crate::room::Ids`]). A
+//! table indexed by hash cost a write to a page chosen at random for every
+//! message, half the writer's time; stores made with it still open, and
+//! the unused table is dropped.
 
 mod writer;
 
@@ -26,8 +33,8 @@ pub const FILE: &str = "history.redb";
 
 /// `(topic, ts, hash) -> frame`: one room's messages in `(ts, hash)` order.
 const MESSAGES: TableDefinition<(&str, u64, &[u8]), &[u8]> = TableDefinition::new("messages");
-/// `hash -> (topic, ts)`: finds a message by id, and keeps each one once.
-const INDEX: TableDefinition<&[u8], (&str, u64)> = TableDefinition::new("index");
+/// Where earlier versions kept `hash -> (topic, ts)`; dropped when found.
+const OLD_INDEX: TableDefinition<&[u8], &[u8]> = TableDefinition::new("index");
 
 /// The 32-byte key of a message id, as history sync exchanges it.
 pub type Hash = [u8; 32];
@@ -175,7 +182,9 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let txn = db.begin_write().map_err(io)?;
         txn.open_table(MESSAGES).map_err(io)?;
-        txn.open_table(INDEX).map_err(io)?;
+        if txn.delete_table(OLD_INDEX).map_err(io)? {
+            tracing::info!("history store: dropped the old index table");
+        }
         txn.commit().map_err(io)?;
         let db = Arc::new(db);
         let writer = writer::spawn(db.clone(), failures)?;
@@ -249,30 +258,18 @@ impl Store {
         Ok(out)
     }
 
-    /// The frames of the given messages that are here, in the given order.
-    /// Blocking.
-    pub fn frames(&self, hashes: &[Hash]) -> Result<Vec<Vec<u8>>, StoreError> {
+    /// The frames of a room's messages with these keys that are here, in the
+    /// given order. Blocking.
+    pub fn frames(&self, topic: &str, keys: &[(u64, Hash)]) -> Result<Vec<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(io)?;
-        let index = txn.open_table(INDEX).map_err(io)?;
         let messages = txn.open_table(MESSAGES).map_err(io)?;
-        let mut out = Vec::with_capacity(hashes.len());
-        for h in hashes {
-            let Some(at) = index.get(&h[..]).map_err(io)? else {
-                continue;
-            };
-            let (topic, ts) = at.value();
-            if let Some(frame) = messages.get((topic, ts, &h[..])).map_err(io)? {
+        let mut out = Vec::with_capacity(keys.len());
+        for (ts, h) in keys {
+            if let Some(frame) = messages.get((topic, *ts, &h[..])).map_err(io)? {
                 out.push(frame.value().to_vec());
             }
         }
         Ok(out)
-    }
-
-    /// The timestamp of a stored message. Blocking.
-    pub fn locate(&self, hash: &Hash) -> Result<Option<u64>, StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
-        let index = txn.open_table(INDEX).map_err(io)?;
-        Ok(index.get(&hash[..]).map_err(io)?.map(|at| at.value().1))
     }
 
     /// Up to `limit` frames of a room before `(ts, hash)` (or the newest),

@@ -73,23 +73,16 @@ fn walk(
     Ok(())
 }
 
-/// Up to `limit` readable messages before the message `before` (or the
-/// newest), oldest first. Blocking.
+/// Up to `limit` readable messages before the message with store key
+/// `before` (or the newest), oldest first. Blocking.
 pub(crate) fn page(
     store: &Store,
     access: &RoomAccess,
     limit: usize,
-    before: Option<&str>,
+    before: Option<(u64, Hash)>,
 ) -> Result<Vec<ChatMessage>, StoreError> {
-    let start = match before {
-        Some(id) => match store.locate(&store::hash(id))? {
-            Some(ts) => Some((ts, store::hash(id))),
-            None => return Ok(Vec::new()),
-        },
-        None => None,
-    };
     let mut out = Vec::new();
-    walk(store, access, start, usize::MAX, |msg| {
+    walk(store, access, before, usize::MAX, |msg| {
         out.push(msg);
         out.len() < limit
     })?;

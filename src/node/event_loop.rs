@@ -37,7 +37,7 @@ use crate::{
     config::Config,
     protocol::{self, Author, AuthorKeys, DirectRequest, Envelope},
     room::{Room, SeenIds},
-    store::{Failure, Record, Store, StoreError},
+    store::{self, Failure, Record, Store, StoreError},
 };
 
 /// Housekeeping period: redials and pending retries.
@@ -327,11 +327,27 @@ impl EventLoop {
                     Some(r) if r.covers(limit, before.as_deref()) => {
                         Ok(HistoryAnswer::Ring(r.recent(limit, before.as_deref())))
                     }
-                    Some(r) => Ok(HistoryAnswer::Store(RoomAccess {
-                        name: r.name.clone(),
-                        topic,
-                        key: r.key.clone(),
-                    })),
+                    Some(r) => {
+                        let access = RoomAccess {
+                            name: r.name.clone(),
+                            topic,
+                            key: r.key.clone(),
+                        };
+                        match before.as_deref().map(store::hash) {
+                            None => Ok(HistoryAnswer::Store {
+                                access,
+                                before: None,
+                            }),
+                            Some(hash) => Ok(match r.index.time_of(&hash) {
+                                Some(ts) => HistoryAnswer::Store {
+                                    access,
+                                    before: Some((ts, hash)),
+                                },
+                                // No message has that id: none is before it.
+                                None => HistoryAnswer::Ring(Vec::new()),
+                            }),
+                        }
+                    }
                     None => Err(Error::NotJoined(room)),
                 };
                 let _ = reply.send(result);

@@ -38,11 +38,14 @@ impl Preload {
 }
 
 /// The node task's answer to a history query: from the ring, or "read the
-/// store with this".
+/// store with this, from before this key".
 #[derive(Debug)]
 pub(crate) enum HistoryAnswer {
     Ring(Vec<crate::protocol::ChatMessage>),
-    Store(super::archive::RoomAccess),
+    Store {
+        access: super::archive::RoomAccess,
+        before: Option<(u64, Hash)>,
+    },
 }
 
 /// Work done off the node task whose result the task takes on.
@@ -244,7 +247,7 @@ impl EventLoop {
         let Some(room) = self.rooms.get(topic) else {
             return;
         };
-        let (session, first) = match Session::start(&room.index) {
+        let (session, first) = match Session::start(room.index.sorted()) {
             Ok(started) => started,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot start history sync");
@@ -324,7 +327,7 @@ impl EventLoop {
         let response = match request {
             SyncRequest::Reconcile { topic, msg } => match self.rooms.get(&topic_of(&topic)) {
                 None => refused("not in that room"),
-                Some(room) => match sync::respond(&room.index, &msg) {
+                Some(room) => match sync::respond(room.index.sorted(), &msg) {
                     Ok(msg) => SyncResponse::Reconcile {
                         msg: ByteBuf::from(msg),
                     },
@@ -334,19 +337,20 @@ impl EventLoop {
                     }
                 },
             },
-            SyncRequest::Fetch { topic, ids } => {
-                if !self.rooms.contains_key(&topic_of(&topic)) {
-                    refused("not in that room")
-                } else if ids.len() > sync::FETCH_PAGE {
-                    refused("too many ids in one fetch")
-                } else {
-                    let hashes: Vec<Hash> = ids
+            SyncRequest::Fetch { topic, ids } => match self.rooms.get(&topic_of(&topic)) {
+                None => refused("not in that room"),
+                Some(_) if ids.len() > sync::FETCH_PAGE => refused("too many ids in one fetch"),
+                Some(room) => {
+                    // Each id's store key, from the room's ids; one we do
+                    // not hold is left out of the answer.
+                    let keys: Vec<(u64, Hash)> = ids
                         .iter()
                         .filter_map(|b| <Hash>::try_from(b.as_slice()).ok())
+                        .filter_map(|h| Some((room.index.time_of(&h)?, h)))
                         .collect();
                     let store = self.store.clone();
-                    let job = tokio::task::spawn_blocking(move || fetch(&store, &hashes)).map(
-                        move |result| {
+                    let job = tokio::task::spawn_blocking(move || fetch(&store, &topic, &keys))
+                        .map(move |result| {
                             let response = match result {
                                 Ok(Ok(frames)) => SyncResponse::Frames { frames },
                                 Ok(Err(e)) => SyncResponse::Refused {
@@ -357,12 +361,11 @@ impl EventLoop {
                                 },
                             };
                             Background::Respond { channel, response }
-                        },
-                    );
+                        });
                     self.sync.background.push(job.boxed());
                     return;
                 }
-            }
+            },
         };
         let _ = self
             .swarm
@@ -614,10 +617,10 @@ fn check_frames(
 }
 
 /// Reads the frames asked for, within the response budget. Blocking.
-fn fetch(store: &Store, hashes: &[Hash]) -> Result<Vec<ByteBuf>, StoreError> {
+fn fetch(store: &Store, topic: &str, keys: &[(u64, Hash)]) -> Result<Vec<ByteBuf>, StoreError> {
     let mut budget = sync::RESPONSE_BUDGET;
     let mut out = Vec::new();
-    for frame in store.frames(hashes)? {
+    for frame in store.frames(topic, keys)? {
         if frame.len() > budget {
             break;
         }

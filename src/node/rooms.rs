@@ -127,7 +127,7 @@ impl EventLoop {
         let Some(state) = self.rooms.get_mut(&topic) else {
             return Err(Error::NotJoined(out.msg.room));
         };
-        state.index.insert((out.env.ts, store::hash(&id)));
+        state.index.insert(out.env.ts, store::hash(&id));
         if !state.pending.is_empty() {
             // Keep order: never overtake messages already waiting.
             self.queue(topic, out);
@@ -229,7 +229,7 @@ impl EventLoop {
             || self
                 .rooms
                 .get(topic)
-                .is_some_and(|r| r.index.contains(&(env.ts, store::hash(&env.id))))
+                .is_some_and(|r| r.index.contains(env.ts, &store::hash(&env.id)))
     }
 
     /// Takes in a valid, signed envelope of a joined room that is not here
@@ -313,7 +313,7 @@ impl EventLoop {
         self.seen.insert(id);
         let hash = store::hash(id);
         if let Some(room) = self.rooms.get_mut(topic) {
-            room.index.insert((ts, hash));
+            room.index.insert(ts, hash);
         }
         let record = Record {
             topic: topic.to_string(),

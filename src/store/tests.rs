@@ -31,9 +31,16 @@ async fn append_read_page_and_dedupe() {
     assert_eq!(store.count("u").expect("count"), 1);
     assert_eq!(
         store
-            .frames(&[hash("c"), hash("nope"), hash("a")])
+            .frames("t", &[(3, hash("c")), (2, hash("nope")), (1, hash("a"))])
             .expect("frames"),
         [b"c".to_vec(), b"a".to_vec()]
+    );
+    assert!(
+        store
+            .frames("u", &[(3, hash("c")), (2, hash("a"))])
+            .expect("frames")
+            .is_empty(),
+        "a key names its room and time"
     );
     assert_eq!(
         store.page("t", None, 2).expect("page"),
@@ -45,7 +52,10 @@ async fn append_read_page_and_dedupe() {
     );
     store.prune("t", 3).await.expect("prune");
     assert_eq!(store.count("t").expect("count"), 1);
-    assert_eq!(store.frames(&[hash("a")]).expect("frames").len(), 0);
+    assert_eq!(
+        store.frames("t", &[(1, hash("a"))]).expect("frames").len(),
+        0
+    );
 }
 
 #[tokio::test]
@@ -89,12 +99,48 @@ async fn a_record_held_already_keeps_its_first_entry() {
         .append_durable(vec![rec("t", 2, "b")])
         .await
         .expect("append");
-    // The same id again, claiming another room and time: ignored.
+    let mut again = rec("t", 2, "b");
+    again.frame = b"other".to_vec();
     store
-        .append_durable(vec![rec("u", 9, "b"), rec("t", 2, "b")])
+        .append_durable(vec![again.clone(), again])
         .await
         .expect("append");
     assert_eq!(store.count("t").expect("count"), 1);
-    assert_eq!(store.count("u").expect("count"), 0);
-    assert_eq!(store.locate(&hash("b")).expect("locate"), Some(2));
+    assert_eq!(
+        store.frames("t", &[(2, hash("b"))]).expect("frames"),
+        [b"b".to_vec()]
+    );
+}
+
+#[test]
+fn a_store_with_the_old_index_table_opens_without_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(FILE);
+    {
+        let db = Database::create(&path).expect("create");
+        let txn = db.begin_write().expect("write");
+        {
+            let mut messages = txn.open_table(MESSAGES).expect("messages");
+            messages
+                .insert(("t", 1, &hash("a")[..]), &b"a"[..])
+                .expect("insert");
+            let mut old: redb::Table<&[u8], (&str, u64)> = txn
+                .open_table(TableDefinition::new("index"))
+                .expect("index");
+            old.insert(&hash("a")[..], ("t", 1)).expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+    let store = Store::open(dir.path(), failures()).expect("open");
+    assert_eq!(
+        store.frames("t", &[(1, hash("a"))]).expect("frames"),
+        [b"a".to_vec()]
+    );
+    let txn = store.db.begin_read().expect("read");
+    let names: Vec<String> = txn
+        .list_tables()
+        .expect("tables")
+        .map(|t| redb::TableHandle::name(&t).to_owned())
+        .collect();
+    assert_eq!(names, ["messages"]);
 }

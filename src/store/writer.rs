@@ -7,7 +7,7 @@ use std::sync::Arc;
 use redb::{Database, ReadableTable};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{INDEX, MESSAGES, Record, StoreError, io};
+use super::{MESSAGES, Record, StoreError, io};
 
 /// Jobs waiting for the writer; enough for bursts of received messages.
 const QUEUE: usize = 16 * 1024;
@@ -119,17 +119,12 @@ fn commit(db: &Database, records: &[Record]) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(io)?;
     {
         let mut messages = txn.open_table(MESSAGES).map_err(io)?;
-        let mut index = txn.open_table(INDEX).map_err(io)?;
         for r in records {
-            if index.get(&r.hash[..]).map_err(io)?.is_some() {
-                continue;
+            let key = (r.topic.as_str(), r.ts, &r.hash[..]);
+            // A message held already keeps its first frame.
+            if messages.get(key).map_err(io)?.is_none() {
+                messages.insert(key, &r.frame[..]).map_err(io)?;
             }
-            index
-                .insert(&r.hash[..], (r.topic.as_str(), r.ts))
-                .map_err(io)?;
-            messages
-                .insert((r.topic.as_str(), r.ts, &r.hash[..]), &r.frame[..])
-                .map_err(io)?;
         }
     }
     txn.commit().map_err(io)
@@ -139,7 +134,6 @@ fn prune(db: &Database, topic: &str, before_ts: u64) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(io)?;
     {
         let mut messages = txn.open_table(MESSAGES).map_err(io)?;
-        let mut index = txn.open_table(INDEX).map_err(io)?;
         let mut doomed = Vec::new();
         for entry in messages
             .range((topic, 0u64, &[][..])..(topic, before_ts, &[][..]))
@@ -151,7 +145,6 @@ fn prune(db: &Database, topic: &str, before_ts: u64) -> Result<(), StoreError> {
         }
         for (ts, h) in doomed {
             messages.remove((topic, ts, &h[..])).map_err(io)?;
-            index.remove(&h[..]).map_err(io)?;
         }
     }
     txn.commit().map_err(io)

@@ -1,0 +1,96 @@
+//! The ids of every message a room keeps: in `(ts, hash)` order, which is
+//! what history sync reconciles and the store's key, and by hash, so that a
+//! peer's fetch by hash finds each message's key without an index on disk.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::store::Hash;
+
+/// `(ts, id hash)` of every message a room keeps.
+#[derive(Debug, Default)]
+pub struct Ids {
+    sorted: BTreeSet<(u64, Hash)>,
+    times: HashMap<Hash, u64>,
+}
+
+impl Ids {
+    /// Adds a message's id; false if it was there.
+    pub fn insert(&mut self, ts: u64, hash: Hash) -> bool {
+        let added = self.sorted.insert((ts, hash));
+        if added {
+            // One id at two times (an author may reuse one): the newest
+            // answers, and stays while any of them is kept.
+            let t = self.times.entry(hash).or_insert(ts);
+            *t = (*t).max(ts);
+        }
+        added
+    }
+
+    /// Whether the message with this time and id hash is kept.
+    pub fn contains(&self, ts: u64, hash: &Hash) -> bool {
+        self.sorted.contains(&(ts, *hash))
+    }
+
+    /// The time of the message with this id hash: its store key with it.
+    pub fn time_of(&self, hash: &Hash) -> Option<u64> {
+        self.times.get(hash).copied()
+    }
+
+    /// How many messages are kept.
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.sorted.is_empty()
+    }
+
+    /// Every id in `(ts, hash)` order.
+    pub fn sorted(&self) -> &BTreeSet<(u64, Hash)> {
+        &self.sorted
+    }
+
+    /// Forgets the ids older than `ts`; returns how many.
+    pub fn forget_before(&mut self, ts: u64) -> usize {
+        let kept = self.sorted.split_off(&(ts, [0u8; 32]));
+        let gone = std::mem::replace(&mut self.sorted, kept);
+        for (_, hash) in &gone {
+            if self.times.get(hash).is_some_and(|t| *t < ts) {
+                self.times.remove(hash);
+            }
+        }
+        gone.len()
+    }
+}
+
+impl Extend<(u64, Hash)> for Ids {
+    fn extend<I: IntoIterator<Item = (u64, Hash)>>(&mut self, iter: I) {
+        for (ts, hash) in iter {
+            self.insert(ts, hash);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_times_by_hash_and_forgets_old_ids() {
+        let mut ids = Ids::default();
+        ids.extend([(5, [5u8; 32]), (1, [1u8; 32]), (3, [3u8; 32])]);
+        assert!(!ids.insert(3, [3u8; 32]), "held already");
+        assert_eq!(ids.len(), 3);
+        assert_eq!(ids.time_of(&[3u8; 32]), Some(3));
+        assert!(ids.contains(3, &[3u8; 32]));
+        assert!(!ids.contains(4, &[3u8; 32]));
+        let order: Vec<u64> = ids.sorted().iter().map(|(ts, _)| *ts).collect();
+        assert_eq!(order, [1, 3, 5]);
+        assert_eq!(ids.forget_before(4), 2);
+        assert_eq!(ids.time_of(&[1u8; 32]), None);
+        assert_eq!(ids.time_of(&[3u8; 32]), None);
+        assert_eq!(ids.time_of(&[5u8; 32]), Some(5));
+        assert_eq!(ids.len(), 1);
+    }
+}
