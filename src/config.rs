@@ -11,6 +11,9 @@ use zeroize::Zeroizing;
 pub const DEFAULT_PORT: u16 = 4001;
 /// Default room.
 pub const DEFAULT_ROOM: &str = "lobby";
+/// Default gossipsub heartbeat, ms: a room of two has its mesh within about
+/// a second.
+pub const DEFAULT_HEARTBEAT_MS: u64 = 700;
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -89,7 +92,7 @@ pub struct Config {
     #[arg(
         long,
         env = "P2P_CHAT_HEARTBEAT_MS",
-        default_value_t = 700,
+        default_value_t = DEFAULT_HEARTBEAT_MS,
         hide = true
     )]
     pub heartbeat_ms: u64,

@@ -292,10 +292,11 @@ impl Relay {
 /// line as the node's `--json` does, relays the chat room's topic.
 pub(crate) async fn bare_node() -> anyhow::Result<()> {
     let topic = topic_for(ROOM);
-    // The node's binary heartbeat (700 ms, first after 100 ms), so both
-    // middles graft their neighbours equally soon.
+    // The node's binary heartbeat (first after 100 ms), so both middles
+    // graft their neighbours equally soon.
+    let heartbeat = Duration::from_millis(p2p_chat::config::DEFAULT_HEARTBEAT_MS);
     let opts = bare::Options {
-        heartbeat: Some((Duration::from_millis(700), Duration::from_millis(100))),
+        heartbeat: Some((heartbeat, Duration::from_millis(100))),
         ..Default::default()
     };
     let (sink, mut rx) = mpsc::channel(64);

@@ -103,6 +103,9 @@ fn record_by_room(mut events: Events, by_room: ByRoom) -> JoinHandle<()> {
 impl Ours {
     pub(crate) async fn start(quic: bool) -> anyhow::Result<Ours> {
         let mut cfg = Config::for_tests();
+        // The heartbeat the node runs with, not the tests' fast one: the
+        // bare pair has libp2p's default too.
+        cfg.heartbeat_ms = p2p_chat::config::DEFAULT_HEARTBEAT_MS;
         cfg.listen = vec![listen_addr(quic)?];
         cfg.nick = Some("a".into());
         let (a, addr, ta) = start_node(&cfg).await?;
