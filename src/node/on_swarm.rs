@@ -194,13 +194,15 @@ impl EventLoop {
                         self.peers.used(&peer);
                         self.stats.direct_sent += 1;
                         let to = self.name_of(&peer);
-                        self.emit(Event::Receipt {
-                            id: id.clone(),
-                            to: to.clone(),
-                        });
+                        // The sender waits for this answer; front ends
+                        // watching events come second.
                         if let Some(reply) = p.reply {
-                            let _ = reply.send(Ok(Receipt { id, to }));
+                            let _ = reply.send(Ok(Receipt {
+                                id: id.clone(),
+                                to: to.clone(),
+                            }));
                         }
+                        self.emit(Event::Receipt { id, to });
                     }
                     (DirectResponse::Refused { reason }, Some(p)) => {
                         self.direct_failed(p, Error::DirectFailed { peer, reason });

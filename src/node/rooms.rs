@@ -253,14 +253,12 @@ impl EventLoop {
         {
             return self.refuse(topic, "past_retention", MessageAcceptance::Ignore);
         }
-        // Every authentic message of the topic is kept, shown or not: the
-        // store holds the room's set, which sync makes equal everywhere.
-        self.keep(topic, env.ts, &env.id, frame);
         let Some(room) = self.rooms.get(topic) else {
             return MessageAcceptance::Ignore;
         };
+        let (ts, id) = (env.ts, env.id.clone());
         let reading = room.read(topic, env);
-        match reading {
+        let verdict = match reading {
             Reading::Shown(msg) => {
                 if self.peers.set_nick_of_named(&msg.from, &msg.nick) {
                     self.emit(Event::PeerNick {
@@ -292,7 +290,12 @@ impl EventLoop {
                 MessageAcceptance::Accept
             }
             Reading::Refused(reason, verdict) => self.refuse(topic, reason, verdict),
-        }
+        };
+        // Every authentic message of the topic is kept, shown or not: the
+        // store holds the room's set, which sync makes equal everywhere.
+        // Kept after it is shown: a reader waits for the event, not this.
+        self.keep(topic, ts, &id, frame);
+        verdict
     }
 
     pub(super) fn refuse(
