@@ -333,18 +333,12 @@ impl EventLoop {
                             topic,
                             key: r.key.clone(),
                         };
-                        match before.as_deref().map(store::hash) {
-                            None => Ok(HistoryAnswer::Store {
+                        match before.as_deref().map(|id| r.index.key_of(store::hash(id))) {
+                            // No message has that id: none is before it.
+                            Some(None) => Ok(HistoryAnswer::Ring(Vec::new())),
+                            start => Ok(HistoryAnswer::Store {
                                 access,
-                                before: None,
-                            }),
-                            Some(hash) => Ok(match r.index.time_of(&hash) {
-                                Some(ts) => HistoryAnswer::Store {
-                                    access,
-                                    before: Some((ts, hash)),
-                                },
-                                // No message has that id: none is before it.
-                                None => HistoryAnswer::Ring(Vec::new()),
+                                before: start.flatten(),
                             }),
                         }
                     }

@@ -346,7 +346,7 @@ impl EventLoop {
                     let keys: Vec<(u64, Hash)> = ids
                         .iter()
                         .filter_map(|b| <Hash>::try_from(b.as_slice()).ok())
-                        .filter_map(|h| Some((room.index.time_of(&h)?, h)))
+                        .filter_map(|h| room.index.key_of(h))
                         .collect();
                     let store = self.store.clone();
                     let job = tokio::task::spawn_blocking(move || fetch(&store, &topic, &keys))

@@ -36,6 +36,11 @@ impl Ids {
         self.times.get(hash).copied()
     }
 
+    /// The store key, `(ts, hash)`, of the message with this id hash.
+    pub fn key_of(&self, hash: Hash) -> Option<(u64, Hash)> {
+        Some((self.time_of(&hash)?, hash))
+    }
+
     /// How many messages are kept.
     pub fn len(&self) -> usize {
         self.sorted.len()

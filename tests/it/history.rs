@@ -260,3 +260,32 @@ async fn a_new_node_catches_up_on_long_messages_past_one_answers_budget() {
     let stats = fresh.node.status().await.expect("status").stats;
     assert_eq!(stats.received, 300, "each shown once");
 }
+
+#[tokio::test]
+async fn a_page_before_an_id_older_than_the_ring_is_read_from_the_store() {
+    let mut cfg = Config::for_tests();
+    cfg.nick = Some("solo".into());
+    cfg.history_ring = 2;
+    let n = TestNode::start(cfg).await;
+    let sent = texts("older", 6);
+    let mut ids = Vec::new();
+    for t in &sent {
+        // No peer: each is queued, and committed before the answer. One a
+        // millisecond: the store orders one millisecond's messages by id hash.
+        ids.push(n.node.publish("lobby", t).await.expect("publish").id);
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let page = n
+        .node
+        .history("lobby", 2, Some(&ids[4]))
+        .await
+        .expect("history");
+    let got: Vec<&str> = page.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(got, [sent[2].as_str(), sent[3].as_str()]);
+    let none = n
+        .node
+        .history("lobby", 2, Some("no-such-id"))
+        .await
+        .expect("history");
+    assert!(none.is_empty(), "nothing is before an unknown id");
+}
