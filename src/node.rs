@@ -223,11 +223,12 @@ impl Node {
     /// Sends `text` to `room`. If no peer of the room is reachable yet, the
     /// message is queued (`pending: true`) and sent when one appears.
     ///
-    /// A sent message goes out at once and is committed to the history
-    /// store with its next group commit, as received ones are; the
-    /// [`Event::Sent`] that shows it comes once it is committed. A queued
-    /// message, which has no other copy, is committed before this returns.
-    /// If a commit fails, the user is told ("not saved: ...").
+    /// Resolves once the history store has committed the message (the
+    /// commit starts at once), so what it acknowledges survives a crash;
+    /// [`Event::Sent`] comes at the same moment. If that commit fails, the
+    /// answer is [`Error::NotSaved`] (and an [`Event::NotSaved`] names the
+    /// id); while the store is failing nothing is sent and the answer is
+    /// [`Error::StoreFailing`].
     pub async fn publish(&self, room: &str, text: &str) -> Result<Sent, Error> {
         let (room, text) = (room.to_owned(), text.to_owned());
         self.call(|reply| Command::Publish { room, text, reply })

@@ -92,6 +92,20 @@ impl Room {
         gone
     }
 
+    /// Forgets one message that was not kept after all (its commit failed):
+    /// from the index, the ring and the queue; true if it was known.
+    pub fn forget(&mut self, id: &str) -> bool {
+        let hash = crate::store::hash(id);
+        let indexed = self
+            .index
+            .time_of(&hash)
+            .is_some_and(|ts| self.index.remove(ts, &hash));
+        let (ring, pending) = (self.ring.len(), self.pending.len());
+        self.ring.retain(|m| m.id != id);
+        self.pending.retain(|out| out.env.id != id);
+        indexed || ring != self.ring.len() || pending != self.pending.len()
+    }
+
     /// The oldest time kept under `retention` at `now_ms`, if it drops any.
     pub fn horizon(&self, retention: &crate::config::Retention, now_ms: u64) -> Option<u64> {
         let by_age = retention
@@ -268,6 +282,25 @@ mod tests {
             ts,
             text: id.into(),
         }
+    }
+
+    #[test]
+    fn a_message_not_kept_leaves_the_index_and_the_ring() {
+        let mut room = Room::new("r", None, RING_CAP);
+        for (id, ts) in [("a", 1), ("b", 2), ("c", 3)] {
+            room.index.insert(ts, crate::store::hash(id));
+            room.remember(env(id, ts));
+        }
+        assert!(room.forget("b"));
+        assert!(!room.forget("b"), "forgotten already");
+        let ids: Vec<_> = room.recent(10, None).into_iter().map(|e| e.id).collect();
+        assert_eq!(ids, ["a", "c"]);
+        assert_eq!(room.index.len(), 2);
+        assert_eq!(room.index.time_of(&crate::store::hash("b")), None);
+        assert!(
+            room.covers(10, None),
+            "the ring still holds every kept message"
+        );
     }
 
     #[test]

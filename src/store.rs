@@ -4,9 +4,11 @@
 //!
 //! Reads are short and may run on any thread. Writes go through one writer
 //! thread ([`writer`]) that commits whatever is queued in one transaction.
-//! The node hands it messages in groups (every 10 ms at most, see
-//! `node/event_loop.rs`); a caller that must know its records are on disk
-//! waits for the acknowledgement, others are durable with the next commit.
+//! The node hands it received messages in groups (every 10 ms at most, see
+//! `node/event_loop.rs`) and our own at once; a caller that must know its
+//! records are on disk waits for the acknowledgement, others are durable
+//! with the next commit. After an I/O error the writer reopens the file
+//! (every handle reads through one shared slot, so all let go of it).
 //!
 //! One table, keyed by room and time: a group commit appends to the same
 //! few pages. A message is found by its key, `(topic, ts, hash)`; the node
@@ -19,7 +21,7 @@ mod writer;
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, RwLock},
 };
 
 use redb::{Database, ReadableDatabase, TableDefinition, backends::InMemoryBackend};
@@ -96,10 +98,65 @@ fn io(e: impl std::fmt::Display) -> StoreError {
 /// Handle to the history store. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<Slot>,
     writer: mpsc::Sender<writer::Job>,
     /// Where it lives; None in memory.
     pub path: Option<PathBuf>,
+}
+
+/// The open database, shared by every handle and the writer; empty while
+/// the writer reopens the file after an I/O error (redb then refuses every
+/// write until the database is dropped and opened again).
+struct Slot(RwLock<Option<Arc<Database>>>);
+
+impl Slot {
+    fn get(&self) -> Result<Arc<Database>, StoreError> {
+        self.0
+            .read()
+            .map_err(|_| StoreError::Stopped)?
+            .clone()
+            .ok_or_else(|| {
+                StoreError::Io("the history store is closed until it can be reopened".into())
+            })
+    }
+
+    /// Takes the database out and waits (up to 5 s) for readers to drop
+    /// their clones, then drops it: its file is closed. False if a reader
+    /// held on; the database is put back then.
+    fn release(&self) -> bool {
+        let Ok(mut slot) = self.0.write() else {
+            return false;
+        };
+        let Some(mut db) = slot.take() else {
+            return true;
+        };
+        drop(slot);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match Arc::try_unwrap(db) {
+                Ok(db) => {
+                    drop(db);
+                    return true;
+                }
+                Err(still) if std::time::Instant::now() < deadline => {
+                    db = still;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(still) => {
+                    if let Ok(mut slot) = self.0.write() {
+                        *slot = Some(still);
+                    }
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn set(&self, db: Database) {
+        if let Ok(mut slot) = self.0.write() {
+            *slot = Some(Arc::new(db));
+        }
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -115,56 +172,14 @@ impl Store {
     /// Failures of later writes are sent to `failures`.
     pub fn open(dir: &Path, failures: mpsc::Sender<Failure>) -> Result<Store, StoreError> {
         let path = dir.join(FILE);
-        let corrupt = |reason: String| StoreError::Corrupt {
-            path: path.clone(),
-            reason,
-        };
-        // redb panics on some damaged files instead of returning an error:
-        // turn that into the error it is. Opening runs at start-up, before
+        // redb panics on some damaged files instead of returning an error
+        // (turned into the error it is). Opening runs at start-up, before
         // any other thread, so silencing the panic report here hides nothing.
         let hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(|_| {}));
-        let opened = std::panic::catch_unwind(|| -> Result<Database, StoreError> {
-            let mut db = match Database::create(&path) {
-                Ok(db) => db,
-                Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason))) => {
-                    return Err(corrupt(reason));
-                }
-                Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
-                    if e.kind() == std::io::ErrorKind::InvalidData =>
-                {
-                    return Err(corrupt(e.to_string()));
-                }
-                Err(e) => {
-                    return Err(StoreError::Open {
-                        path: path.clone(),
-                        reason: e.to_string(),
-                    });
-                }
-            };
-            match db.check_integrity() {
-                Ok(true) => {}
-                Ok(false) => tracing::warn!(
-                    path = %path.display(),
-                    "history store was repaired after an unclean stop"
-                ),
-                Err(e) => return Err(corrupt(e.to_string())),
-            }
-            Ok(db)
-        });
+        let opened = open_file(&path);
         std::panic::set_hook(hook);
-        let db = match opened {
-            Ok(result) => result?,
-            Err(panic) => {
-                let reason = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unreadable".into());
-                return Err(corrupt(reason));
-            }
-        };
-        Store::start(db, Some(path), failures)
+        Store::start(opened?, Some(path), failures)
     }
 
     /// A store in memory, for an ephemeral node.
@@ -186,9 +201,20 @@ impl Store {
             tracing::info!("history store: dropped the old index table");
         }
         txn.commit().map_err(io)?;
-        let db = Arc::new(db);
-        let writer = writer::spawn(db.clone(), failures)?;
+        let db = Arc::new(Slot(RwLock::new(Some(Arc::new(db)))));
+        let writer = writer::spawn(db.clone(), path.clone(), failures)?;
         Ok(Store { db, writer, path })
+    }
+
+    /// Asks the writer whether the store can commit again; after a failed
+    /// write, redb wants the database reopened, and the writer does that.
+    /// Fails only if the queue is full or the writer has stopped.
+    pub fn probe(&self) -> Result<Saving, StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.writer
+            .try_send(writer::Job::Probe { ack })
+            .map_err(queue_error)?;
+        Ok(done)
     }
 
     /// Queues records; they are committed with the writer's next commit.
@@ -244,7 +270,7 @@ impl Store {
 
     /// Every `(ts, hash)` of a room, in order. Blocking.
     pub fn ids(&self, topic: &str) -> Result<Vec<(u64, Hash)>, StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
+        let txn = self.db.get()?.begin_read().map_err(io)?;
         let table = txn.open_table(MESSAGES).map_err(io)?;
         let mut out = Vec::new();
         for entry in table.range((topic, 0u64, &[][..])..).map_err(io)? {
@@ -261,7 +287,7 @@ impl Store {
     /// The frames of a room's messages with these keys that are here, in the
     /// given order. Blocking.
     pub fn frames(&self, topic: &str, keys: &[(u64, Hash)]) -> Result<Vec<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
+        let txn = self.db.get()?.begin_read().map_err(io)?;
         let messages = txn.open_table(MESSAGES).map_err(io)?;
         let mut out = Vec::with_capacity(keys.len());
         for (ts, h) in keys {
@@ -280,7 +306,7 @@ impl Store {
         before: Option<(u64, Hash)>,
         limit: usize,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(io)?;
+        let txn = self.db.get()?.begin_read().map_err(io)?;
         let table = txn.open_table(MESSAGES).map_err(io)?;
         let start = (topic, 0u64, &[][..]);
         let end_hash;
@@ -331,6 +357,54 @@ fn queue_error<T>(e: mpsc::error::TrySendError<T>) -> StoreError {
             StoreError::Io("the history write queue is full".into())
         }
         mpsc::error::TrySendError::Closed(_) => StoreError::Stopped,
+    }
+}
+
+/// Opens (or creates) the database file and checks it; a damaged file,
+/// even one redb panics on, is [`StoreError::Corrupt`].
+fn open_file(path: &Path) -> Result<Database, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let opened = std::panic::catch_unwind(|| -> Result<Database, StoreError> {
+        let mut db = match Database::create(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::Storage(redb::StorageError::Corrupted(reason))) => {
+                return Err(corrupt(reason));
+            }
+            Err(redb::DatabaseError::Storage(redb::StorageError::Io(e)))
+                if e.kind() == std::io::ErrorKind::InvalidData =>
+            {
+                return Err(corrupt(e.to_string()));
+            }
+            Err(e) => {
+                return Err(StoreError::Open {
+                    path: path.to_path_buf(),
+                    reason: e.to_string(),
+                });
+            }
+        };
+        match db.check_integrity() {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                path = %path.display(),
+                "history store was repaired after an unclean stop"
+            ),
+            Err(e) => return Err(corrupt(e.to_string())),
+        }
+        Ok(db)
+    });
+    match opened {
+        Ok(result) => result,
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unreadable".into());
+            Err(corrupt(reason))
+        }
     }
 }
 

@@ -184,8 +184,11 @@ impl Session {
             Input::Help => self.print(&self.render.info(HELP)),
             Input::Say(text) => match self.current.clone() {
                 Some(room) => {
-                    let result = self.node.publish(&room, &text).await;
-                    self.print_result(result, |_| None);
+                    match self.node.publish(&room, &text).await {
+                        // Its `not_saved` event says so, with the id.
+                        Err(crate::node::Error::NotSaved { .. }) => {}
+                        result => self.print_result(result, |_| None),
+                    }
                 }
                 None => self.print(&self.render.error("no current room: /join ROOM first")),
             },

@@ -7,7 +7,6 @@ use axum::{
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use serde_json::json;
 
 use crate::node;
 
@@ -16,6 +15,8 @@ use crate::node;
 pub struct AppError {
     status: StatusCode,
     message: String,
+    /// More fields of the body, beside `error`.
+    fields: serde_json::Map<String, serde_json::Value>,
 }
 
 impl AppError {
@@ -25,6 +26,7 @@ impl AppError {
         AppError {
             status,
             message: one_line(&message),
+            fields: serde_json::Map::new(),
         }
     }
 
@@ -60,7 +62,9 @@ impl IntoResponse for AppError {
         } else {
             tracing::debug!(status = %self.status, error = %self.message, "http request refused");
         }
-        let mut response = (self.status, Json(json!({ "error": self.message }))).into_response();
+        let mut body = self.fields;
+        body.insert("error".into(), self.message.into());
+        let mut response = (self.status, Json(serde_json::Value::Object(body))).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
@@ -77,6 +81,7 @@ impl From<node::Error> for AppError {
             E::NodeStopped | E::QueueFull(..) | E::Publish { .. } | E::Store(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            E::StoreFailing(_) | E::NotSaved { .. } => StatusCode::INSUFFICIENT_STORAGE,
             E::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             E::Empty | E::InvalidRoom(_) | E::InvalidNick(_) => StatusCode::BAD_REQUEST,
             E::NotJoined(_) | E::UnknownPeer(_) | E::NotConnected(_) => StatusCode::NOT_FOUND,
@@ -87,7 +92,20 @@ impl From<node::Error> for AppError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        AppError::new(status, e.to_string())
+        let mut error = AppError::new(status, e.to_string());
+        match e {
+            E::NotSaved { id, published, .. } => {
+                error.fields.insert("id".into(), id.into());
+                error.fields.insert("published".into(), published.into());
+                error.fields.insert("saved".into(), false.into());
+            }
+            E::StoreFailing(_) => {
+                error.fields.insert("published".into(), false.into());
+                error.fields.insert("saved".into(), false.into());
+            }
+            _ => {}
+        }
+        error
     }
 }
 
@@ -140,6 +158,28 @@ mod tests {
         assert_eq!(
             status(node::Error::TooLarge { size: 2, limit: 1 }),
             StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            status(node::Error::StoreFailing("disk full".into())),
+            StatusCode::INSUFFICIENT_STORAGE
+        );
+    }
+
+    #[test]
+    fn a_message_not_saved_names_its_id() {
+        let e = AppError::from(node::Error::NotSaved {
+            id: "m1".into(),
+            published: true,
+            reason: "No space left on device".into(),
+        });
+        assert_eq!(e.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(e.fields["id"], "m1");
+        assert_eq!(e.fields["published"], true);
+        assert_eq!(e.fields["saved"], false);
+        assert!(
+            e.message.contains("was sent but not saved"),
+            "{}",
+            e.message
         );
     }
 }

@@ -78,6 +78,24 @@ pub enum Error {
     /// The history store failed.
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The history store is failing: a new message is refused before it is
+    /// sent, as it could not be kept.
+    #[error(
+        "not sent: history is not being saved ({0}); free space in the data dir \
+         (the node tries the store again every 5 s)"
+    )]
+    StoreFailing(String),
+    /// The commit that held one of our messages failed.
+    #[error("message {id} {} but not saved: {reason}", if *.published { "was sent" } else { "was not sent" })]
+    NotSaved {
+        /// The message id.
+        id: String,
+        /// Whether it went out before the commit failed (peers may hold it;
+        /// it is not sent again).
+        published: bool,
+        /// Why the commit failed.
+        reason: String,
+    },
     /// The room key could not be derived.
     #[error("cannot derive the room key: {0}")]
     Crypto(#[from] crate::crypto::CryptoError),

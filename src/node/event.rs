@@ -73,6 +73,24 @@ pub enum Event {
         /// Text.
         text: String,
     },
+    /// One of our room messages could not be kept: the commit that held it
+    /// failed. If it was published, peers may hold it; it is not sent
+    /// again. If it was still queued, it is dropped from the queue.
+    NotSaved {
+        /// Room name.
+        room: String,
+        /// Message id.
+        id: String,
+        /// Whether it went out before the commit failed.
+        published: bool,
+        /// Why, in one line.
+        error: String,
+    },
+    /// The history store works again after failing.
+    StoreRecovered {
+        /// What happened, one line.
+        message: String,
+    },
     /// A direct message to us.
     Direct {
         /// Message id.

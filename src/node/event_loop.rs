@@ -11,7 +11,11 @@ use std::{
 
 use libp2p::{
     Multiaddr, PeerId, Swarm,
-    futures::{StreamExt, future::BoxFuture, stream::FuturesOrdered},
+    futures::{
+        StreamExt,
+        future::{BoxFuture, OptionFuture},
+        stream::FuturesOrdered,
+    },
     gossipsub::{PublishError, TopicHash},
     identity::Keypair,
     request_response::OutboundRequestId,
@@ -47,6 +51,8 @@ const TICK: Duration = Duration::from_millis(250);
 const SAVE_DELAY: Duration = Duration::from_millis(10);
 /// A batch this large is committed without waiting.
 const SAVE_BATCH: usize = 1024;
+/// How often a failing store is tried again.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
 
 /// A group commit that something waits for.
 pub(super) struct Saved {
@@ -96,6 +102,9 @@ pub(crate) struct EventLoop {
     failures: mpsc::Receiver<Failure>,
     /// The last history write failure, while the store is failing.
     pub(super) store_error: Option<String>,
+    /// When a failing store is tried next, and the try under way.
+    next_probe: Instant,
+    probing: Option<store::Saving>,
     pub(super) sync: SyncState,
     pub(super) ring_cap: usize,
     pub(super) retention: Option<crate::config::Retention>,
@@ -164,6 +173,8 @@ impl EventLoop {
             saving: FuturesOrdered::new(),
             failures,
             store_error: None,
+            next_probe: now,
+            probing: None,
             sync: SyncState::default(),
             ring_cap: cfg.history_ring,
             retention: cfg.history_retention,
@@ -196,6 +207,7 @@ impl EventLoop {
                 () = &mut self.save_timer, if !self.unsaved.is_empty() => self.save(None),
                 Some(saved) = self.saving.next(), if !self.saving.is_empty() => self.saved(saved),
                 Some(failure) = self.failures.recv() => self.store_failed(failure.records, &failure.reason),
+                Some(probed) = OptionFuture::from(self.probing.as_mut()), if self.probing.is_some() => self.probed(probed),
                 _ = tick.tick() => self.on_tick(),
             }
         }
@@ -272,17 +284,44 @@ impl EventLoop {
         }
     }
 
-    /// A commit is done (or failed): show what waited for it.
+    /// A commit is done (or failed): show what waited for it. Our
+    /// messages it failed to hold are told as not saved, by id; a queued
+    /// one leaves its queue, as it has no copy anywhere.
     fn saved(&mut self, saved: Saved) {
-        if let Err(reason) = &saved.result {
-            self.store_failed(saved.records, reason);
-        }
+        let Err(reason) = saved.result else {
+            for event in saved.events {
+                // Counted when held.
+                let _ = self.events.send(Arc::new(event));
+            }
+            if let Some((reply, sent)) = saved.answer {
+                let _ = reply.send(Ok(sent));
+            }
+            return;
+        };
+        self.store_failed(saved.records, &reason);
         for event in saved.events {
-            // Counted when held.
-            let _ = self.events.send(Arc::new(event));
+            let (room, id, published) = match event {
+                Event::Sent { room, id, .. } => (room, id, true),
+                Event::Pending { room, id, .. } => (room, id, false),
+                other => {
+                    let _ = self.events.send(Arc::new(other));
+                    continue;
+                }
+            };
+            self.not_kept(&room, &id);
+            self.emit(Event::NotSaved {
+                room,
+                id,
+                published,
+                error: reason.clone(),
+            });
         }
         if let Some((reply, sent)) = saved.answer {
-            let _ = reply.send(Ok(sent));
+            let _ = reply.send(Err(Error::NotSaved {
+                id: sent.id,
+                published: !sent.pending,
+                reason,
+            }));
         }
     }
 
@@ -460,8 +499,55 @@ impl EventLoop {
         }
     }
 
+    /// Marks the store as failing: new messages are refused until a probe
+    /// (every 5 s) finds it working again.
+    pub(super) fn store_failed(&mut self, records: usize, reason: &str) {
+        self.stats.store_failures += records as u64;
+        if self.store_error.is_none() {
+            self.next_probe = Instant::now() + PROBE_EVERY;
+        }
+        self.store_error = Some(reason.to_owned());
+        self.emit(Event::Error {
+            message: format!("not saved: {reason}"),
+        });
+    }
+
+    fn probe_store(&mut self, now: Instant) {
+        if self.store_error.is_none() || self.probing.is_some() || now < self.next_probe {
+            return;
+        }
+        self.next_probe = now + PROBE_EVERY;
+        match self.store.probe() {
+            Ok(ack) => self.probing = Some(ack),
+            Err(e) => tracing::warn!(error = %e, "history store: cannot try it again"),
+        }
+    }
+
+    fn probed(&mut self, result: Result<Result<(), StoreError>, oneshot::error::RecvError>) {
+        self.probing = None;
+        match result {
+            Ok(Ok(())) => {
+                if let Some(was) = self.store_error.take() {
+                    tracing::info!(error = %was, "history store works again");
+                    self.emit(Event::StoreRecovered {
+                        message: format!(
+                            "history is saved again (it failed with: {was}); \
+                             messages refused meanwhile were not sent"
+                        ),
+                    });
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "history store still failing");
+                self.store_error = Some(e.to_string());
+            }
+            Err(_) => self.store_error = Some(StoreError::Stopped.to_string()),
+        }
+    }
+
     fn on_tick(&mut self) {
         let now = Instant::now();
+        self.probe_store(now);
         if now >= self.next_sync {
             self.next_sync = now + self.sync_interval;
             self.apply_retention();

@@ -13,7 +13,7 @@ use libp2p::{
 };
 use serde_bytes::ByteBuf;
 
-use super::{Event, event_loop::EventLoop};
+use super::event_loop::EventLoop;
 use crate::{
     protocol::{AuthorKeys, Envelope, Rejection},
     store::{Hash, Store, StoreError},
@@ -567,15 +567,6 @@ impl EventLoop {
                 }
             });
         }
-    }
-
-    /// A history write failed: tell the user, mark the node degraded.
-    pub(super) fn store_failed(&mut self, records: usize, reason: &str) {
-        self.stats.store_failures += records as u64;
-        self.store_error = Some(reason.to_owned());
-        self.emit(Event::Error {
-            message: format!("not saved: {reason}"),
-        });
     }
 }
 

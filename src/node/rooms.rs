@@ -78,11 +78,15 @@ impl EventLoop {
         true
     }
 
-    /// Builds our next message for `room` (sealed and signed), queues it for
-    /// the history store and sends it. A sent message is answered at once
-    /// and committed with the next group commit; a queued one is committed
-    /// now and answered then.
+    /// Builds our next message for `room` (sealed and signed), sends it (or
+    /// queues it while no peer is reachable) and commits it at once with
+    /// whatever else waits for the store: the answer comes when that commit
+    /// has returned. While the store is failing, nothing is sent.
     pub(super) fn publish(&mut self, room: &str, text: String, reply: Reply<Sent>) {
+        if let Some(reason) = &self.store_error {
+            let _ = reply.send(Err(Error::StoreFailing(reason.clone())));
+            return;
+        }
         let (topic, out) = match self.prepare(room, text) {
             Ok(prepared) => prepared,
             Err(e) => {
@@ -95,10 +99,18 @@ impl EventLoop {
         // Kept even if sending fails: history sync still delivers it.
         self.keep_soon(archive::record(&topic, &out.env, frame.clone()));
         match self.send(topic, out, frame) {
-            Ok(sent) if sent.pending => self.save(Some((reply, sent))),
-            result => {
-                let _ = reply.send(result);
+            Ok(sent) => self.save(Some((reply, sent))),
+            Err(e) => {
+                let _ = reply.send(Err(e));
             }
+        }
+    }
+
+    /// Forgets one of our messages whose commit failed: the room must not
+    /// offer peers what the store lacks, nor send a queued one later.
+    pub(super) fn not_kept(&mut self, room: &str, id: &str) {
+        if let Some(state) = self.rooms.values_mut().find(|r| r.name == room) {
+            state.forget(id);
         }
     }
 
@@ -140,7 +152,7 @@ impl EventLoop {
             .publish(topic.clone(), frame)
         {
             Ok(_) => {
-                self.sent(&topic, out);
+                self.sent(&topic, out, true);
                 Ok(Sent { id, pending: false })
             }
             Err(PublishError::NoPeersSubscribedToTopic) => {
@@ -169,16 +181,23 @@ impl EventLoop {
         self.emit_when_saved(event);
     }
 
-    fn sent(&mut self, topic: &TopicHash, out: Outgoing) {
+    /// Shows one of our messages as sent: once its commit is done when
+    /// that commit is still to come (`uncommitted`), else now.
+    fn sent(&mut self, topic: &TopicHash, out: Outgoing, uncommitted: bool) {
         self.stats.published += 1;
         let m = &out.msg;
-        self.emit_when_saved(Event::Sent {
+        let event = Event::Sent {
             room: m.room.clone(),
             id: m.id.clone(),
             nick: m.nick.clone(),
             text: m.text.clone(),
             ts: m.ts,
-        });
+        };
+        if uncommitted {
+            self.emit_when_saved(event);
+        } else {
+            self.emit(event);
+        }
         if let Some(room) = self.rooms.get_mut(topic) {
             room.remember(out.msg);
         }
@@ -201,7 +220,8 @@ impl EventLoop {
                 .gossipsub
                 .publish(topic.clone(), out.env.encode())
             {
-                Ok(_) => self.sent(topic, out),
+                // Committed when it was queued: shown at once.
+                Ok(_) => self.sent(topic, out, false),
                 Err(PublishError::NoPeersSubscribedToTopic) => {
                     if let Some(room) = self.rooms.get_mut(topic) {
                         room.pending.push_front(out);

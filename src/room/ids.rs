@@ -26,6 +26,15 @@ impl Ids {
         added
     }
 
+    /// Removes a message's id; false if it was not there.
+    pub fn remove(&mut self, ts: u64, hash: &Hash) -> bool {
+        let removed = self.sorted.remove(&(ts, *hash));
+        if removed && self.times.get(hash) == Some(&ts) {
+            self.times.remove(hash);
+        }
+        removed
+    }
+
     /// Whether the message with this time and id hash is kept.
     pub fn contains(&self, ts: u64, hash: &Hash) -> bool {
         self.sorted.contains(&(ts, *hash))
@@ -97,5 +106,9 @@ mod tests {
         assert_eq!(ids.time_of(&[3u8; 32]), None);
         assert_eq!(ids.time_of(&[5u8; 32]), Some(5));
         assert_eq!(ids.len(), 1);
+        assert!(ids.remove(5, &[5u8; 32]));
+        assert!(!ids.remove(5, &[5u8; 32]));
+        assert_eq!(ids.time_of(&[5u8; 32]), None);
+        assert!(ids.is_empty());
     }
 }

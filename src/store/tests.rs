@@ -136,7 +136,7 @@ fn a_store_with_the_old_index_table_opens_without_it() {
         store.frames("t", &[(1, hash("a"))]).expect("frames"),
         [b"a".to_vec()]
     );
-    let txn = store.db.begin_read().expect("read");
+    let txn = store.db.get().expect("open").begin_read().expect("read");
     let names: Vec<String> = txn
         .list_tables()
         .expect("tables")

@@ -1,13 +1,15 @@
 //! The one thread that writes history: it takes every job queued, commits
 //! them in one transaction, acknowledges the waiters, and reports a failure
-//! rather than lose it silently.
+//! rather than lose it silently. After a failed write redb refuses every
+//! later one ("previous I/O error") until the database is opened again: a
+//! probe finds that and reopens the file.
 
-use std::sync::Arc;
+use std::{path::PathBuf, sync::Arc};
 
 use redb::{Database, ReadableTable};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{MESSAGES, Record, StoreError, io};
+use super::{MESSAGES, Record, Slot, StoreError, io, open_file};
 
 /// Jobs waiting for the writer; enough for bursts of received messages.
 const QUEUE: usize = 16 * 1024;
@@ -34,19 +36,25 @@ pub(super) enum Job {
         before_ts: u64,
         ack: oneshot::Sender<Result<(), StoreError>>,
     },
+    /// Commit nothing, reopening the file first if redb asks for it: does
+    /// the store work again?
+    Probe {
+        ack: oneshot::Sender<Result<(), StoreError>>,
+    },
 }
 
 pub(super) fn spawn(
-    db: Arc<Database>,
+    db: Arc<Slot>,
+    path: Option<PathBuf>,
     failures: mpsc::Sender<Failure>,
 ) -> Result<mpsc::Sender<Job>, StoreError> {
     let (tx, rx) = mpsc::channel(QUEUE);
     std::thread::Builder::new()
         .name("history-writer".into())
         .spawn(move || {
-            let closed = run(&db, rx, &failures);
+            let closed = run(&db, path.as_ref(), rx, &failures);
             // Release the file before saying so, so it can be opened again.
-            drop(db);
+            db.release();
             if let Some(ack) = closed {
                 let _ = ack.send(());
             }
@@ -57,7 +65,8 @@ pub(super) fn spawn(
 
 /// Runs until every sender is gone or a close job comes (returned).
 fn run(
-    db: &Database,
+    slot: &Slot,
+    path: Option<&PathBuf>,
     mut jobs: mpsc::Receiver<Job>,
     failures: &mpsc::Sender<Failure>,
 ) -> Option<oneshot::Sender<()>> {
@@ -84,7 +93,11 @@ fn run(
                     before_ts,
                     ack,
                 } => {
-                    let _ = ack.send(prune(db, &topic, before_ts));
+                    let result = slot.get().and_then(|db| prune(&db, &topic, before_ts));
+                    let _ = ack.send(result);
+                }
+                Job::Probe { ack } => {
+                    let _ = ack.send(probe(slot, path));
                 }
                 Job::Close { ack } => closing = Some(ack),
             }
@@ -95,7 +108,7 @@ fn run(
             }
             continue;
         }
-        let result = commit(db, &appends);
+        let result = slot.get().and_then(|db| commit(&db, &appends));
         if let Err(e) = &result {
             tracing::error!(error = %e, records = appends.len(), "history not saved");
             if unacked > 0 {
@@ -113,6 +126,37 @@ fn run(
         }
     }
     None
+}
+
+/// An empty commit; when redb wants the database reopened (or it is not
+/// open), drops it (every handle's clone too) and opens the file again.
+fn probe(slot: &Slot, path: Option<&PathBuf>) -> Result<(), StoreError> {
+    // Closed: an earlier reopen could not open the file.
+    if let Ok(db) = slot.get() {
+        match empty_commit(&db) {
+            Ok(()) => return Ok(()),
+            Err(redb::Error::PreviousIo) if path.is_some() => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    let Some(path) = path else {
+        return Err(StoreError::Stopped);
+    };
+    tracing::info!("history store: reopening it after an I/O error");
+    if !slot.release() {
+        return Err(StoreError::Io(
+            "the history store is still in use; it is reopened at the next try".into(),
+        ));
+    }
+    slot.set(open_file(path)?);
+    slot.get().and_then(|db| empty_commit(&db).map_err(io))
+}
+
+fn empty_commit(db: &Database) -> Result<(), redb::Error> {
+    let txn = db.begin_write()?;
+    txn.open_table(MESSAGES)?;
+    txn.commit()?;
+    Ok(())
 }
 
 fn commit(db: &Database, records: &[Record]) -> Result<(), StoreError> {

@@ -138,6 +138,20 @@ impl Renderer {
             }
             Event::Receipt { to, .. } => format!("  ✓ delivered to {to}"),
             Event::DirectFailed { reason, .. } => format!("  ✗ not delivered: {}", clean(reason)),
+            Event::NotSaved {
+                room,
+                published,
+                error,
+                ..
+            } => {
+                let what = if *published {
+                    "it went out to #"
+                } else {
+                    "it was not sent and left the queue of #"
+                };
+                format!("  ✗ not saved ({what}{}): {}", clean(room), clean(error))
+            }
+            Event::StoreRecovered { message } => format!("* {}", clean(message)),
             Event::Joined { room } => format!("* joined #{}", clean(room)),
             Event::Left { room } => format!("* left #{}", clean(room)),
             Event::Notice { room, message } => format!("* #{}: {}", clean(room), clean(message)),

@@ -15,7 +15,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_p2p-chat");
 
 /// The ids a node holds in `lobby`, in its order (asks `/history`).
 fn history_ids(p: &mut Proc) -> Vec<String> {
-    p.send("/history 1000");
+    newest_ids(p, 1000)
+}
+
+/// The ids of the newest `n` messages a node holds in `lobby`.
+fn newest_ids(p: &mut Proc, n: usize) -> Vec<String> {
+    p.send(&format!("/history {n}"));
     let h = p.event("history", |_| true);
     h["messages"]
         .as_array()
@@ -263,6 +268,32 @@ fn a_damaged_store_stops_the_start_naming_the_file_and_the_way_out() {
     }
 }
 
+/// A data dir on a 1.6 MB tmpfs, for the length of a test.
+struct SmallDisk {
+    // Unmounted before the directory is removed.
+    _fs: Tmpfs,
+    dir: tempfile::TempDir,
+    data: String,
+}
+
+impl SmallDisk {
+    fn new() -> SmallDisk {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fs = Tmpfs::mount(dir.path(), "1600k");
+        let data = dir
+            .path()
+            .join("data")
+            .to_str()
+            .expect("utf-8 path")
+            .to_owned();
+        SmallDisk { _fs: fs, dir, data }
+    }
+
+    fn data(&self) -> &str {
+        &self.data
+    }
+}
+
 /// A tmpfs mounted for the length of a test.
 struct Tmpfs(std::path::PathBuf);
 
@@ -284,57 +315,16 @@ impl Drop for Tmpfs {
     }
 }
 
-fn http_status(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .expect("request");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("response");
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (code, out)
-}
-
 #[test]
 fn a_full_disk_is_reported_and_the_node_keeps_relaying() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let _fs = Tmpfs::mount(dir.path(), "1600k");
-    let data = dir.path().join("data");
-    let d = data.to_str().expect("utf-8 path");
+    let disk = SmallDisk::new();
     let mut a = start_local(&["--ephemeral", "--nick", "a"]);
     let a_addr = a.address();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let http = format!("127.0.0.1:{port}");
-    let mut b = start_local(&[
-        "--data-dir",
-        d,
-        "--nick",
-        "b",
-        "--dial",
-        &a_addr,
-        "--http",
-        &http,
-    ]);
+    let (mut b, port) = start_b_with_http(disk.data(), &a_addr);
     let b_addr = b.address();
     let mut c = start_local(&["--ephemeral", "--nick", "c", "--dial", &b_addr]);
     c.event("peer_connected", |_| true);
-    // Fill the disk.
-    let filler = dir.path().join("filler");
-    let mut f = std::fs::File::create(&filler).expect("filler");
-    let chunk = vec![0u8; 64 * 1024];
-    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
-    drop(f);
+    fill(disk.dir.path());
     let deadline = Instant::now() + WAIT;
     let mut i = 0;
     loop {
@@ -358,9 +348,233 @@ fn a_full_disk_is_reported_and_the_node_keeps_relaying() {
             .is_some_and(|e| !e.is_empty()),
         "{status}"
     );
-    let (code, body) = http_status(port, "/ready");
+    let (code, body) = http(port, "GET", "/ready", "").expect("ready");
     assert_eq!(code, 503, "{body}");
-    assert!(body.contains("degraded"), "{body}");
-    let (code, _) = http_status(port, "/health");
+    assert!(body.to_string().contains("degraded"), "{body}");
+    let (code, _) = http(port, "GET", "/health", "").expect("health");
     assert_eq!(code, 200, "liveness does not depend on the disk");
+}
+
+/// One HTTP/1.1 request on a new connection: the status and the JSON body
+/// (Null when the body is not JSON); None if the node is not answering.
+fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, Value)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(WAIT)).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let code = out.split_whitespace().nth(1)?.parse().ok()?;
+    let json = out
+        .split_once("\r\n\r\n")
+        .and_then(|(_, b)| serde_json::from_str(b).ok())
+        .unwrap_or(Value::Null);
+    Some((code, json))
+}
+
+fn post_text(port: u16, text: &str) -> Option<(u16, Value)> {
+    let body = serde_json::json!({ "text": text }).to_string();
+    http(port, "POST", "/rooms/lobby/messages", &body)
+}
+
+/// Node `b` with its data in `data`, dialing `a_addr`, its HTTP API on a
+/// free port (returned) answering.
+fn start_b_with_http(data: &str, a_addr: &str) -> (Proc, u16) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let http_addr = format!("127.0.0.1:{port}");
+    let b = start_local(&[
+        "--data-dir",
+        data,
+        "--nick",
+        "b",
+        "--dial",
+        a_addr,
+        "--http",
+        &http_addr,
+    ]);
+    let deadline = Instant::now() + WAIT;
+    while http(port, "GET", "/health", "").is_none_or(|(code, _)| code != 200) {
+        assert!(
+            Instant::now() < deadline,
+            "HTTP API on {port} never came up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (b, port)
+}
+
+/// Fills the filesystem of `dir` with a file, returned.
+fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    let filler = dir.join("filler");
+    let mut f = std::fs::File::create(&filler).expect("filler");
+    let chunk = vec![0u8; 64 * 1024];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    filler
+}
+
+#[test]
+fn kill_9_loses_no_message_the_http_api_acknowledged() {
+    let mut a = start_local(&["--ephemeral", "--nick", "a"]);
+    let a_addr = a.address();
+    let (mut acked_total, mut trials) = (0, 0);
+    for trial in 0..10u64 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().to_str().expect("utf-8 path").to_owned();
+        let (mut b, port) = start_b_with_http(&data, &a_addr);
+        b.event("peer_connected", |_| true);
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let senders: Vec<_> = (0..4)
+            .map(|client| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut acked = Vec::new();
+                    let mut i = 0;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let Some((code, body)) =
+                            post_text(port, &format!("trial {trial} client {client} #{i}"))
+                        else {
+                            break;
+                        };
+                        i += 1;
+                        if code == 202 && body["pending"] == false {
+                            acked.push(body["id"].as_str().expect("id").to_owned());
+                        }
+                    }
+                    acked
+                })
+            })
+            .collect();
+        // A moment between 0.2 and 1.2 s into the traffic, varied by trial.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .subsec_nanos() as u64;
+        std::thread::sleep(Duration::from_millis(200 + (nanos + trial * 337) % 1000));
+        b.kill();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let acked: BTreeSet<String> = senders
+            .into_iter()
+            .flat_map(|s| s.join().expect("sender"))
+            .collect();
+        assert!(!acked.is_empty(), "trial {trial}: nothing was acknowledged");
+        // Back with no peer: only its own store can hold them.
+        let mut b = start_local(&["--data-dir", &data, "--nick", "b"]);
+        let held: BTreeSet<String> = newest_ids(&mut b, acked.len() + 1000).into_iter().collect();
+        let lost: Vec<&String> = acked.difference(&held).collect();
+        assert!(
+            lost.is_empty(),
+            "trial {trial}: {} of {} acknowledged messages lost by kill -9: {lost:?}",
+            lost.len(),
+            acked.len()
+        );
+        b.kill();
+        acked_total += acked.len();
+        trials += 1;
+    }
+    eprintln!("{trials} kill -9 trials, {acked_total} messages acknowledged, 0 lost");
+}
+
+#[test]
+fn a_full_disk_refuses_new_messages_names_failed_ones_and_recovers_without_a_restart() {
+    let disk = SmallDisk::new();
+    let mut a = start_local(&["--ephemeral", "--nick", "a"]);
+    let a_addr = a.address();
+    let (mut b, port) = start_b_with_http(disk.data(), &a_addr);
+    b.event("peer_connected", |_| true);
+    let (mut acked, mut failed, mut refused) = (BTreeSet::new(), BTreeSet::new(), 0);
+    for i in 0..5 {
+        let (code, body) = post_text(port, &format!("before the disk filled {i}")).expect("post");
+        assert_eq!(code, 202, "{body}");
+        acked.insert(body["id"].as_str().expect("id").to_owned());
+    }
+    let filler = fill(disk.dir.path());
+    // Until the store fails and new messages are refused.
+    let deadline = Instant::now() + WAIT;
+    let text = "x".repeat(2000);
+    let mut i = 0;
+    while refused == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the node never refused a message"
+        );
+        i += 1;
+        let (code, body) = post_text(port, &format!("{i} {text}")).expect("b answers");
+        match code {
+            202 => {
+                acked.insert(body["id"].as_str().expect("id").to_owned());
+            }
+            507 if body["published"] == true => {
+                assert_eq!(body["saved"], false, "{body}");
+                assert!(
+                    body["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("not saved"))
+                );
+                failed.insert(
+                    body["id"]
+                        .as_str()
+                        .expect("a failed message's id")
+                        .to_owned(),
+                );
+            }
+            507 => {
+                assert_eq!(body["saved"], false, "{body}");
+                assert!(
+                    body["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("not sent"))
+                );
+                refused += 1;
+            }
+            other => panic!("POST answered {other}: {body}"),
+        }
+    }
+    // Every message that failed after going out was named in an event.
+    for id in &failed {
+        b.event("not_saved", |v| {
+            v["id"] == id.as_str() && v["published"] == true
+        });
+    }
+    let (code, body) = http(port, "GET", "/ready", "").expect("ready");
+    assert_eq!(code, 503, "{body}");
+    eprintln!(
+        "full disk: {} saved, {} sent but not saved, {refused} refused",
+        acked.len(),
+        failed.len()
+    );
+    // Space comes back: the node finds out by itself and takes messages again.
+    std::fs::remove_file(&filler).expect("free space");
+    b.event("store_recovered", |_| true);
+    let (code, body) = post_text(port, "after the disk had room again").expect("post");
+    assert_eq!(code, 202, "{body}");
+    acked.insert(body["id"].as_str().expect("id").to_owned());
+    let (code, body) = http(port, "GET", "/rooms/lobby/messages?limit=1000", "").expect("page");
+    assert_eq!(code, 200, "{body}");
+    let held: BTreeSet<String> = body
+        .as_array()
+        .expect("a page of messages")
+        .iter()
+        .filter_map(|m| m["id"].as_str().map(str::to_owned))
+        .collect();
+    let missing: Vec<&String> = acked.difference(&held).collect();
+    assert!(missing.is_empty(), "saved, then missing: {missing:?}");
+    // And after a restart with no peer.
+    b.kill();
+    let mut b = start_local(&["--data-dir", disk.data(), "--nick", "b"]);
+    let held: BTreeSet<String> = history_ids(&mut b).into_iter().collect();
+    let missing: Vec<&String> = acked.difference(&held).collect();
+    assert!(
+        missing.is_empty(),
+        "saved, then lost by a restart: {missing:?}"
+    );
 }
