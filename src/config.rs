@@ -47,7 +47,7 @@ pub struct Config {
     pub bootstrap: Vec<Multiaddr>,
 
     /// Room to join at start.
-    #[arg(long, env = "P2P_CHAT_ROOM", default_value = DEFAULT_ROOM)]
+    #[arg(long, env = "P2P_CHAT_ROOM", default_value = DEFAULT_ROOM, value_parser = parse_room)]
     pub room: String,
 
     /// File whose first line is the passphrase of --room (an encrypted room).
@@ -60,7 +60,7 @@ pub struct Config {
     pub passphrase: Option<Secret>,
 
     /// Name shown to others. Default: the login name, else a short peer id.
-    #[arg(long, env = "P2P_CHAT_NICK")]
+    #[arg(long, env = "P2P_CHAT_NICK", value_parser = parse_nick)]
     pub nick: Option<String>,
 
     /// Where the identity key lives. Default: the platform data dir
@@ -99,7 +99,8 @@ pub struct Config {
 
     /// Recent messages kept in memory per room (older ones are read from
     /// the history store).
-    #[arg(long, env = "P2P_CHAT_HISTORY_RING", default_value_t = crate::room::RING_CAP)]
+    #[arg(long, env = "P2P_CHAT_HISTORY_RING", default_value_t = crate::room::RING_CAP,
+          value_parser = parse_at_least_one)]
     pub history_ring: usize,
 
     /// How much history to keep per room: a count (`10000`), an age (`30d`,
@@ -109,7 +110,8 @@ pub struct Config {
 
     /// Seconds between history reconciliations with the peers of each room
     /// (also done whenever a peer of a room connects).
-    #[arg(long, env = "P2P_CHAT_SYNC_INTERVAL", default_value_t = 30)]
+    #[arg(long, env = "P2P_CHAT_SYNC_INTERVAL", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub sync_interval: u64,
 
     /// Seconds to wait for a direct message's receipt.
@@ -311,6 +313,27 @@ fn parse_retention(s: &str) -> Result<Retention, String> {
 }
 
 const EXAMPLE: &str = "e.g. /ip4/127.0.0.1/tcp/4001 or /ip4/0.0.0.0/udp/4001/quic-v1";
+
+/// Checked before anything is written: a bad nick or room leaves no data
+/// dir or key behind.
+fn parse_nick(s: &str) -> Result<String, String> {
+    crate::node::check_nick(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+fn parse_room(s: &str) -> Result<String, String> {
+    crate::node::check_room(s)
+        .map(|()| s.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+fn parse_at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}' is not a number of at least 1")),
+    }
+}
 
 fn parse_multiaddr(s: &str) -> Result<Multiaddr, String> {
     s.trim()

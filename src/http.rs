@@ -32,7 +32,7 @@ pub use auth::Token;
 pub use config::{Config, DEFAULT_ADDR, TOKEN_ENV};
 pub use error::AppError;
 pub use healthcheck::{HealthcheckError, healthcheck};
-pub use server::{GRACE, HEADER_READ_TIMEOUT, Server};
+pub use server::{GRACE, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, Server};
 
 use crate::node::Node;
 
@@ -136,6 +136,30 @@ pub fn router(state: AppState) -> Router {
             auth::check_host,
         ))
         .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// What a connection over the cap is served: the probes, and 503 for the
+/// rest (the connection is closed after one answer).
+pub(crate) fn probes_router(state: AppState) -> Router {
+    Router::new()
+        .route("/health", get(routes::health))
+        .route("/ready", get(routes::ready))
+        .fallback(|| async {
+            AppError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the API has {} connections open: only /health and /ready are \
+                     served until one closes; try again",
+                    server::MAX_CONNECTIONS
+                ),
+            )
+        })
+        .layer(middleware::from_fn(timeout))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::check_host,
+        ))
         .with_state(state)
 }
 

@@ -139,7 +139,11 @@ impl Node {
                 None => identity::default_data_dir().ok_or(IdentityError::NoDataDir)?,
             };
             tokio::task::spawn_blocking(move || -> Result<_, Error> {
+                let ran_before = dir.join(identity::KEY_FILE).exists();
                 let keypair = identity::load_or_create(&dir)?;
+                if ran_before {
+                    Store::refuse_emptied(&dir)?;
+                }
                 Ok((keypair, Store::open(&dir, failures_tx)?))
             })
             .await
@@ -401,10 +405,10 @@ pub(crate) fn check_nick(nick: &str) -> Result<(), Error> {
     }
     if nick
         .chars()
-        .any(|c| c.is_control() || c.is_whitespace() || c == '#')
+        .any(|c| c.is_control() || crate::sanitize::is_format(c) || c.is_whitespace() || c == '#')
     {
         return Err(Error::InvalidNick(format!(
-            "'{}' has a space, '#' or a control character",
+            "'{}' has a space, '#', or a control or format character",
             crate::sanitize::for_terminal(nick)
         )));
     }
@@ -419,9 +423,12 @@ pub(crate) fn check_room(room: &str) -> Result<(), Error> {
             protocol::MAX_ROOM_BYTES
         )));
     }
-    if room.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    if room
+        .chars()
+        .any(|c| c.is_control() || crate::sanitize::is_format(c) || c.is_whitespace())
+    {
         return Err(Error::InvalidRoom(format!(
-            "'{}' has a space or a control character",
+            "'{}' has a space, or a control or format character",
             crate::sanitize::for_terminal(room)
         )));
     }

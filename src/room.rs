@@ -54,7 +54,10 @@ pub struct Room {
     pub notices: Notices,
     /// `(ts, id hash)` of every message kept: what history sync reconciles.
     pub index: Ids,
-    ring: VecDeque<ChatMessage>,
+    /// The newest readable messages, in the store's order, `(ts, id hash)`,
+    /// so that a page from here and the next from the store neither repeat
+    /// nor skip one (with each message's id hash).
+    ring: VecDeque<(crate::store::Hash, ChatMessage)>,
     ring_cap: usize,
     /// Our messages not yet sent, oldest first.
     pub pending: VecDeque<Outgoing>,
@@ -74,12 +77,13 @@ impl Room {
         }
     }
 
-    /// Keeps a message in the ring, in `(ts, id)` order, dropping the oldest
-    /// when full.
+    /// Keeps a message in the ring, in `(ts, id hash)` order, dropping the
+    /// oldest when full.
     pub fn remember(&mut self, msg: ChatMessage) {
-        let key = (msg.ts, msg.id.as_str());
-        let at = self.ring.partition_point(|e| (e.ts, e.id.as_str()) <= key);
-        self.ring.insert(at, msg);
+        let hash = crate::store::hash(&msg.id);
+        let key = (msg.ts, hash);
+        let at = self.ring.partition_point(|(h, e)| (e.ts, *h) <= key);
+        self.ring.insert(at, (hash, msg));
         if self.ring.len() > self.ring_cap {
             self.ring.pop_front();
         }
@@ -88,7 +92,7 @@ impl Room {
     /// Forgets messages older than `ts` (retention); returns how many.
     pub fn forget_before(&mut self, ts: u64) -> usize {
         let gone = self.index.forget_before(ts);
-        self.ring.retain(|m| m.ts >= ts);
+        self.ring.retain(|(_, m)| m.ts >= ts);
         gone
     }
 
@@ -101,7 +105,7 @@ impl Room {
             .time_of(&hash)
             .is_some_and(|ts| self.index.remove(ts, &hash));
         let (ring, pending) = (self.ring.len(), self.pending.len());
-        self.ring.retain(|m| m.id != id);
+        self.ring.retain(|(_, m)| m.id != id);
         self.pending.retain(|out| out.env.id != id);
         indexed || ring != self.ring.len() || pending != self.pending.len()
     }
@@ -134,7 +138,7 @@ impl Room {
             Some(id) => self
                 .ring
                 .iter()
-                .position(|e| e.id == id)
+                .position(|(_, e)| e.id == id)
                 .is_some_and(|at| at >= limit),
             None => self.ring.len() >= limit,
         }
@@ -143,11 +147,14 @@ impl Room {
     /// Up to `limit` messages, oldest first, all before `before` if given.
     pub fn recent(&self, limit: usize, before: Option<&str>) -> Vec<ChatMessage> {
         let end = match before {
-            Some(id) => self.ring.iter().position(|e| e.id == id).unwrap_or(0),
+            Some(id) => self.ring.iter().position(|(_, e)| e.id == id).unwrap_or(0),
             None => self.ring.len(),
         };
         let start = end.saturating_sub(limit);
-        self.ring.range(start..end).cloned().collect()
+        self.ring
+            .range(start..end)
+            .map(|(_, m)| m.clone())
+            .collect()
     }
 }
 

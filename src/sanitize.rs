@@ -26,8 +26,23 @@ pub fn for_terminal(s: &str) -> String {
     out
 }
 
+/// Whether `s` has a character [`for_terminal`] escapes: a name with one
+/// is shown escaped and marked with its peer id, never passed as plain.
+pub fn needs_escape(s: &str) -> bool {
+    s.chars().any(is_dangerous)
+}
+
+/// A format character (Unicode's Cf: bidi controls, zero-width characters,
+/// the byte-order mark, tags...): invisible, or changing how the text
+/// around it is shown.
+pub fn is_format(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    c.general_category() == GeneralCategory::Format
+}
+
 fn is_dangerous(c: char) -> bool {
     c.is_control() // C0, DEL and C1 (8-bit CSI is U+009B)
+        || is_format(c)
         || matches!(c,
             '\u{061C}'                 // arabic letter mark
             | '\u{200B}'..='\u{200F}'  // zero-width space/joiners, LRM, RLM

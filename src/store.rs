@@ -182,6 +182,22 @@ impl Store {
         Store::start(opened?, Some(path), failures)
     }
 
+    /// Refuses a store file that is there but empty (0 bytes), for a data
+    /// dir that was used before: what `> history.redb`, or a crash on a
+    /// filesystem that does not journal data, leaves. Opened, it would be
+    /// a new, empty history, and every message gone without a word. (A
+    /// missing file is a fresh start, as after `mv … .damaged`.)
+    pub fn refuse_emptied(dir: &Path) -> Result<(), StoreError> {
+        let path = dir.join(FILE);
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() && meta.len() == 0 => Err(StoreError::Corrupt {
+                path,
+                reason: "it is empty (0 bytes), though this data dir was used before".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// A store in memory, for an ephemeral node.
     pub fn in_memory(failures: mpsc::Sender<Failure>) -> Result<Store, StoreError> {
         let db = Database::builder()

@@ -15,6 +15,7 @@
 //! `--quick` asserts nothing about speed: only that every scenario ran and
 //! produced its figures; it exits non-zero otherwise.
 
+mod acks;
 mod bare;
 mod cost;
 mod floor;
@@ -49,6 +50,8 @@ pub(crate) struct Plan {
     pub(crate) mesh_reps: usize,
     pub(crate) relay_n: usize,
     pub(crate) idle_wait: Duration,
+    /// Messages per run of the acknowledgement scenario.
+    pub(crate) ack_n: usize,
     /// History sizes a fresh node catches up on.
     pub(crate) sync_sizes: Vec<usize>,
     pub(crate) sync_reps: usize,
@@ -75,6 +78,7 @@ impl Plan {
             mesh_reps: 1,
             relay_n: 20,
             idle_wait: Duration::from_millis(200),
+            ack_n: 40,
             sync_sizes: vec![200],
             sync_reps: 1,
             limit: Duration::from_secs(120),
@@ -100,6 +104,7 @@ impl Plan {
             mesh_reps: 2,
             relay_n: 100_000,
             idle_wait: Duration::from_secs(1),
+            ack_n: 2000,
             sync_sizes: vec![10_000, 100_000],
             sync_reps: 3,
             limit: Duration::from_secs(900),
@@ -127,6 +132,8 @@ const EXPECTED: &[&str] = &[
     "history.sync.catch_up",
     "history.sync.bytes_per_payload_byte",
     "crypto.key_derivation",
+    "ack.publish.rate",
+    "ack.http_post.rate",
 ];
 
 #[tokio::main]
@@ -149,19 +156,19 @@ async fn main() -> ExitCode {
             };
         }
         _ => {
-            eprintln!("usage: bench --quick | --full [--only two-peers|mesh|history|cost]");
+            eprintln!("usage: bench --quick | --full [--only two-peers|mesh|history|cost|acks]");
             return ExitCode::from(2);
         }
     };
     match (args.get(1).map(String::as_str), args.get(2)) {
         (None, _) => {}
         (Some("--only"), Some(name))
-            if ["two-peers", "mesh", "history", "cost"].contains(&name.as_str()) =>
+            if ["two-peers", "mesh", "history", "cost", "acks"].contains(&name.as_str()) =>
         {
             plan.only = Some(name.clone());
         }
         _ => {
-            eprintln!("usage: bench --quick | --full [--only two-peers|mesh|history|cost]");
+            eprintln!("usage: bench --quick | --full [--only two-peers|mesh|history|cost|acks]");
             return ExitCode::from(2);
         }
     }
@@ -242,6 +249,17 @@ async fn run(plan: &Plan) -> anyhow::Result<bool> {
         plan,
         &mut failures,
         history::run(plan),
+    )
+    .await
+    {
+        eprintln!("{}", report::table(&f));
+        figures.extend(f);
+    }
+    if let Some(f) = scenario(
+        ("acks", "publish acknowledgements"),
+        plan,
+        &mut failures,
+        acks::run_all(plan),
     )
     .await
     {

@@ -21,8 +21,15 @@ use crate::node::Node;
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a stop waits for in-flight requests before closing anyway.
 pub const GRACE: Duration = Duration::from_secs(3);
-/// Connections served at once; further clients wait in the listen backlog.
-const MAX_CONNECTIONS: usize = 512;
+/// Connections served at once. Further ones are still accepted, but get
+/// [`OVER_CAP_HEADER_TIMEOUT`] to send their request head, and only the
+/// probes (`/health`, `/ready`) are answered on them: a client holding
+/// every connection open (slowloris) cannot fail a liveness probe.
+pub const MAX_CONNECTIONS: usize = 512;
+/// Connections over the cap at once; past this they are closed unread.
+const MAX_OVER_CAP: usize = 1024;
+/// Time a connection over the cap has to send its request head.
+const OVER_CAP_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 /// Pause after a failed accept (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -78,22 +85,22 @@ impl Server {
             header_read_timeout,
         } = self;
         let app = router(state.clone());
+        let probes = super::probes_router(state.clone());
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(header_read_timeout)
             .keep_alive(true);
+        let mut over_cap = http1::Builder::new();
+        over_cap
+            .timer(TokioTimer::new())
+            .header_read_timeout(OVER_CAP_HEADER_TIMEOUT.min(header_read_timeout))
+            .keep_alive(false);
         let graceful = GracefulShutdown::new();
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let spare = Arc::new(Semaphore::new(MAX_OVER_CAP));
         tokio::pin!(shutdown);
         loop {
-            let permit = tokio::select! {
-                permit = slots.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-                _ = &mut shutdown => break,
-            };
             let (stream, remote) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
@@ -105,9 +112,24 @@ impl Server {
                 },
                 _ = &mut shutdown => break,
             };
-            let service = TowerToHyperService::new(app.clone());
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            let connection = graceful.watch(connection);
+            let io = TokioIo::new(stream);
+            let (connection, permit) = if let Ok(permit) = slots.clone().try_acquire_owned() {
+                let service = TowerToHyperService::new(app.clone());
+                (
+                    graceful.watch(builder.serve_connection(io, service)),
+                    permit,
+                )
+            } else if let Ok(permit) = spare.clone().try_acquire_owned() {
+                tracing::debug!(%remote, "http connections at the cap: serving probes only");
+                let service = TowerToHyperService::new(probes.clone());
+                (
+                    graceful.watch(over_cap.serve_connection(io, service)),
+                    permit,
+                )
+            } else {
+                tracing::debug!(%remote, "http connections far over the cap: closed");
+                continue;
+            };
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!(%remote, error = %e, "http connection ended");

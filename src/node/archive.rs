@@ -114,3 +114,77 @@ pub(crate) fn search(
     let skip = found.len().saturating_sub(limit);
     Ok(found.split_off(skip))
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{
+        node::history::HistoryAnswer,
+        protocol::{self, Author},
+    };
+
+    /// Pages a room's history backwards, `size` at a time, as a client of
+    /// `GET /rooms/{room}/messages?before=ID` does: ids, oldest first.
+    fn page_back(store: &Store, room: &Room, topic: &TopicHash, size: usize) -> Vec<String> {
+        let mut pages: Vec<Vec<String>> = Vec::new();
+        let mut before: Option<String> = None;
+        loop {
+            let messages =
+                match HistoryAnswer::for_room(room, topic.clone(), size, before.as_deref()) {
+                    HistoryAnswer::Ring(messages) => messages,
+                    HistoryAnswer::Store { access, before } => {
+                        page(store, &access, size, before).expect("page")
+                    }
+                };
+            let Some(first) = messages.first() else {
+                break;
+            };
+            before = Some(first.id.clone());
+            pages.push(messages.into_iter().map(|m| m.id).collect());
+        }
+        pages.into_iter().rev().flatten().collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Whatever the page size, the ring's size and how many messages
+        /// share a millisecond, the pages together are the history, each
+        /// message once, in the store's order.
+        #[test]
+        fn pages_neither_repeat_nor_skip(
+            times in proptest::collection::vec(1u64..4, 0..60),
+            ring in 1usize..20,
+            size in 1usize..25,
+        ) {
+            let author = Author::new(libp2p::identity::Keypair::generate_ed25519());
+            let topic = protocol::topic_for("r").hash();
+            let mut room = Room::new("r", None, ring);
+            let mut records = Vec::new();
+            let mut all = Vec::new();
+            for (i, ts) in times.iter().enumerate() {
+                let mut env = Envelope::text(author.id(), "r", "n", &format!("m{i}"));
+                env.ts = *ts;
+                env.sign(author.keypair(), topic.as_str());
+                all.push((env.ts, store::hash(&env.id), env.id.clone()));
+                room.index.insert(env.ts, store::hash(&env.id));
+                records.push(record(&topic, &env, env.encode()));
+                if let Some(msg) = env.readable() {
+                    room.remember(msg);
+                }
+            }
+            let (failures, _rx) = tokio::sync::mpsc::channel(1);
+            let store = Store::in_memory(failures).expect("store");
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime")
+                .block_on(store.append_durable(records))
+                .expect("append");
+            all.sort();
+            let want: Vec<String> = all.into_iter().map(|(_, _, id)| id).collect();
+            prop_assert_eq!(page_back(&store, &room, &topic, size), want);
+        }
+    }
+}

@@ -363,24 +363,7 @@ impl EventLoop {
             } => {
                 let topic = protocol::topic_for(&room).hash();
                 let result = match self.rooms.get(&topic) {
-                    Some(r) if r.covers(limit, before.as_deref()) => {
-                        Ok(HistoryAnswer::Ring(r.recent(limit, before.as_deref())))
-                    }
-                    Some(r) => {
-                        let access = RoomAccess {
-                            name: r.name.clone(),
-                            topic,
-                            key: r.key.clone(),
-                        };
-                        match before.as_deref().map(|id| r.index.key_of(store::hash(id))) {
-                            // No message has that id: none is before it.
-                            Some(None) => Ok(HistoryAnswer::Ring(Vec::new())),
-                            start => Ok(HistoryAnswer::Store {
-                                access,
-                                before: start.flatten(),
-                            }),
-                        }
-                    }
+                    Some(r) => Ok(HistoryAnswer::for_room(r, topic, limit, before.as_deref())),
                     None => Err(Error::NotJoined(room)),
                 };
                 let _ = reply.send(result);

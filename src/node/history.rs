@@ -16,6 +16,7 @@ use serde_bytes::ByteBuf;
 use super::event_loop::EventLoop;
 use crate::{
     protocol::{AuthorKeys, Envelope, Rejection},
+    room::Room,
     store::{Hash, Store, StoreError},
     sync::{self, Session, Step, SyncRequest, SyncResponse},
 };
@@ -46,6 +47,35 @@ pub(crate) enum HistoryAnswer {
         access: super::archive::RoomAccess,
         before: Option<(u64, Hash)>,
     },
+}
+
+impl HistoryAnswer {
+    /// Where a page of `room`'s history comes from: the ring when it holds
+    /// the page, else the store, before the key of the message `before`.
+    /// Both are in `(ts, id hash)` order, so pages neither repeat nor skip.
+    pub(crate) fn for_room(
+        room: &Room,
+        topic: TopicHash,
+        limit: usize,
+        before: Option<&str>,
+    ) -> HistoryAnswer {
+        if room.covers(limit, before) {
+            return HistoryAnswer::Ring(room.recent(limit, before));
+        }
+        let access = super::archive::RoomAccess {
+            name: room.name.clone(),
+            topic,
+            key: room.key.clone(),
+        };
+        match before.map(|id| room.index.key_of(crate::store::hash(id))) {
+            // No message has that id: none is before it.
+            Some(None) => HistoryAnswer::Ring(Vec::new()),
+            start => HistoryAnswer::Store {
+                access,
+                before: start.flatten(),
+            },
+        }
+    }
 }
 
 /// Work done off the node task whose result the task takes on.

@@ -19,9 +19,14 @@ use crate::{
     store::{self, Record},
 };
 
-/// How far ahead of our clock a message's time may be. Later ones wait:
+/// How far a live message's time may be from our clock. Later ones wait:
 /// they are refused now and arrive by sync once their time has come.
+/// Earlier ones are taken in as recovered (shown in their place, never as
+/// new), as if sync had brought them.
 const MAX_SKEW_MS: u64 = 5 * 60 * 1000;
+/// 2025-01-01T00:00:00Z: no message of this protocol is older. An earlier
+/// time is a broken clock or a forgery, and would sort before everything.
+const EARLIEST_TS_MS: u64 = 1_735_689_600_000;
 
 impl EventLoop {
     /// Joins `room` with what the store holds of it, or sets its key if
@@ -264,12 +269,17 @@ impl EventLoop {
         let Some(name) = self.rooms.get(topic).map(|r| r.name.clone()) else {
             return MessageAcceptance::Ignore;
         };
-        if env.ts > protocol::now_ms() + MAX_SKEW_MS {
+        let now = protocol::now_ms();
+        if env.ts > now + MAX_SKEW_MS {
             return self.refuse(topic, "future", MessageAcceptance::Ignore);
         }
+        if env.ts < EARLIEST_TS_MS {
+            return self.refuse(topic, "before_2025", MessageAcceptance::Ignore);
+        }
+        let recovered = recovered || env.ts + MAX_SKEW_MS < now;
         if let Some(r) = &self.retention
             && r.max_age
-                .is_some_and(|age| env.ts + (age.as_millis() as u64) < protocol::now_ms())
+                .is_some_and(|age| env.ts + (age.as_millis() as u64) < now)
         {
             return self.refuse(topic, "past_retention", MessageAcceptance::Ignore);
         }

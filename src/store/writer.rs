@@ -102,13 +102,11 @@ fn run(
                 Job::Close { ack } => closing = Some(ack),
             }
         }
-        if appends.is_empty() {
-            if closing.is_some() {
-                return closing;
-            }
-            continue;
-        }
-        let result = slot.get().and_then(|db| commit(&db, &appends));
+        let result = if appends.is_empty() {
+            Ok(())
+        } else {
+            slot.get().and_then(|db| commit(&db, &appends))
+        };
         if let Err(e) = &result {
             tracing::error!(error = %e, records = appends.len(), "history not saved");
             if unacked > 0 {

@@ -2,7 +2,10 @@
 //! a person, or one JSON object per line for scripts. Every string from the
 //! network is sanitized before a person sees it.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    fmt::Write as _,
+};
 
 use serde_json::json;
 
@@ -60,7 +63,8 @@ impl Renderer {
     fn who(&mut self, peer: &str, nick: &str) -> String {
         let peers = self.nicks.entry(nick.to_owned()).or_default();
         peers.insert(peer.to_owned());
-        if peers.len() > 1 {
+        // Shared, or shown escaped: the peer id tells who it is.
+        if peers.len() > 1 || crate::sanitize::needs_escape(nick) {
             format!("{}#{}", clean(nick), short(peer))
         } else {
             clean(nick)
@@ -70,7 +74,7 @@ impl Renderer {
     /// The line for a node event, if it has one.
     pub fn event(&mut self, event: &Event) -> Option<String> {
         if self.is_json() {
-            return serde_json::to_string(event).ok();
+            return Some(json_line(event));
         }
         Some(match event {
             Event::Listening { address } => {
@@ -162,7 +166,7 @@ impl Renderer {
     /// A one-line error for the user.
     pub fn error(&self, message: &str) -> String {
         match self.style {
-            Style::Json => json!({"event": "error", "message": message}).to_string(),
+            Style::Json => json_line(&json!({"event": "error", "message": message})),
             Style::Human => format!("error: {}", clean(message)),
         }
     }
@@ -170,7 +174,7 @@ impl Renderer {
     /// A one-line notice for the user.
     pub fn info(&self, message: &str) -> String {
         match self.style {
-            Style::Json => json!({"event": "info", "message": message}).to_string(),
+            Style::Json => json_line(&json!({"event": "info", "message": message})),
             Style::Human => message.to_owned(),
         }
     }
@@ -178,7 +182,7 @@ impl Renderer {
     /// The `/peers` listing.
     pub fn peers(&self, peers: &[PeerInfo]) -> String {
         if self.is_json() {
-            return json!({"event": "peers", "peers": peers}).to_string();
+            return json_line(&json!({"event": "peers", "peers": peers}));
         }
         if peers.is_empty() {
             return "no peers connected".into();
@@ -207,7 +211,7 @@ impl Renderer {
     /// The `/rooms` listing; `current` is marked.
     pub fn rooms(&self, rooms: &[RoomInfo], current: Option<&str>) -> String {
         if self.is_json() {
-            return json!({"event": "rooms", "current": current, "rooms": rooms}).to_string();
+            return json_line(&json!({"event": "rooms", "current": current, "rooms": rooms}));
         }
         if rooms.is_empty() {
             return "no rooms joined: /join ROOM".into();
@@ -234,7 +238,7 @@ impl Renderer {
     /// The `/history` listing.
     pub fn history(&mut self, room: &str, messages: &[ChatMessage]) -> String {
         if self.is_json() {
-            return json!({"event": "history", "room": room, "messages": messages}).to_string();
+            return json_line(&json!({"event": "history", "room": room, "messages": messages}));
         }
         if messages.is_empty() {
             return format!("no messages in #{}", clean(room));
@@ -262,7 +266,7 @@ impl Renderer {
     /// The `/search` listing.
     pub fn search(&mut self, query: &str, found: &[ChatMessage]) -> String {
         if self.is_json() {
-            return json!({"event": "search", "query": query, "messages": found}).to_string();
+            return json_line(&json!({"event": "search", "query": query, "messages": found}));
         }
         if found.is_empty() {
             return format!("nothing found for \"{}\"", clean(query));
@@ -273,7 +277,7 @@ impl Renderer {
     /// The `/status` listing.
     pub fn status(&self, status: &Status) -> String {
         if self.is_json() {
-            return json!({"event": "status", "status": status}).to_string();
+            return json_line(&json!({"event": "status", "status": status}));
         }
         let mut out = format!(
             "peer id: {}\nnick: {}\naddresses:",
@@ -296,6 +300,25 @@ impl Renderer {
         ));
         out
     }
+}
+
+/// One `--json` line. serde_json leaves U+2028, U+2029 and the C1 controls
+/// (U+0085 among them) unescaped, and a reader that splits on every line
+/// terminator would cut such an event in two; they only occur inside
+/// strings, where `\uXXXX` is the same character.
+fn json_line(value: &impl serde::Serialize) -> String {
+    let raw = serde_json::to_string(value).unwrap_or_else(|e| {
+        json!({"event": "error", "message": format!("cannot encode an event: {e}")}).to_string()
+    });
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        if matches!(c, '\u{80}'..='\u{9f}' | '\u{2028}' | '\u{2029}') {
+            let _ = write!(out, "\\u{:04x}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -330,6 +353,47 @@ mod tests {
         let b = r.who("12D3KooWbbbbbb", "sam");
         assert_eq!(a, "sam");
         assert_eq!(b, "sam#bbbbbb");
+    }
+
+    #[test]
+    fn json_lines_escape_every_line_terminator() {
+        let mut r = Renderer::new(Style::Json);
+        let text = "a\u{2028}b\u{2029}c\u{85}d\u{9b}e\nf\rg";
+        let line = r
+            .event(&Event::Message {
+                room: "lobby".into(),
+                id: "1".into(),
+                from: "p".into(),
+                nick: "n\u{2028}".into(),
+                text: text.into(),
+                ts: 0,
+                recovered: false,
+            })
+            .expect("line");
+        assert_eq!(line.lines().count(), 1, "{line:?}");
+        assert!(
+            !line
+                .chars()
+                .any(|c| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')),
+            "{line:?}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(v["text"], text, "the same text once parsed");
+        let line = r.error("x\u{2029}y");
+        assert!(line.contains("\\u2029"), "{line}");
+    }
+
+    #[test]
+    fn a_nick_with_a_format_character_is_shown_escaped_with_its_peer() {
+        let mut r = Renderer::new(Style::Human);
+        assert_eq!(
+            r.who("12D3KooWcccccc", "ali\u{202e}ce"),
+            "ali\\u{202e}ce#cccccc"
+        );
+        assert_eq!(
+            r.who("12D3KooWdddddd", "\u{feff}bob"),
+            "\\u{feff}bob#dddddd"
+        );
     }
 
     #[test]

@@ -242,7 +242,7 @@ fn human_output_shows_control_characters_as_escapes() {
     let addr_line = a.line("listening", |l| l.starts_with("listening on "));
     let a_addr = addr_line.trim_start_matches("listening on ").to_owned();
     let a_id = Proc::peer_id(&a_addr);
-    let mut b = Proc::start(&["--json", "--nick", "evil\u{202e}", "--dial", &a_addr]);
+    let mut b = Proc::start(&["--json", "--nick", "evil", "--dial", &a_addr]);
     b.event("peer_connected", |v| v["peer"] == a_id.as_str());
     b.send("\x1b[2J\x1b]0;owned\x07 hi\u{9b}");
     let line = a.line("the message", |l| l.contains(" hi"));
@@ -285,6 +285,27 @@ fn usage_errors_exit_2_naming_the_bad_value() {
     }
     let (code, stderr) = run(&["--ephemeral", "--data-dir", "/tmp/x"]);
     assert_eq!(code, 2, "{stderr}");
+    // Checked before anything is written: no data dir, no key.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let d = data.to_str().expect("utf-8 path");
+    let long = "n".repeat(65);
+    for (flag, value) in [
+        ("--nick", long.as_str()),
+        ("--nick", "bad\u{7}bell"),
+        ("--nick", "ali\u{202e}ce"),
+        ("--nick", "zero\u{200b}width"),
+        ("--nick", "\u{feff}bom"),
+        ("--room", "lob\u{2066}by"),
+        ("--room", "two words"),
+        ("--history-ring", "0"),
+        ("--sync-interval", "0"),
+    ] {
+        let (code, stderr) = run(&["--data-dir", d, "--headless", flag, value]);
+        assert_eq!(code, 2, "{flag} {value:?}: {stderr}");
+        assert!(stderr.contains(flag), "{flag} {value:?}: {stderr}");
+        assert!(!data.exists(), "{flag} {value:?} left a data dir behind");
+    }
     let (code, stderr) = run(&["--bogus"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("--bogus"), "{stderr}");

@@ -240,7 +240,12 @@ fn a_damaged_store_stops_the_start_naming_the_file_and_the_way_out() {
     for b in flipped.iter_mut().skip(4096).step_by(997) {
         *b ^= 0x5a;
     }
-    for (what, bytes) in [("truncated", truncated), ("bit-flipped", flipped)] {
+    let emptied = Vec::new();
+    for (what, bytes) in [
+        ("truncated", truncated),
+        ("bit-flipped", flipped),
+        ("emptied", emptied),
+    ] {
         std::fs::write(&file, &bytes).expect("damage");
         let (code, stderr) = crate::cli::run(&[
             "--data-dir",
@@ -266,6 +271,12 @@ fn a_damaged_store_stops_the_start_naming_the_file_and_the_way_out() {
             "{what}: the file is left as it was"
         );
     }
+    // The way out it names: moved aside, the node starts with an empty
+    // history (peers sync it back).
+    std::fs::rename(&file, file.with_extension("redb.damaged")).expect("mv");
+    let mut p = start_local(&["--data-dir", d]);
+    p.address();
+    assert!(history_ids(&mut p).is_empty());
 }
 
 /// A data dir on a 1.6 MB tmpfs, for the length of a test.

@@ -397,6 +397,38 @@ async fn malformed_forged_and_oversize_envelopes_are_rejected_and_counted() {
 }
 
 #[tokio::test]
+async fn a_live_message_from_long_ago_is_recovered_and_one_before_2025_refused() {
+    let mut a = TestNode::start_with("alice", &[]).await;
+    let mut rogue = rogue::Rogue::connect(&a.addr).await;
+    let me = rogue.peer_id();
+    let mut ancient = envelope(&rogue, &me, "from 2024".into());
+    ancient.ts = 1_704_067_200_000; // 2024-01-01
+    rogue.sign(&mut ancient);
+    rogue.publish(ancient.encode());
+    let mut old = envelope(&rogue, &me, "an hour late".into());
+    old.ts -= 3_600_000;
+    rogue.sign(&mut old);
+    rogue.publish(old.encode());
+    let (late, _) = tokio::join!(
+        a.wait(|e| text_of(e) == Some("an hour late")),
+        rogue.drive_for(1500)
+    );
+    assert!(
+        matches!(late, Event::Message { recovered: true, ts, .. } if ts == old.ts),
+        "shown in its place, never as new: {late:?}"
+    );
+    let node = a.node.clone();
+    eventually("the 2024 message refused", || async {
+        let stats = node.status().await.expect("status").stats;
+        stats.rejected.get("before_2025") == Some(&1)
+    })
+    .await;
+    let history = a.node.history("lobby", 10, None).await.expect("history");
+    let texts: Vec<&str> = history.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["an hour late"], "stored, the 2024 one not");
+}
+
+#[tokio::test]
 async fn replayed_envelope_is_shown_once() {
     let mut a = TestNode::start_with("alice", &[]).await;
     let mut rogue = rogue::Rogue::connect(&a.addr).await;

@@ -156,6 +156,58 @@ async fn real_socket_serves_requests_and_cuts_off_a_slow_header() {
 }
 
 #[tokio::test]
+async fn with_every_connection_held_open_the_probes_still_answer() {
+    let a = TestNode::start_with("alice", &[]).await;
+    // The real header timeout (10 s): the held connections stay held.
+    let server = serve(&a, p2p_chat::http::HEADER_READ_TIMEOUT).await;
+    let mut held = Vec::new();
+    for _ in 0..p2p_chat::http::MAX_CONNECTIONS + 88 {
+        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+        s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            .await
+            .expect("write");
+        held.push(s);
+    }
+    let raw = |path: &str| {
+        let (addr, path) = (server.addr, path.to_owned());
+        async move {
+            let mut s = TcpStream::connect(addr).await.expect("connect");
+            s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+                .await
+                .expect("write");
+            let started = tokio::time::Instant::now();
+            let answer = tokio::time::timeout(WAIT, read_until_closed(&mut s))
+                .await
+                .expect("answered, and the connection closed");
+            (answer, started.elapsed())
+        }
+    };
+    let (health, took) = raw("/health").await;
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    assert!(took < Duration::from_secs(2), "/health took {took:?}");
+    let (ready, _) = raw("/ready").await;
+    assert!(ready.contains(r#""ready""#), "{ready}");
+    let (status, _) = raw("/status").await;
+    assert!(status.starts_with("HTTP/1.1 503"), "{status}");
+    assert!(status.contains("only /health and /ready"), "{status}");
+    // A connection over the cap has 1 s for its head, not 10.
+    let mut slow = TcpStream::connect(server.addr).await.expect("connect");
+    slow.write_all(b"GET /health HTTP/1.1\r\n")
+        .await
+        .expect("write");
+    let started = tokio::time::Instant::now();
+    tokio::time::timeout(WAIT, read_until_closed(&mut slow))
+        .await
+        .expect("closed");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(held);
+}
+
+#[tokio::test]
 async fn graceful_stop_ends_event_streams_and_refuses_new_connections() {
     let a = TestNode::start_with("alice", &[]).await;
     let server = serve(&a, Duration::from_secs(10)).await;
