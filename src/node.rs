@@ -229,7 +229,9 @@ impl Node {
     ///
     /// Resolves once the history store has committed the message (the
     /// commit starts at once), so what it acknowledges survives a crash;
-    /// [`Event::Sent`] comes at the same moment. If that commit fails, the
+    /// [`Event::Sent`] comes at the same moment. An ephemeral node keeps
+    /// its history in memory only, which no commit makes durable: it
+    /// answers once the message is sent (or queued). If that commit fails, the
     /// answer is [`Error::NotSaved`] (and an [`Event::NotSaved`] names the
     /// id); while the store is failing nothing is sent and the answer is
     /// [`Error::StoreFailing`].

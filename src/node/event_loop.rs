@@ -238,10 +238,17 @@ impl EventLoop {
         }
     }
 
-    /// Emits an event about one of our messages once the store holds it;
-    /// metrics count it now.
+    /// Whether a commit makes what it holds durable: the store is on disk.
+    /// An ephemeral node's history is in memory and gone at any stop, so
+    /// nothing of it waits for a commit.
+    pub(super) fn durable(&self) -> bool {
+        self.store.path.is_some()
+    }
+
+    /// Emits an event about one of our messages once the store holds it
+    /// (at once on an ephemeral node); metrics count it now.
     pub(super) fn emit_when_saved(&mut self, event: Event) {
-        if self.unsaved.is_empty() && self.held.is_empty() {
+        if !self.durable() || (self.unsaved.is_empty() && self.held.is_empty()) {
             self.emit(event);
         } else {
             self.metrics.observe(&event, self.peers.len());

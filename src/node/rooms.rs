@@ -86,7 +86,9 @@ impl EventLoop {
     /// Builds our next message for `room` (sealed and signed), sends it (or
     /// queues it while no peer is reachable) and commits it at once with
     /// whatever else waits for the store: the answer comes when that commit
-    /// has returned. While the store is failing, nothing is sent.
+    /// has returned. An ephemeral node, whose history is only in memory,
+    /// answers at once and commits with the next group. While the store is
+    /// failing, nothing is sent.
     pub(super) fn publish(&mut self, room: &str, text: String, reply: Reply<Sent>) {
         if let Some(reason) = &self.store_error {
             let _ = reply.send(Err(Error::StoreFailing(reason.clone())));
@@ -104,9 +106,9 @@ impl EventLoop {
         // Kept even if sending fails: history sync still delivers it.
         self.keep_soon(archive::record(&topic, &out.env, frame.clone()));
         match self.send(topic, out, frame) {
-            Ok(sent) => self.save(Some((reply, sent))),
-            Err(e) => {
-                let _ = reply.send(Err(e));
+            Ok(sent) if self.durable() => self.save(Some((reply, sent))),
+            result => {
+                let _ = reply.send(result);
             }
         }
     }

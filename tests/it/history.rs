@@ -3,7 +3,7 @@
 
 use p2p_chat::{Config, Event};
 
-use crate::support::{TestNode, eventually, text_of};
+use crate::support::{TestNode, eventually, persistent, text_of};
 
 /// Waits until `n` holds exactly the messages `texts` in `room`, in order.
 /// Waits until `n` holds exactly the messages `want`, each once (one
@@ -47,14 +47,6 @@ async fn shows(n: &TestNode, count: u64, secs: u64) {
 
 fn texts(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix} {i:04}")).collect()
-}
-
-fn persistent(dir: &std::path::Path, nick: &str) -> Config {
-    let mut cfg = Config::for_tests();
-    cfg.ephemeral = false;
-    cfg.data_dir = Some(dir.to_path_buf());
-    cfg.nick = Some(nick.into());
-    cfg
 }
 
 #[tokio::test]
@@ -209,6 +201,8 @@ async fn retention_keeps_the_newest_messages_in_memory_and_on_disk() {
     let sent = texts("kept or not", 12);
     for t in &sent {
         b.node.publish("lobby", t).await.expect("publish");
+        // One millisecond each: retention counts by time.
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     b.wait(|e| matches!(e, Event::Sent { text, .. } if *text == sent[11]))
         .await;

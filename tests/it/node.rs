@@ -499,7 +499,11 @@ async fn a_room_of_two_forms_its_mesh_quickly() {
 
 #[tokio::test]
 async fn what_is_shown_as_sent_or_queued_is_already_in_the_store() {
-    let mut a = TestNode::start_with("alice", &[]).await;
+    let dirs = [
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    ];
+    let mut a = TestNode::start(crate::support::persistent(dirs[0].path(), "alice")).await;
     // Queued: committed before publish answers.
     let queued = a
         .node
@@ -509,12 +513,16 @@ async fn what_is_shown_as_sent_or_queued_is_already_in_the_store() {
     assert!(queued.pending);
     let found = a.node.search("queued word", None, 5).await.expect("search");
     assert_eq!(found.len(), 1, "a queued message is committed first");
-    let b = TestNode::start_with("bob", &[&a]).await;
-    // Sent: shown (the sent event) only once committed.
+    let mut cfg = crate::support::persistent(dirs[1].path(), "bob");
+    cfg.dial = vec![a.addr.parse().expect("addr")];
+    let b = TestNode::start(cfg).await;
+    // Sent: answered, and shown (the sent event), only once committed.
     let mut events = b.node.subscribe();
     for i in 0..20 {
         let text = format!("burst {i:02}");
         let sent = b.node.publish("lobby", &text).await.expect("publish");
+        let found = b.node.search(&text, None, 5).await.expect("search");
+        assert_eq!(found.len(), 1, "{text} is in the store once answered");
         let shown = loop {
             match events.recv().await {
                 Ok(Event::Sent { id, .. }) if id == sent.id => break true,

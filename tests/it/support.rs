@@ -154,3 +154,12 @@ impl TestNode {
         history.into_iter().map(|m| m.text).collect()
     }
 }
+
+/// The test config of a node with its data (key, history) in `dir`.
+pub fn persistent(dir: &std::path::Path, nick: &str) -> Config {
+    let mut cfg = Config::for_tests();
+    cfg.ephemeral = false;
+    cfg.data_dir = Some(dir.to_path_buf());
+    cfg.nick = Some(nick.into());
+    cfg
+}
