@@ -317,13 +317,13 @@ const EXAMPLE: &str = "e.g. /ip4/127.0.0.1/tcp/4001 or /ip4/0.0.0.0/udp/4001/qui
 /// Checked before anything is written: a bad nick or room leaves no data
 /// dir or key behind.
 fn parse_nick(s: &str) -> Result<String, String> {
-    crate::node::check_nick(s)
+    crate::limits::own_nick(s)
         .map(|()| s.to_owned())
         .map_err(|e| e.to_string())
 }
 
 fn parse_room(s: &str) -> Result<String, String> {
-    crate::node::check_room(s)
+    crate::limits::own_room(s)
         .map(|()| s.to_owned())
         .map_err(|e| e.to_string())
 }

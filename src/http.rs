@@ -141,17 +141,16 @@ pub fn router(state: AppState) -> Router {
 
 /// What a connection over the cap is served: the probes, and 503 for the
 /// rest (the connection is closed after one answer).
-pub(crate) fn probes_router(state: AppState) -> Router {
+pub(crate) fn probes_router(state: AppState, max_connections: usize) -> Router {
     Router::new()
         .route("/health", get(routes::health))
         .route("/ready", get(routes::ready))
-        .fallback(|| async {
+        .fallback(move || async move {
             AppError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
-                    "the API has {} connections open: only /health and /ready are \
-                     served until one closes; try again",
-                    server::MAX_CONNECTIONS
+                    "the API has {max_connections} connections open: only /health and \
+                     /ready are served until one closes; try again"
                 ),
             )
         })

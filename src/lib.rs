@@ -5,8 +5,13 @@
 //! * [`config`]: flags and environment variables, with embedded defaults.
 //! * [`node`]: one task owns the libp2p swarm; [`Node`] is the cloneable
 //!   handle every front end uses, and [`node::Event`] what it broadcasts.
-//! * [`protocol`]: wire types, topic names, limits and validation.
+//! * [`limits`]: sizes and validation: our own input refused when invalid,
+//!   peers' held to the limits.
+//! * [`protocol`]: wire types, topic names, and the checks of a frame.
 //! * [`room`]: pure per-room state (recent messages, pending queue, seen ids).
+//! * [`crypto`]: room keys (Argon2id) and sealing (AES-256-GCM).
+//! * [`store`]: the durable history (redb) and its one writer thread.
+//! * [`sync`]: history reconciliation between peers (Negentropy).
 //! * [`identity`]: the persistent ed25519 key.
 //! * [`sanitize`]: making untrusted strings safe for a terminal.
 //! * [`ui`]: the terminal front end (line mode and `--json`).
@@ -28,6 +33,7 @@ pub mod config;
 pub mod crypto;
 pub mod http;
 pub mod identity;
+pub mod limits;
 pub mod node;
 pub mod protocol;
 pub mod room;

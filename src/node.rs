@@ -43,6 +43,7 @@ use crate::{
     config::Config,
     crypto::RoomKey,
     identity::{self, IdentityError},
+    limits,
     protocol::{self, ChatMessage},
     store::Store,
 };
@@ -154,7 +155,7 @@ impl Node {
             Some(nick) => nick.clone(),
             None => default_nick(&peer_id),
         };
-        check_nick(&nick)?;
+        limits::own_nick(&nick)?;
         let mut registry = Registry::default();
         let mut swarm = swarm::build(keypair.clone(), cfg, &mut registry)?;
         let metrics = metrics::Metrics::new(&mut registry);
@@ -254,7 +255,7 @@ impl Node {
     }
 
     async fn join_with(&self, room: &str, key: Option<Arc<RoomKey>>) -> Result<bool, Error> {
-        check_room(room)?;
+        limits::own_room(room)?;
         let (store, topic, ring) = (
             self.store.clone(),
             protocol::topic_for(room).hash().to_string(),
@@ -277,7 +278,7 @@ impl Node {
     /// key is derived here, once, off the async runtime (Argon2id takes a
     /// few hundred milliseconds); false if the room was already joined.
     pub async fn join_encrypted(&self, room: &str, passphrase: &str) -> Result<bool, Error> {
-        check_room(room)?;
+        limits::own_room(room)?;
         let key = derive_key(room, passphrase).await?;
         self.join_with(room, Some(Arc::new(key))).await
     }
@@ -393,46 +394,6 @@ fn default_nick(peer: &PeerId) -> String {
     ["USER", "LOGNAME"]
         .iter()
         .filter_map(|var| std::env::var(var).ok())
-        .find(|name| check_nick(name).is_ok())
+        .find(|name| limits::own_nick(name).is_ok())
         .unwrap_or_else(|| peers::short_id(peer))
-}
-
-/// A nick is 1..=64 bytes of printable characters, without spaces or `#`.
-pub(crate) fn check_nick(nick: &str) -> Result<(), Error> {
-    if nick.is_empty() || nick.len() > protocol::MAX_NICK_BYTES {
-        return Err(Error::InvalidNick(format!(
-            "give 1 to {} bytes",
-            protocol::MAX_NICK_BYTES
-        )));
-    }
-    if nick
-        .chars()
-        .any(|c| c.is_control() || crate::sanitize::is_format(c) || c.is_whitespace() || c == '#')
-    {
-        return Err(Error::InvalidNick(format!(
-            "'{}' has a space, '#', or a control or format character",
-            crate::sanitize::for_terminal(nick)
-        )));
-    }
-    Ok(())
-}
-
-/// A room name is 1..=128 bytes of printable characters without spaces.
-pub(crate) fn check_room(room: &str) -> Result<(), Error> {
-    if room.is_empty() || room.len() > protocol::MAX_ROOM_BYTES {
-        return Err(Error::InvalidRoom(format!(
-            "give 1 to {} bytes",
-            protocol::MAX_ROOM_BYTES
-        )));
-    }
-    if room
-        .chars()
-        .any(|c| c.is_control() || crate::sanitize::is_format(c) || c.is_whitespace())
-    {
-        return Err(Error::InvalidRoom(format!(
-            "'{}' has a space, or a control or format character",
-            crate::sanitize::for_terminal(room)
-        )));
-    }
-    Ok(())
 }

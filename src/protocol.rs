@@ -1,5 +1,6 @@
-//! Wire types and limits: what crosses the network, and the checks every
-//! received frame passes before the node believes it.
+//! Wire types: what crosses the network, and the checks every received
+//! frame passes before the node believes it (its limits are in
+//! [`crate::limits`]).
 //!
 //! Rooms travel as gossipsub messages carrying a JSON [`Envelope`]; direct
 //! messages and nick announcements travel over request-response
@@ -25,14 +26,7 @@ use sha2::{Digest, Sha256};
 
 /// Schema version carried in every envelope.
 pub const VERSION: u8 = 1;
-/// Largest text body, in bytes, checked at both ends.
-pub const MAX_TEXT_BYTES: usize = 16 * 1024;
-/// Largest frame (gossipsub message or request-response body), in bytes.
-pub const MAX_FRAME_BYTES: usize = 64 * 1024;
-/// Largest nick, in bytes.
-pub const MAX_NICK_BYTES: usize = 64;
-/// Largest room name, in bytes.
-pub const MAX_ROOM_BYTES: usize = 128;
+pub use crate::limits::{MAX_FRAME_BYTES, MAX_NICK_BYTES, MAX_ROOM_BYTES, MAX_TEXT_BYTES};
 /// Protocol id of direct messages and nick announcements.
 pub const DM_PROTOCOL: StreamProtocol = StreamProtocol::new("/p2p-chat/dm/1");
 /// Protocol id announced by identify.
@@ -172,14 +166,6 @@ impl Rejection {
             Rejection::Forged => "forged",
         }
     }
-}
-
-/// Checks a readable text and nick against the limits.
-pub fn check_text(nick: &str, text: &str) -> Result<(), Rejection> {
-    if text.len() > MAX_TEXT_BYTES || nick.len() > MAX_NICK_BYTES {
-        return Err(Rejection::TooLarge);
-    }
-    Ok(())
 }
 
 /// Our signing key and our peer id as envelopes spell it. The text form
@@ -338,7 +324,9 @@ impl Envelope {
         }
         match &self.body {
             Body::Text { room, nick, text } => {
-                check_text(nick, text)?;
+                if !crate::limits::peer_text(nick, text) {
+                    return Err(Rejection::TooLarge);
+                }
                 if room.len() > MAX_ROOM_BYTES {
                     return Err(Rejection::TooLarge);
                 }

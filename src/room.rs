@@ -13,7 +13,7 @@ use libp2p::gossipsub::{MessageAcceptance, TopicHash};
 
 use crate::{
     crypto::{CryptoError, RoomKey},
-    protocol::{self, Author, Body, ChatMessage, Envelope, Inner},
+    protocol::{Author, Body, ChatMessage, Envelope, Inner},
 };
 
 pub use ids::Ids;
@@ -32,6 +32,9 @@ pub struct Outgoing {
     pub env: Envelope,
     /// The readable form.
     pub msg: ChatMessage,
+    /// Held by the store: a queued message is sent only once it is, so
+    /// that a failed commit never reports as unsent one that went out.
+    pub committed: bool,
 }
 
 /// Notices a person sees once per room, not once per message.
@@ -199,7 +202,11 @@ impl Room {
             text,
             ts: env.ts,
         };
-        Outgoing { env, msg }
+        Outgoing {
+            env,
+            msg,
+            committed: false,
+        }
     }
 
     /// What a member of `room` can make of `env`.
@@ -233,7 +240,7 @@ impl Room {
         let Ok(inner) = serde_json::from_slice::<Inner>(&plaintext) else {
             return Reading::Refused("malformed", MessageAcceptance::Reject);
         };
-        if protocol::check_text(&inner.nick, &inner.text).is_err() {
+        if !crate::limits::peer_text(&inner.nick, &inner.text) {
             return Reading::Refused("too_large", MessageAcceptance::Reject);
         }
         Reading::Shown(ChatMessage {
@@ -273,6 +280,11 @@ impl SeenIds {
     /// Whether `id` was seen.
     pub fn contains(&self, id: &str) -> bool {
         self.set.contains(id)
+    }
+
+    /// Forgets `id`, so that it is taken in again when it comes back.
+    pub fn remove(&mut self, id: &str) {
+        self.set.remove(id);
     }
 }
 
@@ -347,5 +359,8 @@ mod tests {
         }
         assert!(!seen.contains("x"));
         assert!(seen.contains(&(SEEN_CAP - 1).to_string()));
+        seen.remove("7");
+        assert!(!seen.contains("7"));
+        assert!(seen.insert("7"), "taken in again once forgotten");
     }
 }

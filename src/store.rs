@@ -286,7 +286,9 @@ impl Store {
 
     /// Every `(ts, hash)` of a room, in order. Blocking.
     pub fn ids(&self, topic: &str) -> Result<Vec<(u64, Hash)>, StoreError> {
-        let txn = self.db.get()?.begin_read().map_err(io)?;
+        // Held for the whole read: a reopen waits for it.
+        let db = self.db.get()?;
+        let txn = db.begin_read().map_err(io)?;
         let table = txn.open_table(MESSAGES).map_err(io)?;
         let mut out = Vec::new();
         for entry in table.range((topic, 0u64, &[][..])..).map_err(io)? {
@@ -303,7 +305,9 @@ impl Store {
     /// The frames of a room's messages with these keys that are here, in the
     /// given order. Blocking.
     pub fn frames(&self, topic: &str, keys: &[(u64, Hash)]) -> Result<Vec<Vec<u8>>, StoreError> {
-        let txn = self.db.get()?.begin_read().map_err(io)?;
+        // Held for the whole read: a reopen waits for it.
+        let db = self.db.get()?;
+        let txn = db.begin_read().map_err(io)?;
         let messages = txn.open_table(MESSAGES).map_err(io)?;
         let mut out = Vec::with_capacity(keys.len());
         for (ts, h) in keys {
@@ -322,7 +326,9 @@ impl Store {
         before: Option<(u64, Hash)>,
         limit: usize,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        let txn = self.db.get()?.begin_read().map_err(io)?;
+        // Held for the whole read: a reopen waits for it.
+        let db = self.db.get()?;
+        let txn = db.begin_read().map_err(io)?;
         let table = txn.open_table(MESSAGES).map_err(io)?;
         let start = (topic, 0u64, &[][..]);
         let end_hash;

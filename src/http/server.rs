@@ -39,6 +39,7 @@ pub struct Server {
     listener: TcpListener,
     state: AppState,
     header_read_timeout: Duration,
+    max_connections: usize,
 }
 
 impl Server {
@@ -62,12 +63,20 @@ impl Server {
             listener,
             state: AppState::new(node, token, allowed_hosts),
             header_read_timeout: HEADER_READ_TIMEOUT,
+            max_connections: MAX_CONNECTIONS,
         })
     }
 
     /// Changes the header read timeout (tests use a short one).
     pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
         self.header_read_timeout = timeout;
+        self
+    }
+
+    /// Changes the cap on connections served at once (tests use a small
+    /// one).
+    pub fn with_max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
         self
     }
 
@@ -83,9 +92,10 @@ impl Server {
             listener,
             state,
             header_read_timeout,
+            max_connections,
         } = self;
         let app = router(state.clone());
-        let probes = super::probes_router(state.clone());
+        let probes = super::probes_router(state.clone(), max_connections);
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
@@ -97,7 +107,7 @@ impl Server {
             .header_read_timeout(OVER_CAP_HEADER_TIMEOUT.min(header_read_timeout))
             .keep_alive(false);
         let graceful = GracefulShutdown::new();
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let slots = Arc::new(Semaphore::new(max_connections));
         let spare = Arc::new(Semaphore::new(MAX_OVER_CAP));
         tokio::pin!(shutdown);
         loop {

@@ -115,6 +115,18 @@ impl<T> From<mpsc::error::SendError<T>> for Error {
     }
 }
 
+impl From<crate::limits::Invalid> for Error {
+    fn from(e: crate::limits::Invalid) -> Self {
+        use crate::limits::Invalid;
+        match e {
+            Invalid::Nick(why) => Error::InvalidNick(why),
+            Invalid::Room(why) => Error::InvalidRoom(why),
+            Invalid::Empty => Error::Empty,
+            Invalid::TooLarge { size, limit } => Error::TooLarge { size, limit },
+        }
+    }
+}
+
 impl From<oneshot::error::RecvError> for Error {
     fn from(_: oneshot::error::RecvError) -> Self {
         Error::NodeStopped

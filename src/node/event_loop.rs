@@ -30,7 +30,6 @@ use super::{
     Command, Error, Event, PeerInfo, Receipt, Reply, Sent, Stats, Status,
     archive::RoomAccess,
     behaviour::Behaviour,
-    check_nick,
     history::{HistoryAnswer, SyncState},
     metrics::Metrics,
     peers::PeerBook,
@@ -39,6 +38,7 @@ use super::{
 };
 use crate::{
     config::Config,
+    limits,
     protocol::{self, Author, AuthorKeys, DirectRequest, Envelope},
     room::{Room, SeenIds},
     store::{self, Failure, Record, Store, StoreError},
@@ -227,6 +227,12 @@ impl EventLoop {
         self.store.close().await;
     }
 
+    /// Adds a message to what the next `save` commits, with no timer and
+    /// no early flush: the caller saves at once.
+    pub(super) fn keep_in_next_commit(&mut self, record: Record) {
+        self.unsaved.push(record);
+    }
+
     /// Queues a message for the store's next group commit.
     pub(super) fn keep_soon(&mut self, record: Record) {
         if self.unsaved.is_empty() {
@@ -296,9 +302,17 @@ impl EventLoop {
     /// one leaves its queue, as it has no copy anywhere.
     fn saved(&mut self, saved: Saved) {
         let Err(reason) = saved.result else {
+            let mut queued = Vec::new();
             for event in saved.events {
+                if let Event::Pending { room, id, .. } = &event {
+                    queued.push((room.clone(), id.clone()));
+                }
                 // Counted when held.
                 let _ = self.events.send(Arc::new(event));
+            }
+            // Shown as pending first; now they may go out.
+            for (room, id) in queued {
+                self.queued_kept(&room, &id);
             }
             if let Some((reply, sent)) = saved.answer {
                 let _ = reply.send(Ok(sent));
@@ -415,8 +429,8 @@ impl EventLoop {
         text: String,
         reply: oneshot::Sender<Result<Receipt, Error>>,
     ) {
-        if let Err(e) = check_text(&text) {
-            let _ = reply.send(Err(e));
+        if let Err(e) = limits::own_text(&text) {
+            let _ = reply.send(Err(e.into()));
             return;
         }
         let peer = match self.peers.resolve(to) {
@@ -444,7 +458,7 @@ impl EventLoop {
     }
 
     fn set_nick(&mut self, nick: String) -> Result<(), Error> {
-        check_nick(&nick)?;
+        limits::own_nick(&nick)?;
         self.nick = nick;
         let peers: Vec<PeerId> = self.peers.ids().copied().collect();
         for peer in peers {
@@ -603,19 +617,6 @@ impl EventLoop {
             let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
-}
-
-pub(super) fn check_text(text: &str) -> Result<(), Error> {
-    if text.trim().is_empty() {
-        return Err(Error::Empty);
-    }
-    if text.len() > protocol::MAX_TEXT_BYTES {
-        return Err(Error::TooLarge {
-            size: text.len(),
-            limit: protocol::MAX_TEXT_BYTES,
-        });
-    }
-    Ok(())
 }
 
 pub(super) fn publish_reason(e: &PublishError) -> String {

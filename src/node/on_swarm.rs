@@ -18,7 +18,10 @@ use super::{
     behaviour::BehaviourEvent,
     event_loop::{EventLoop, PendingDirect},
 };
-use crate::protocol::{DirectRequest, DirectResponse, Envelope, MAX_NICK_BYTES};
+use crate::{
+    limits,
+    protocol::{DirectRequest, DirectResponse, Envelope},
+};
 
 /// Below this many connected peers, peers learnt from the DHT or mDNS are
 /// dialed, so a room forms a mesh rather than a star around a bootstrap node.
@@ -308,7 +311,7 @@ impl EventLoop {
     }
 
     fn learn_nick(&mut self, peer: PeerId, nick: &str) {
-        if nick.is_empty() || nick.len() > MAX_NICK_BYTES {
+        if !limits::peer_nick(nick) {
             return;
         }
         if self.peers.set_nick(&peer, nick) {

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use libp2p::gossipsub::{MessageAcceptance, PublishError, TopicHash};
 
 use super::{
-    Error, Event, Reply, RoomInfo, Sent, archive, check_room,
-    event_loop::{EventLoop, check_text, publish_reason},
+    Error, Event, Reply, RoomInfo, Sent, archive,
+    event_loop::{EventLoop, publish_reason},
     history::Preload,
 };
 use crate::{
     crypto::RoomKey,
+    limits,
     protocol::{self, Envelope},
     room::{Outgoing, PENDING_CAP, Reading, Room},
     store::{self, Record},
@@ -37,7 +38,7 @@ impl EventLoop {
         key: Option<Arc<RoomKey>>,
         preload: Preload,
     ) -> Result<bool, Error> {
-        check_room(room)?;
+        limits::own_room(room)?;
         let topic = protocol::topic_for(room);
         let hash = topic.hash();
         if let Some(state) = self.rooms.get_mut(&hash) {
@@ -90,10 +91,6 @@ impl EventLoop {
     /// answers at once and commits with the next group. While the store is
     /// failing, nothing is sent.
     pub(super) fn publish(&mut self, room: &str, text: String, reply: Reply<Sent>) {
-        if let Some(reason) = &self.store_error {
-            let _ = reply.send(Err(Error::StoreFailing(reason.clone())));
-            return;
-        }
         let (topic, out) = match self.prepare(room, text) {
             Ok(prepared) => prepared,
             Err(e) => {
@@ -104,10 +101,20 @@ impl EventLoop {
         // Encoded once, for the store and the wire.
         let frame = out.env.encode();
         // Kept even if sending fails: history sync still delivers it.
-        self.keep_soon(archive::record(&topic, &out.env, frame.clone()));
+        let record = archive::record(&topic, &out.env, frame.clone());
+        let durable = self.durable();
+        if durable {
+            // Into the commit that `save` starts below, whatever waits.
+            self.keep_in_next_commit(record);
+        } else {
+            self.keep_soon(record);
+        }
         match self.send(topic, out, frame) {
-            Ok(sent) if self.durable() => self.save(Some((reply, sent))),
+            Ok(sent) if durable => self.save(Some((reply, sent))),
             result => {
+                if durable {
+                    self.save(None);
+                }
                 let _ = reply.send(result);
             }
         }
@@ -119,12 +126,26 @@ impl EventLoop {
         if let Some(state) = self.rooms.values_mut().find(|r| r.name == room) {
             state.forget(id);
         }
+        // Sync may bring it back from a peer that has it: take it in then.
+        self.seen.remove(id);
+    }
+
+    /// A queued message of ours is in the store: it may go out now.
+    pub(super) fn queued_kept(&mut self, room: &str, id: &str) {
+        let Some((topic, state)) = self.rooms.iter_mut().find(|(_, r)| r.name == room) else {
+            return;
+        };
+        if let Some(out) = state.pending.iter_mut().find(|o| o.env.id == id) {
+            out.committed = true;
+        }
+        let topic = topic.clone();
+        self.flush_pending(&topic);
     }
 
     /// Builds our next message for `room`, sealed and signed, with the
     /// room's topic.
     fn prepare(&mut self, room: &str, text: String) -> Result<(TopicHash, Outgoing), Error> {
-        check_text(&text)?;
+        limits::own_text(&text)?;
         // A joined room is found by its name: hashing the name into its
         // topic on every message cost more than looking.
         let Some((topic, state)) = self.rooms.iter().find(|(_, r)| r.name == room) else {
@@ -133,6 +154,9 @@ impl EventLoop {
         let topic = topic.clone();
         if state.pending.len() >= PENDING_CAP {
             return Err(Error::QueueFull(PENDING_CAP, room.to_owned()));
+        }
+        if let Some(reason) = &self.store_error {
+            return Err(Error::StoreFailing(reason.clone()));
         }
         let out = state.outgoing(&self.author, &topic, &self.nick, text);
         self.seen.insert(&out.env.id);
@@ -176,7 +200,9 @@ impl EventLoop {
         }
     }
 
-    fn queue(&mut self, topic: TopicHash, out: Outgoing) {
+    fn queue(&mut self, topic: TopicHash, mut out: Outgoing) {
+        // An ephemeral node waits for no commit.
+        out.committed = !self.durable();
         let event = Event::Pending {
             room: out.msg.room.clone(),
             id: out.msg.id.clone(),
@@ -214,9 +240,11 @@ impl EventLoop {
     /// no peer again.
     pub(super) fn flush_pending(&mut self, topic: &TopicHash) {
         loop {
+            // In order: stop at one whose commit has not returned yet.
             let Some(out) = self
                 .rooms
                 .get_mut(topic)
+                .filter(|r| r.pending.front().is_some_and(|o| o.committed))
                 .and_then(|r| r.pending.pop_front())
             else {
                 return;

@@ -78,6 +78,7 @@ fn run(
         }
         let mut appends = Vec::new();
         let mut waiters = Vec::new();
+        let mut probes = Vec::new();
         let mut unacked = 0;
         for job in batch {
             match job {
@@ -96,9 +97,7 @@ fn run(
                     let result = slot.get().and_then(|db| prune(&db, &topic, before_ts));
                     let _ = ack.send(result);
                 }
-                Job::Probe { ack } => {
-                    let _ = ack.send(probe(slot, path));
-                }
+                Job::Probe { ack } => probes.push(ack),
                 Job::Close { ack } => closing = Some(ack),
             }
         }
@@ -118,6 +117,11 @@ fn run(
         }
         for ack in waiters {
             let _ = ack.send(result.clone());
+        }
+        // After the batch's commit: a probe never reports a store that
+        // has just failed as working.
+        for ack in probes {
+            let _ = ack.send(result.clone().and_then(|()| probe(slot, path)));
         }
         if closing.is_some() {
             return closing;
@@ -140,6 +144,14 @@ fn probe(slot: &Slot, path: Option<&PathBuf>) -> Result<(), StoreError> {
     let Some(path) = path else {
         return Err(StoreError::Stopped);
     };
+    // Only the file that was open: a missing or emptied one would open
+    // as a new, empty history, under an index that lists every message.
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > 0) {
+        return Err(StoreError::Io(format!(
+            "{} is missing or empty: restart the node (peers sync the history back)",
+            path.display()
+        )));
+    }
     tracing::info!("history store: reopening it after an I/O error");
     if !slot.release() {
         return Err(StoreError::Io(

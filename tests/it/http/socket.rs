@@ -158,18 +158,33 @@ async fn real_socket_serves_requests_and_cuts_off_a_slow_header() {
 #[tokio::test]
 async fn with_every_connection_held_open_the_probes_still_answer() {
     let a = TestNode::start_with("alice", &[]).await;
-    // The real header timeout (10 s): the held connections stay held.
-    let server = serve(&a, p2p_chat::http::HEADER_READ_TIMEOUT).await;
+    // A cap of 16 (512 by default), and the real header timeout (10 s):
+    // the held connections stay held.
+    let cap = 16;
+    let server = Server::bind(
+        "127.0.0.1:0".parse().expect("addr"),
+        a.node.clone(),
+        None,
+        Vec::new(),
+    )
+    .await
+    .expect("binds")
+    .with_max_connections(cap);
+    let addr = server.local_addr().expect("bound address");
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server.run(async {
+        let _ = stopped.await;
+    }));
     let mut held = Vec::new();
-    for _ in 0..p2p_chat::http::MAX_CONNECTIONS + 88 {
-        let mut s = TcpStream::connect(server.addr).await.expect("connect");
+    for _ in 0..cap + 8 {
+        let mut s = TcpStream::connect(addr).await.expect("connect");
         s.write_all(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
             .await
             .expect("write");
         held.push(s);
     }
     let raw = |path: &str| {
-        let (addr, path) = (server.addr, path.to_owned());
+        let path = path.to_owned();
         async move {
             let mut s = TcpStream::connect(addr).await.expect("connect");
             s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
@@ -191,7 +206,7 @@ async fn with_every_connection_held_open_the_probes_still_answer() {
     assert!(status.starts_with("HTTP/1.1 503"), "{status}");
     assert!(status.contains("only /health and /ready"), "{status}");
     // A connection over the cap has 1 s for its head, not 10.
-    let mut slow = TcpStream::connect(server.addr).await.expect("connect");
+    let mut slow = TcpStream::connect(addr).await.expect("connect");
     slow.write_all(b"GET /health HTTP/1.1\r\n")
         .await
         .expect("write");
