@@ -87,6 +87,10 @@ struct Running {
 }
 
 async fn serve(node: &TestNode, header_timeout: Duration) -> Running {
+    serve_capped(node, header_timeout, p2p_chat::http::MAX_CONNECTIONS).await
+}
+
+async fn serve_capped(node: &TestNode, header_timeout: Duration, cap: usize) -> Running {
     let server = Server::bind(
         "127.0.0.1:0".parse().expect("addr"),
         node.node.clone(),
@@ -95,7 +99,8 @@ async fn serve(node: &TestNode, header_timeout: Duration) -> Running {
     )
     .await
     .expect("binds")
-    .with_header_read_timeout(header_timeout);
+    .with_header_read_timeout(header_timeout)
+    .with_max_connections(cap);
     let addr = server.local_addr().expect("bound address");
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(server.run(async {
@@ -161,20 +166,8 @@ async fn with_every_connection_held_open_the_probes_still_answer() {
     // A cap of 16 (512 by default), and the real header timeout (10 s):
     // the held connections stay held.
     let cap = 16;
-    let server = Server::bind(
-        "127.0.0.1:0".parse().expect("addr"),
-        a.node.clone(),
-        None,
-        Vec::new(),
-    )
-    .await
-    .expect("binds")
-    .with_max_connections(cap);
-    let addr = server.local_addr().expect("bound address");
-    let (_stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server.run(async {
-        let _ = stopped.await;
-    }));
+    let server = serve_capped(&a, p2p_chat::http::HEADER_READ_TIMEOUT, cap).await;
+    let addr = server.addr;
     let mut held = Vec::new();
     for _ in 0..cap + 8 {
         let mut s = TcpStream::connect(addr).await.expect("connect");
