@@ -7,8 +7,11 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum, parser
 use libp2p::{Multiaddr, multiaddr::Protocol};
 use zeroize::Zeroizing;
 
-/// Default port for TCP and QUIC when no `--listen` is given.
-pub const DEFAULT_PORT: u16 = 4001;
+pub use crate::{
+    crypto::Secret,
+    node::{DEFAULT_PORT, Retention},
+};
+
 /// Default room.
 pub const DEFAULT_ROOM: &str = "lobby";
 /// Default gossipsub heartbeat, ms: a room of two has its mesh within about
@@ -140,28 +143,6 @@ pub enum Command {
     },
 }
 
-/// A secret string (a passphrase): never shown by `Debug`, zeroized on drop.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Zeroizing<String>);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(Zeroizing::new(s.into()))
-    }
-
-    /// The secret itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
 fn parse_secret(s: &str) -> Result<Secret, String> {
     if s.is_empty() {
         return Err("the passphrase is empty".into());
@@ -249,38 +230,28 @@ impl Config {
             command: None,
         }
     }
-
-    /// The listen addresses used when none were given.
-    pub fn default_listen(port: u16) -> Vec<Multiaddr> {
-        vec![
-            Multiaddr::empty()
-                .with(Protocol::Ip4([0, 0, 0, 0].into()))
-                .with(Protocol::Tcp(port)),
-            Multiaddr::empty()
-                .with(Protocol::Ip4([0, 0, 0, 0].into()))
-                .with(Protocol::Udp(port))
-                .with(Protocol::QuicV1),
-        ]
-    }
-
-    /// Gossipsub heartbeat.
-    pub fn heartbeat(&self) -> Duration {
-        Duration::from_millis(self.heartbeat_ms.max(50))
-    }
-
-    /// How long a direct message waits for its receipt.
-    pub fn dm_timeout(&self) -> Duration {
-        Duration::from_secs(self.dm_timeout.max(1))
-    }
 }
 
-/// How much history a room keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Retention {
-    /// Keep at most this many messages.
-    pub count: Option<usize>,
-    /// Keep messages at most this old.
-    pub max_age: Option<Duration>,
+/// The node's part: nothing of the terminal or the HTTP sidecar.
+impl From<&Config> for crate::node::Options {
+    fn from(cfg: &Config) -> Self {
+        crate::node::Options {
+            listen: cfg.listen.clone(),
+            dial: cfg.dial.clone(),
+            bootstrap: cfg.bootstrap.clone(),
+            room: cfg.room.clone(),
+            nick: cfg.nick.clone(),
+            passphrase: cfg.passphrase.clone(),
+            data_dir: cfg.data_dir.clone(),
+            ephemeral: cfg.ephemeral,
+            mdns: !cfg.no_mdns,
+            heartbeat: Duration::from_millis(cfg.heartbeat_ms.max(50)),
+            dm_timeout: Duration::from_secs(cfg.dm_timeout.max(1)),
+            history_ring: cfg.history_ring,
+            history_retention: cfg.history_retention,
+            sync_interval: Duration::from_secs(cfg.sync_interval.max(1)),
+        }
+    }
 }
 
 fn parse_retention(s: &str) -> Result<Retention, String> {

@@ -12,6 +12,38 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
+/// Lowercase hex digits of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]])
+        .map(char::from)
+        .collect()
+}
+
+/// A secret string (a passphrase): never shown by `Debug`, zeroized on drop.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Zeroizing<String>);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(Zeroizing::new(s.into()))
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
 /// Argon2id cost: RFC 9106's second recommended option (t=3, 64 MiB, p=4).
 pub const ARGON2_T: u32 = 3;
 /// Argon2id memory in KiB.
@@ -55,6 +87,8 @@ pub struct Sealed {
 /// or changing its id or time, makes it fail to open.
 #[derive(Debug, Clone, Copy)]
 pub struct Binding<'a> {
+    /// The envelope's schema version.
+    pub version: u8,
     /// The room's topic (a hash of its name).
     pub topic: &'a str,
     /// The author's peer id.
@@ -69,7 +103,7 @@ impl Binding<'_> {
     fn associated_data(&self) -> Vec<u8> {
         let mut ad = Vec::with_capacity(96 + self.topic.len() + self.from.len() + self.id.len());
         ad.extend_from_slice(b"p2p-chat/sealed/v1\0");
-        ad.push(crate::protocol::VERSION);
+        ad.push(self.version);
         for field in [self.topic, self.from, self.id] {
             ad.extend_from_slice(&(field.len() as u32).to_be_bytes());
             ad.extend_from_slice(field.as_bytes());
@@ -124,7 +158,7 @@ impl RoomKey {
         let mut h = Sha256::new();
         h.update(b"p2p-chat/key-id/v1\0");
         h.update(key.as_ref());
-        let id = crate::protocol::hex(&h.finalize()[..6]);
+        let id = hex(&h.finalize()[..6]);
         RoomKey { key, id }
     }
 
@@ -202,6 +236,7 @@ mod tests {
     }
 
     const B: Binding<'static> = Binding {
+        version: 1,
         topic: "p2p-chat/room/ab",
         from: "12D3KooWx",
         id: "01ABC",

@@ -14,6 +14,7 @@ mod history;
 mod listen;
 mod metrics;
 mod on_swarm;
+mod options;
 mod peers;
 mod readiness;
 mod redial;
@@ -33,6 +34,7 @@ use tokio::{
 
 pub use error::Error;
 pub use event::{Event, Events};
+pub use options::{DEFAULT_PORT, Options, Retention, default_listen};
 pub use readiness::Readiness;
 
 use archive::RoomAccess;
@@ -40,7 +42,6 @@ use history::{HistoryAnswer, Preload};
 pub use types::{PeerInfo, Receipt, RoomInfo, Sent, Stats, Status};
 
 use crate::{
-    config::Config,
     crypto::RoomKey,
     identity::{self, IdentityError},
     limits,
@@ -129,7 +130,10 @@ impl Node {
     /// the configured room and spawns the task that owns the swarm. Returns
     /// the handle, a receiver that sees every event from the first on, and
     /// the task's join handle.
-    pub async fn spawn(cfg: &Config) -> Result<(Node, Events, JoinHandle<()>), Error> {
+    pub async fn spawn(
+        options: impl Into<Options>,
+    ) -> Result<(Node, Events, JoinHandle<()>), Error> {
+        let cfg = &options.into();
         let (failures_tx, failures_rx) = mpsc::channel(16);
         let (keypair, store) = if cfg.ephemeral {
             let store = Store::in_memory(failures_tx)?;

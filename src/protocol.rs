@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use base64::{Engine, engine::general_purpose::STANDARD as B64};
 use libp2p::identity::{Keypair, PublicKey};
 
-use crate::crypto::Sealed;
+use crate::crypto::{Sealed, hex};
 
 /// The public key inside an ed25519 peer id (an identity multihash).
 fn public_key(peer: &PeerId) -> Option<PublicKey> {
@@ -48,16 +48,6 @@ pub fn topic_for(room: &str) -> IdentTopic {
 /// envelope id, so two equal texts are never mistaken for one message.
 pub fn message_id(data: &[u8]) -> Vec<u8> {
     Sha256::digest(data)[..20].to_vec()
-}
-
-/// Lowercase hex digits of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    bytes
-        .iter()
-        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]])
-        .map(char::from)
-        .collect()
 }
 
 /// A room or direct message as it travels.
@@ -261,6 +251,7 @@ impl Envelope {
     /// What a sealed body of this envelope is bound to on `topic`.
     pub fn binding<'a>(&'a self, topic: &'a str) -> crate::crypto::Binding<'a> {
         crate::crypto::Binding {
+            version: self.v,
             topic,
             from: &self.from,
             id: &self.id,

@@ -25,6 +25,15 @@ pub const PENDING_CAP: usize = 1000;
 /// Message ids remembered for duplicate and replay detection.
 pub const SEEN_CAP: usize = 100_000;
 
+/// How much history a room keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retention {
+    /// Keep at most this many messages.
+    pub count: Option<usize>,
+    /// Keep messages at most this old.
+    pub max_age: Option<std::time::Duration>,
+}
+
 /// One of our messages, as sent and as shown.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
@@ -114,7 +123,7 @@ impl Room {
     }
 
     /// The oldest time kept under `retention` at `now_ms`, if it drops any.
-    pub fn horizon(&self, retention: &crate::config::Retention, now_ms: u64) -> Option<u64> {
+    pub fn horizon(&self, retention: &Retention, now_ms: u64) -> Option<u64> {
         let by_age = retention
             .max_age
             .map(|age| now_ms.saturating_sub(age.as_millis() as u64));

@@ -15,7 +15,6 @@ use prometheus_client::registry::Registry;
 
 use super::Error;
 use crate::{
-    config::Config,
     protocol::{self, DirectRequest, DirectResponse},
     sync::{self, SyncRequest, SyncResponse},
 };
@@ -40,7 +39,11 @@ pub(crate) struct Behaviour {
 }
 
 impl Behaviour {
-    pub(crate) fn new(key: &Keypair, cfg: &Config, registry: &mut Registry) -> Result<Self, Error> {
+    pub(crate) fn new(
+        key: &Keypair,
+        cfg: &super::Options,
+        registry: &mut Registry,
+    ) -> Result<Self, Error> {
         let peer_id = key.public().to_peer_id();
         let limits = connection_limits::ConnectionLimits::default()
             .with_max_pending_incoming(Some(MAX_PENDING))
@@ -49,7 +52,7 @@ impl Behaviour {
             .with_max_established_per_peer(Some(MAX_PER_PEER));
 
         let gossip_cfg = gossipsub::ConfigBuilder::default()
-            .heartbeat_interval(cfg.heartbeat())
+            .heartbeat_interval(cfg.heartbeat)
             .heartbeat_initial_delay(Duration::from_millis(100))
             // Authorship is the envelope's own signature, checked once per
             // message in validation; gossipsub's per-frame signature would
@@ -81,7 +84,7 @@ impl Behaviour {
                 request_response::ProtocolSupport::Full,
             )],
             request_response::Config::default()
-                .with_request_timeout(cfg.dm_timeout())
+                .with_request_timeout(cfg.dm_timeout)
                 .with_max_concurrent_streams(64),
         );
 
@@ -110,7 +113,7 @@ impl Behaviour {
         // that only share a bootstrap node can find each other.
         kad.set_mode(Some(kad::Mode::Server));
 
-        let mdns = if cfg.no_mdns {
+        let mdns = if !cfg.mdns {
             None
         } else {
             Some(

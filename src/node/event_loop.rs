@@ -37,7 +37,6 @@ use super::{
     trim,
 };
 use crate::{
-    config::Config,
     limits,
     protocol::{self, Author, AuthorKeys, DirectRequest, Envelope},
     room::{Room, SeenIds},
@@ -107,7 +106,7 @@ pub(crate) struct EventLoop {
     probing: Option<store::Saving>,
     pub(super) sync: SyncState,
     pub(super) ring_cap: usize,
-    pub(super) retention: Option<crate::config::Retention>,
+    pub(super) retention: Option<super::Retention>,
     sync_interval: Duration,
     next_sync: Instant,
     /// Trimming held back while Kademlia lookups run.
@@ -126,7 +125,7 @@ pub(crate) struct Parts {
 }
 
 impl EventLoop {
-    pub(crate) fn new(swarm: Swarm<Behaviour>, parts: Parts, cfg: &Config) -> Self {
+    pub(crate) fn new(swarm: Swarm<Behaviour>, parts: Parts, cfg: &super::Options) -> Self {
         let Parts {
             keypair,
             commands,
@@ -178,8 +177,8 @@ impl EventLoop {
             sync: SyncState::default(),
             ring_cap: cfg.history_ring,
             retention: cfg.history_retention,
-            sync_interval: Duration::from_secs(cfg.sync_interval.max(1)),
-            next_sync: now + Duration::from_secs(cfg.sync_interval.max(1)),
+            sync_interval: cfg.sync_interval,
+            next_sync: now + cfg.sync_interval,
             trim_wait: trim::Wait::default(),
         }
     }

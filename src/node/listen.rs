@@ -3,10 +3,9 @@
 
 use libp2p::{Multiaddr, Swarm, multiaddr::Protocol};
 
-use super::{Error, behaviour::Behaviour};
-use crate::config::{Config, DEFAULT_PORT};
+use super::{DEFAULT_PORT, Error, Options, behaviour::Behaviour, default_listen};
 
-pub(super) fn listen(swarm: &mut Swarm<Behaviour>, cfg: &Config) -> Result<(), Error> {
+pub(super) fn listen(swarm: &mut Swarm<Behaviour>, cfg: &Options) -> Result<(), Error> {
     if !cfg.listen.is_empty() {
         for addr in &cfg.listen {
             listen_on(swarm, addr).map_err(|reason| Error::Listen {
@@ -17,7 +16,7 @@ pub(super) fn listen(swarm: &mut Swarm<Behaviour>, cfg: &Config) -> Result<(), E
         return Ok(());
     }
     // Defaults: the well-known port, or any free port if it is taken.
-    for addr in Config::default_listen(DEFAULT_PORT) {
+    for addr in default_listen(DEFAULT_PORT) {
         if let Err(e) = listen_on(swarm, &addr) {
             let fallback = with_port_zero(&addr);
             tracing::warn!(%addr, reason = %e, %fallback, "default port taken");

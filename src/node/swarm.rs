@@ -6,8 +6,8 @@ use std::time::Duration;
 use libp2p::{Swarm, SwarmBuilder, identity::Keypair, noise, tcp, yamux};
 use prometheus_client::registry::Registry;
 
+use super::Options;
 use super::{Error, behaviour::Behaviour};
-use crate::config::Config;
 
 /// How long a connection with no protocol using it stays open. Longer than
 /// libp2p's 10 s so peers that only exchange direct messages stay connected;
@@ -16,7 +16,7 @@ pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub(crate) fn build(
     keypair: Keypair,
-    cfg: &Config,
+    cfg: &Options,
     registry: &mut Registry,
 ) -> Result<Swarm<Behaviour>, Error> {
     let transport = |e: &dyn std::fmt::Display| Error::Transport(e.to_string());

@@ -119,6 +119,7 @@ fn sealed(key: &RoomKey, rogue: &Rogue, id: &str, ts: u64, plaintext: &[u8]) -> 
     let topic = protocol::topic_for(ROOM).hash().to_string();
     let body = Body::Sealed(key.seal(
         &Binding {
+            version: protocol::VERSION,
             topic: &topic,
             from: &from,
             id,
