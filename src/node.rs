@@ -7,6 +7,7 @@
 
 mod archive;
 mod behaviour;
+mod blocking;
 mod error;
 mod event;
 mod event_loop;
@@ -37,8 +38,7 @@ pub use event::{Event, Events};
 pub use options::{DEFAULT_PORT, Options, Retention, default_listen};
 pub use readiness::Readiness;
 
-use archive::RoomAccess;
-use history::{HistoryAnswer, Preload};
+use history::Preload;
 pub use types::{PeerInfo, Receipt, RoomInfo, Sent, Stats, Status};
 
 use crate::{
@@ -65,9 +65,11 @@ pub(crate) enum Command {
         text: String,
         reply: Reply<Sent>,
     },
-    RoomAccess {
-        rooms: Option<String>,
-        reply: Reply<Vec<RoomAccess>>,
+    Search {
+        query: String,
+        room: Option<String>,
+        limit: usize,
+        reply: Reply<Vec<ChatMessage>>,
     },
     SendDirect {
         to: String,
@@ -77,7 +79,6 @@ pub(crate) enum Command {
     Join {
         room: String,
         key: Option<Arc<RoomKey>>,
-        preload: Preload,
         reply: Reply<bool>,
     },
     Leave {
@@ -94,7 +95,7 @@ pub(crate) enum Command {
         room: String,
         limit: usize,
         before: Option<String>,
-        reply: Reply<HistoryAnswer>,
+        reply: Reply<Vec<ChatMessage>>,
     },
     SetNick {
         nick: String,
@@ -120,9 +121,6 @@ pub struct Node {
     /// Written by the node task through the metric handles it owns; the
     /// registry itself is only read (encoded) after start.
     metrics: Arc<Registry>,
-    store: Store,
-    /// Recent messages kept in memory per room.
-    ring: usize,
 }
 
 impl Node {
@@ -143,7 +141,7 @@ impl Node {
                 Some(dir) => dir.clone(),
                 None => identity::default_data_dir().ok_or(IdentityError::NoDataDir)?,
             };
-            tokio::task::spawn_blocking(move || -> Result<_, Error> {
+            blocking::run("opening the data dir", move || {
                 let ran_before = dir.join(identity::KEY_FILE).exists();
                 let keypair = identity::load_or_create(&dir)?;
                 if ran_before {
@@ -151,8 +149,7 @@ impl Node {
                 }
                 Ok((keypair, Store::open(&dir, failures_tx)?))
             })
-            .await
-            .map_err(|e| Error::Transport(e.to_string()))??
+            .await?
         };
         let peer_id = keypair.public().to_peer_id();
         let nick = match &cfg.nick {
@@ -172,17 +169,17 @@ impl Node {
         };
         let topic = protocol::topic_for(&cfg.room).hash().to_string();
         let (preload_store, ring) = (store.clone(), cfg.history_ring);
-        let preload =
-            tokio::task::spawn_blocking(move || Preload::load(&preload_store, &topic, ring))
-                .await
-                .map_err(|e| Error::Transport(e.to_string()))??;
+        let preload = blocking::run("reading the history", move || {
+            Ok(Preload::load(&preload_store, &topic, ring)?)
+        })
+        .await?;
         let parts = event_loop::Parts {
             keypair,
             commands: commands_rx,
             events: events_tx.clone(),
             nick,
             metrics,
-            store: store.clone(),
+            store,
             failures: failures_rx,
         };
         let mut event_loop = event_loop::EventLoop::new(swarm, parts, cfg);
@@ -193,8 +190,6 @@ impl Node {
             commands: commands_tx,
             events: events_tx,
             metrics: Arc::new(registry),
-            store,
-            ring: cfg.history_ring,
         };
         Ok((node, Events::new(events_rx), task))
     }
@@ -260,22 +255,8 @@ impl Node {
 
     async fn join_with(&self, room: &str, key: Option<Arc<RoomKey>>) -> Result<bool, Error> {
         limits::own_room(room)?;
-        let (store, topic, ring) = (
-            self.store.clone(),
-            protocol::topic_for(room).hash().to_string(),
-            self.ring,
-        );
-        let preload = tokio::task::spawn_blocking(move || Preload::load(&store, &topic, ring))
-            .await
-            .map_err(|_| Error::NodeStopped)??;
         let room = room.to_owned();
-        self.call(|reply| Command::Join {
-            room,
-            key,
-            preload,
-            reply,
-        })
-        .await
+        self.call(|reply| Command::Join { room, key, reply }).await
     }
 
     /// Joins an encrypted room, or gives a joined room its passphrase. The
@@ -311,25 +292,14 @@ impl Node {
         limit: usize,
         before: Option<&str>,
     ) -> Result<Vec<ChatMessage>, Error> {
-        let (r, b) = (room.to_owned(), before.map(str::to_owned));
-        let answer = self
-            .call(|reply| Command::History {
-                room: r,
-                limit,
-                before: b,
-                reply,
-            })
-            .await?;
-        match answer {
-            HistoryAnswer::Ring(messages) => Ok(messages),
-            HistoryAnswer::Store { access, before } => {
-                let store = self.store.clone();
-                tokio::task::spawn_blocking(move || archive::page(&store, &access, limit, before))
-                    .await
-                    .map_err(|_| Error::NodeStopped)?
-                    .map_err(Error::from)
-            }
-        }
+        let (room, before) = (room.to_owned(), before.map(str::to_owned));
+        self.call(|reply| Command::History {
+            room,
+            limit,
+            before,
+            reply,
+        })
+        .await
     }
 
     /// The newest `limit` messages containing `query` (any case) in the
@@ -341,15 +311,14 @@ impl Node {
         room: Option<&str>,
         limit: usize,
     ) -> Result<Vec<ChatMessage>, Error> {
-        let rooms = room.map(str::to_owned);
-        let access = self
-            .call(|reply| Command::RoomAccess { rooms, reply })
-            .await?;
-        let (store, query) = (self.store.clone(), query.to_owned());
-        tokio::task::spawn_blocking(move || archive::search(&store, &access, &query, limit))
-            .await
-            .map_err(|_| Error::NodeStopped)?
-            .map_err(Error::from)
+        let (query, room) = (query.to_owned(), room.map(str::to_owned));
+        self.call(|reply| Command::Search {
+            query,
+            room,
+            limit,
+            reply,
+        })
+        .await
     }
 
     /// Changes our nick and tells connected peers.
@@ -387,10 +356,10 @@ async fn derive_key(room: &str, passphrase: &str) -> Result<RoomKey, Error> {
         room.to_owned(),
         zeroize::Zeroizing::new(passphrase.to_owned()),
     );
-    tokio::task::spawn_blocking(move || RoomKey::derive(&pass, &room))
-        .await
-        .map_err(|e| Error::Transport(format!("key derivation task: {e}")))?
-        .map_err(Error::from)
+    blocking::run("deriving the room key", move || {
+        Ok(RoomKey::derive(&pass, &room)?)
+    })
+    .await
 }
 
 /// The login name, else a short form of the peer id.

@@ -88,9 +88,11 @@ impl From<node::Error> for AppError {
             E::AmbiguousNick { .. } => StatusCode::CONFLICT,
             E::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             E::DirectFailed { .. } => StatusCode::BAD_GATEWAY,
-            E::Identity(_) | E::Transport(_) | E::Listen { .. } | E::Crypto(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            E::Identity(_)
+            | E::Transport(_)
+            | E::Listen { .. }
+            | E::Crypto(_)
+            | E::Interrupted { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let mut error = AppError::new(status, e.to_string());
         match e {

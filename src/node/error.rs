@@ -99,6 +99,15 @@ pub enum Error {
     /// The room key could not be derived.
     #[error("cannot derive the room key: {0}")]
     Crypto(#[from] crate::crypto::CryptoError),
+    /// Work off the node task (a store read, key derivation) stopped
+    /// before it answered.
+    #[error("{what} stopped: {reason}")]
+    Interrupted {
+        /// What it was doing.
+        what: &'static str,
+        /// Why it stopped.
+        reason: String,
+    },
     /// Gossipsub refused the publish.
     #[error("cannot send to '{room}': {reason}")]
     Publish {

@@ -14,7 +14,7 @@ use libp2p::{
     futures::{
         StreamExt,
         future::{BoxFuture, OptionFuture},
-        stream::FuturesOrdered,
+        stream::{FuturesOrdered, FuturesUnordered},
     },
     gossipsub::{PublishError, TopicHash},
     identity::Keypair,
@@ -28,12 +28,14 @@ use tokio::{
 
 use super::{
     Command, Error, Event, PeerInfo, Receipt, Reply, Sent, Stats, Status,
-    archive::RoomAccess,
+    archive::{self, RoomAccess},
     behaviour::Behaviour,
+    blocking,
     history::{HistoryAnswer, SyncState},
     metrics::Metrics,
     peers::PeerBook,
     redial::{self, Redial},
+    rooms::Loaded,
     trim,
 };
 use crate::{
@@ -111,6 +113,8 @@ pub(crate) struct EventLoop {
     next_sync: Instant,
     /// Trimming held back while Kademlia lookups run.
     trim_wait: trim::Wait,
+    /// Joins waiting for what the store holds of their room.
+    pub(super) loading: FuturesUnordered<BoxFuture<'static, Loaded>>,
 }
 
 /// What the node task is started with besides the swarm.
@@ -180,6 +184,7 @@ impl EventLoop {
             sync_interval: cfg.sync_interval,
             next_sync: now + cfg.sync_interval,
             trim_wait: trim::Wait::default(),
+            loading: FuturesUnordered::new(),
         }
     }
 
@@ -207,6 +212,7 @@ impl EventLoop {
                 Some(saved) = self.saving.next(), if !self.saving.is_empty() => self.saved(saved),
                 Some(failure) = self.failures.recv() => self.store_failed(failure.records, &failure.reason),
                 Some(probed) = OptionFuture::from(self.probing.as_mut()), if self.probing.is_some() => self.probed(probed),
+                Some(loaded) = self.loading.next(), if !self.loading.is_empty() => self.loaded(loaded),
                 _ = tick.tick() => self.on_tick(),
             }
         }
@@ -354,18 +360,24 @@ impl EventLoop {
     fn handle_command(&mut self, command: Command) {
         match command {
             Command::Publish { room, text, reply } => self.publish(&room, text, reply),
-            Command::RoomAccess { rooms, reply } => {
-                let _ = reply.send(self.room_access(rooms.as_deref()));
-            }
-            Command::SendDirect { to, text, reply } => self.send_direct(&to, text, reply),
-            Command::Join {
+            Command::Search {
+                query,
                 room,
-                key,
-                preload,
+                limit,
                 reply,
-            } => {
-                let _ = reply.send(self.join(&room, key, preload));
-            }
+            } => match self.room_access(room.as_deref()) {
+                Ok(access) => {
+                    let store = self.store.clone();
+                    blocking::answer(reply, "searching the history", move || {
+                        Ok(archive::search(&store, &access, &query, limit)?)
+                    });
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Command::SendDirect { to, text, reply } => self.send_direct(&to, text, reply),
+            Command::Join { room, key, reply } => self.join_soon(room, key, reply),
             Command::Leave { room, reply } => {
                 let _ = reply.send(Ok(self.leave(&room)));
             }
@@ -382,11 +394,24 @@ impl EventLoop {
                 reply,
             } => {
                 let topic = protocol::topic_for(&room).hash();
-                let result = match self.rooms.get(&topic) {
-                    Some(r) => Ok(HistoryAnswer::for_room(r, topic, limit, before.as_deref())),
-                    None => Err(Error::NotJoined(room)),
-                };
-                let _ = reply.send(result);
+                match self
+                    .rooms
+                    .get(&topic)
+                    .map(|r| HistoryAnswer::for_room(r, topic, limit, before.as_deref()))
+                {
+                    None => {
+                        let _ = reply.send(Err(Error::NotJoined(room)));
+                    }
+                    Some(HistoryAnswer::Ring(messages)) => {
+                        let _ = reply.send(Ok(messages));
+                    }
+                    Some(HistoryAnswer::Store { access, before }) => {
+                        let store = self.store.clone();
+                        blocking::answer(reply, "reading the history", move || {
+                            Ok(archive::page(&store, &access, limit, before)?)
+                        });
+                    }
+                }
             }
             Command::SetNick { nick, reply } => {
                 let _ = reply.send(self.set_nick(nick));

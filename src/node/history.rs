@@ -13,7 +13,7 @@ use libp2p::{
 };
 use serde_bytes::ByteBuf;
 
-use super::event_loop::EventLoop;
+use super::{blocking, event_loop::EventLoop};
 use crate::{
     protocol::{AuthorKeys, Envelope, Rejection},
     room::Room,
@@ -379,19 +379,18 @@ impl EventLoop {
                         .filter_map(|h| room.index.key_of(h))
                         .collect();
                     let store = self.store.clone();
-                    let job = tokio::task::spawn_blocking(move || fetch(&store, &topic, &keys))
-                        .map(move |result| {
-                            let response = match result {
-                                Ok(Ok(frames)) => SyncResponse::Frames { frames },
-                                Ok(Err(e)) => SyncResponse::Refused {
-                                    reason: format!("history store: {e}"),
-                                },
-                                Err(_) => SyncResponse::Refused {
-                                    reason: "history read failed".into(),
-                                },
-                            };
-                            Background::Respond { channel, response }
-                        });
+                    let job = blocking::run("reading history for a peer", move || {
+                        Ok(fetch(&store, &topic, &keys)?)
+                    })
+                    .map(move |result| {
+                        let response = match result {
+                            Ok(frames) => SyncResponse::Frames { frames },
+                            Err(e) => SyncResponse::Refused {
+                                reason: format!("history store: {e}"),
+                            },
+                        };
+                        Background::Respond { channel, response }
+                    });
                     self.sync.background.push(job.boxed());
                     return;
                 }
@@ -502,9 +501,9 @@ impl EventLoop {
                 } else {
                     pull.deferred = true;
                 }
-                let job = tokio::task::spawn_blocking({
+                let job = blocking::run("checking synced messages", {
                     let topic = topic.clone();
-                    move || check_frames(&topic, frames)
+                    move || Ok(check_frames(&topic, frames))
                 })
                 .map(move |checked| Background::Checked {
                     peer,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use libp2p::gossipsub::{MessageAcceptance, PublishError, TopicHash};
 
 use super::{
-    Error, Event, Reply, RoomInfo, Sent, archive,
+    Error, Event, Reply, RoomInfo, Sent, archive, blocking,
     event_loop::{EventLoop, publish_reason},
     history::Preload,
 };
@@ -29,7 +29,54 @@ const MAX_SKEW_MS: u64 = 5 * 60 * 1000;
 /// time is a broken clock or a forgery, and would sort before everything.
 const EARLIEST_TS_MS: u64 = 1_735_689_600_000;
 
+/// A join whose room's history has been read from the store.
+pub(crate) struct Loaded {
+    room: String,
+    key: Option<Arc<RoomKey>>,
+    preload: Result<Preload, Error>,
+    reply: Reply<bool>,
+}
+
 impl EventLoop {
+    /// Joins `room` once what the store holds of it is read (off this
+    /// task), or at once sets its key if already joined.
+    pub(super) fn join_soon(
+        &mut self,
+        room: String,
+        key: Option<Arc<RoomKey>>,
+        reply: Reply<bool>,
+    ) {
+        let topic = protocol::topic_for(&room).hash();
+        if self.rooms.contains_key(&topic) {
+            let _ = reply.send(self.join(&room, key, Preload::default()));
+            return;
+        }
+        let (store, ring) = (self.store.clone(), self.ring_cap);
+        self.loading.push(Box::pin(async move {
+            let topic = topic.to_string();
+            let preload = blocking::run("reading the history", move || {
+                Ok(Preload::load(&store, &topic, ring)?)
+            })
+            .await;
+            Loaded {
+                room,
+                key,
+                preload,
+                reply,
+            }
+        }));
+    }
+
+    pub(super) fn loaded(&mut self, loaded: Loaded) {
+        let Loaded {
+            room,
+            key,
+            preload,
+            reply,
+        } = loaded;
+        let _ = reply.send(preload.and_then(|p| self.join(&room, key, p)));
+    }
+
     /// Joins `room` with what the store holds of it, or sets its key if
     /// already joined. True if newly joined.
     pub(crate) fn join(

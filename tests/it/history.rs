@@ -1,7 +1,7 @@
 //! Durable history and history sync in-process: late joiners, restarts,
 //! a node that was down, search, and peers that misbehave in sync.
 
-use p2p_chat::{Config, Event};
+use p2p_chat::Event;
 
 use crate::support::{TestNode, eventually, persistent, text_of};
 
@@ -268,8 +268,9 @@ async fn a_new_node_catches_up_on_long_messages_past_one_answers_budget() {
 
 #[tokio::test]
 async fn a_page_before_an_id_older_than_the_ring_is_read_from_the_store() {
-    let mut cfg = Config::for_tests();
-    cfg.nick = Some("solo".into());
+    // A data dir: each publish is answered once committed.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cfg = persistent(dir.path(), "solo");
     cfg.history_ring = 2;
     let n = TestNode::start(cfg).await;
     let sent = texts("older", 6);
