@@ -1,16 +1,30 @@
-//! Reading history from the store on behalf of a handle, off the node task:
-//! pages older than the in-memory ring, and search. Encrypted rooms are
-//! decrypted in memory with the room's key; nothing readable is written.
+//! The history store as the node task uses it. Writing: the group commit
+//! ([`Archive`]), which holds what shows our own messages until the commit
+//! that keeps them has returned. Reading, off the node task: pages older
+//! than the in-memory ring, and search; encrypted rooms are decrypted in
+//! memory with the room's key, and nothing readable is written.
 
-use std::sync::Arc;
+use std::{pin::Pin, sync::Arc, time::Duration};
 
-use libp2p::gossipsub::TopicHash;
+use libp2p::{
+    futures::{
+        StreamExt,
+        future::{BoxFuture, OptionFuture},
+        stream::FuturesOrdered,
+    },
+    gossipsub::TopicHash,
+};
+use tokio::{
+    sync::mpsc,
+    time::{Instant, Sleep},
+};
 
+use super::{Event, Reply, Sent};
 use crate::{
     crypto::RoomKey,
     protocol::{ChatMessage, Envelope},
     room::{Reading, Room},
-    store::{self, Hash, Record, Store, StoreError},
+    store::{self, Failure, Hash, Record, Saving, Store, StoreError},
 };
 
 /// Frames read per step while paging or searching.
@@ -33,6 +47,225 @@ pub(crate) fn record(topic: &TopicHash, env: &Envelope, frame: Vec<u8>) -> Recor
         ts: env.ts,
         hash: store::hash(&env.id),
         frame,
+    }
+}
+
+/// How long a received message may wait for the store's next group commit:
+/// one commit per burst instead of one per message.
+const SAVE_DELAY: Duration = Duration::from_millis(10);
+/// A batch this large is committed without waiting.
+const SAVE_BATCH: usize = 1024;
+/// How often a failing store is tried again.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
+
+/// The node task's writing side of the store: the group commit, the events
+/// and answers that wait for it (what was shown or acknowledged as sent is
+/// committed), and the failing state with its probe. The event loop hands
+/// it records and events and applies what it returns.
+pub(crate) struct Archive {
+    store: Store,
+    /// Messages for the next group commit, due when `save_timer` fires.
+    unsaved: Vec<Record>,
+    save_timer: Pin<Box<Sleep>>,
+    /// Events that show our own messages, emitted once the commit that
+    /// holds them is done.
+    held: Vec<Event>,
+    /// Commits being waited for, in order.
+    saving: FuturesOrdered<BoxFuture<'static, Saved>>,
+    failures: mpsc::Receiver<Failure>,
+    /// The last write failure, while the store is failing.
+    error: Option<String>,
+    /// When a failing store is tried next, and the try under way.
+    next_probe: Instant,
+    probing: Option<Saving>,
+}
+
+/// A group commit that something waits for, done or failed.
+pub(crate) struct Saved {
+    /// How many records it held.
+    pub(super) records: usize,
+    /// Why it failed.
+    pub(super) result: Result<(), String>,
+    /// Events held for it.
+    pub(super) events: Vec<Event>,
+    /// A publish answered once it is done.
+    pub(super) answer: Option<(Reply<Sent>, Sent)>,
+}
+
+/// What the archive has for the event loop.
+pub(crate) enum Step {
+    /// Received messages waited long enough: save them.
+    Due,
+    /// A commit something waited for is done or failed.
+    Saved(Saved),
+    /// A commit nothing waited for failed.
+    Failed(Failure),
+    /// A probe of the failing store answered.
+    Probed(Result<(), String>),
+}
+
+impl Archive {
+    pub(crate) fn new(store: Store, failures: mpsc::Receiver<Failure>) -> Archive {
+        Archive {
+            store,
+            unsaved: Vec::new(),
+            save_timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            held: Vec::new(),
+            saving: FuturesOrdered::new(),
+            failures,
+            error: None,
+            next_probe: Instant::now(),
+            probing: None,
+        }
+    }
+
+    /// The store, for reads.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Whether a commit makes what it holds durable: the store is on disk.
+    /// An ephemeral node's history is in memory and gone at any stop, so
+    /// nothing of it waits for a commit.
+    pub(crate) fn durable(&self) -> bool {
+        self.store.path.is_some()
+    }
+
+    /// Why the store is failing, while it is.
+    pub(crate) fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// Adds a message to what the next `save` commits, with no timer and
+    /// no early flush: the caller saves at once.
+    pub(crate) fn keep_in_next_commit(&mut self, record: Record) {
+        self.unsaved.push(record);
+    }
+
+    /// Queues a message for the next group commit; true when the batch is
+    /// full and the caller should save now.
+    pub(crate) fn keep_soon(&mut self, record: Record) -> bool {
+        if self.unsaved.is_empty() {
+            self.save_timer.as_mut().reset(Instant::now() + SAVE_DELAY);
+        }
+        self.unsaved.push(record);
+        self.unsaved.len() >= SAVE_BATCH
+    }
+
+    /// Whether an event about one of our messages must wait for a commit
+    /// (then [`Archive::hold`] it), or may be shown now.
+    pub(crate) fn must_hold(&self) -> bool {
+        self.durable() && !(self.unsaved.is_empty() && self.held.is_empty())
+    }
+
+    pub(crate) fn hold(&mut self, event: Event) {
+        self.held.push(event);
+    }
+
+    /// Hands the messages waiting to the store's writer; the events held
+    /// for them, and `answer`, wait for the commit. Returns a commit that
+    /// failed at once (the writer's queue full or stopped).
+    pub(crate) fn save(&mut self, answer: Option<(Reply<Sent>, Sent)>) -> Option<Saved> {
+        let records = std::mem::take(&mut self.unsaved);
+        let events = std::mem::take(&mut self.held);
+        let n = records.len();
+        let saved = Saved {
+            records: n,
+            result: Ok(()),
+            events,
+            answer,
+        };
+        if saved.events.is_empty() && saved.answer.is_none() {
+            if n == 0 {
+                return None;
+            }
+            return self.store.append_soon(records).err().map(|e| Saved {
+                result: Err(e.to_string()),
+                ..saved
+            });
+        }
+        match self.store.append_acked(records) {
+            Ok(ack) => {
+                self.saving.push_back(Box::pin(async move {
+                    let result = match ack.await {
+                        Ok(result) => result.map_err(|e| e.to_string()),
+                        Err(_) => Err(StoreError::Stopped.to_string()),
+                    };
+                    Saved { result, ..saved }
+                }));
+                None
+            }
+            Err(e) => Some(Saved {
+                result: Err(e.to_string()),
+                ..saved
+            }),
+        }
+    }
+
+    /// The next thing the event loop must act on.
+    pub(crate) async fn next(&mut self) -> Step {
+        tokio::select! {
+            biased;
+            () = &mut self.save_timer, if !self.unsaved.is_empty() => Step::Due,
+            Some(saved) = self.saving.next(), if !self.saving.is_empty() => Step::Saved(saved),
+            Some(failure) = self.failures.recv() => Step::Failed(failure),
+            Some(probed) = OptionFuture::from(self.probing.as_mut()), if self.probing.is_some() => {
+                self.probing = None;
+                Step::Probed(match probed {
+                    Ok(result) => result.map_err(|e| e.to_string()),
+                    Err(_) => Err(StoreError::Stopped.to_string()),
+                })
+            }
+            else => std::future::pending().await,
+        }
+    }
+
+    /// The next commit still waited for, at a stop.
+    pub(crate) async fn next_saved(&mut self) -> Option<Saved> {
+        self.saving.next().await
+    }
+
+    /// Commits what is queued and closes the database file.
+    pub(crate) async fn close(&mut self) {
+        let store = self.store.clone();
+        store.close().await;
+    }
+
+    /// Marks the store as failing: new messages are refused until a probe
+    /// (every 5 s) finds it working again.
+    pub(crate) fn failed(&mut self, reason: &str) {
+        if self.error.is_none() {
+            self.next_probe = Instant::now() + PROBE_EVERY;
+        }
+        self.error = Some(reason.to_owned());
+    }
+
+    /// Tries a failing store again when it is time.
+    pub(crate) fn probe(&mut self, now: Instant) {
+        if self.error.is_none() || self.probing.is_some() || now < self.next_probe {
+            return;
+        }
+        self.next_probe = now + PROBE_EVERY;
+        match self.store.probe() {
+            Ok(ack) => self.probing = Some(ack),
+            Err(e) => tracing::warn!(error = %e, "history store: cannot try it again"),
+        }
+    }
+
+    /// A probe answered; the failure it cleared, if the store works again.
+    pub(crate) fn probed(&mut self, result: Result<(), String>) -> Option<String> {
+        match result {
+            Ok(()) => {
+                let was = self.error.take()?;
+                tracing::info!(error = %was, "history store works again");
+                Some(was)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "history store still failing");
+                self.error = Some(e);
+                None
+            }
+        }
     }
 }
 

@@ -4,18 +4,13 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    pin::Pin,
     sync::Arc,
     time::Duration,
 };
 
 use libp2p::{
     Multiaddr, PeerId, Swarm,
-    futures::{
-        StreamExt,
-        future::{BoxFuture, OptionFuture},
-        stream::{FuturesOrdered, FuturesUnordered},
-    },
+    futures::{StreamExt, future::BoxFuture, stream::FuturesUnordered},
     gossipsub::{PublishError, TopicHash},
     identity::Keypair,
     request_response::OutboundRequestId,
@@ -23,12 +18,12 @@ use libp2p::{
 };
 use tokio::{
     sync::{broadcast, mpsc, oneshot},
-    time::{Instant, MissedTickBehavior, Sleep},
+    time::{Instant, MissedTickBehavior},
 };
 
 use super::{
     Command, Error, Event, PeerInfo, Receipt, Reply, Sent, Stats, Status,
-    archive::{self, RoomAccess},
+    archive::{self, Archive, RoomAccess, Saved, Step},
     behaviour::Behaviour,
     blocking,
     history::{HistoryAnswer, SyncState},
@@ -42,26 +37,11 @@ use crate::{
     limits,
     protocol::{self, Author, AuthorKeys, DirectRequest, Envelope},
     room::{Room, SeenIds},
-    store::{self, Failure, Record, Store, StoreError},
+    store::{Failure, Record, Store},
 };
 
 /// Housekeeping period: redials and pending retries.
 const TICK: Duration = Duration::from_millis(250);
-/// How long a received message may wait for the store's next group commit:
-/// one commit per burst instead of one per message.
-const SAVE_DELAY: Duration = Duration::from_millis(10);
-/// A batch this large is committed without waiting.
-const SAVE_BATCH: usize = 1024;
-/// How often a failing store is tried again.
-const PROBE_EVERY: Duration = Duration::from_secs(5);
-
-/// A group commit that something waits for.
-pub(super) struct Saved {
-    records: usize,
-    result: Result<(), String>,
-    events: Vec<Event>,
-    answer: Option<(Reply<Sent>, Sent)>,
-}
 
 /// A direct message waiting for its receipt.
 pub(super) struct PendingDirect {
@@ -90,22 +70,8 @@ pub(crate) struct EventLoop {
     pub(super) metrics: Metrics,
     pub(super) listen_addrs: Vec<Multiaddr>,
     started: Instant,
-    /// The history store; the node task only queues writes to it.
-    pub(super) store: Store,
-    /// Messages for the next group commit, due when `save_timer` fires.
-    unsaved: Vec<Record>,
-    save_timer: Pin<Box<Sleep>>,
-    /// Events that show our own messages, emitted once the commit that
-    /// holds them is done: what was shown as sent survives a crash.
-    held: Vec<Event>,
-    /// Commits being waited for, in order.
-    saving: FuturesOrdered<BoxFuture<'static, Saved>>,
-    failures: mpsc::Receiver<Failure>,
-    /// The last history write failure, while the store is failing.
-    pub(super) store_error: Option<String>,
-    /// When a failing store is tried next, and the try under way.
-    next_probe: Instant,
-    probing: Option<store::Saving>,
+    /// The group commit and the store behind it.
+    pub(super) archive: Archive,
     pub(super) sync: SyncState,
     pub(super) ring_cap: usize,
     pub(super) retention: Option<super::Retention>,
@@ -169,15 +135,7 @@ impl EventLoop {
             metrics,
             listen_addrs: Vec::new(),
             started: now,
-            store,
-            unsaved: Vec::new(),
-            save_timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
-            held: Vec::new(),
-            saving: FuturesOrdered::new(),
-            failures,
-            store_error: None,
-            next_probe: now,
-            probing: None,
+            archive: Archive::new(store, failures),
             sync: SyncState::default(),
             ring_cap: cfg.history_ring,
             retention: cfg.history_retention,
@@ -208,10 +166,7 @@ impl EventLoop {
                 },
                 event = self.swarm.select_next_some() => self.handle_swarm_event(event),
                 Some(done) = self.sync.background.next(), if !self.sync.background.is_empty() => self.on_background(done),
-                () = &mut self.save_timer, if !self.unsaved.is_empty() => self.save(None),
-                Some(saved) = self.saving.next(), if !self.saving.is_empty() => self.saved(saved),
-                Some(failure) = self.failures.recv() => self.store_failed(failure.records, &failure.reason),
-                Some(probed) = OptionFuture::from(self.probing.as_mut()), if self.probing.is_some() => self.probed(probed),
+                step = self.archive.next() => self.on_archive(step),
                 Some(loaded) = self.loading.next(), if !self.loading.is_empty() => self.loaded(loaded),
                 _ = tick.tick() => self.on_tick(),
             }
@@ -226,79 +181,52 @@ impl EventLoop {
             let _ = self.swarm.disconnect_peer_id(peer);
         }
         self.save(None);
-        while let Some(saved) = self.saving.next().await {
+        while let Some(saved) = self.archive.next_saved().await {
             self.saved(saved);
         }
-        self.store.close().await;
+        self.archive.close().await;
     }
 
-    /// Adds a message to what the next `save` commits, with no timer and
-    /// no early flush: the caller saves at once.
-    pub(super) fn keep_in_next_commit(&mut self, record: Record) {
-        self.unsaved.push(record);
+    fn on_archive(&mut self, step: Step) {
+        match step {
+            Step::Due => self.save(None),
+            Step::Saved(saved) => self.saved(saved),
+            Step::Failed(failure) => self.store_failed(failure.records, &failure.reason),
+            Step::Probed(result) => {
+                if let Some(was) = self.archive.probed(result) {
+                    self.emit(Event::StoreRecovered {
+                        message: format!(
+                            "history is saved again (it failed with: {was}); \
+                             messages refused meanwhile were not sent"
+                        ),
+                    });
+                }
+            }
+        }
     }
 
     /// Queues a message for the store's next group commit.
     pub(super) fn keep_soon(&mut self, record: Record) {
-        if self.unsaved.is_empty() {
-            self.save_timer.as_mut().reset(Instant::now() + SAVE_DELAY);
-        }
-        self.unsaved.push(record);
-        if self.unsaved.len() >= SAVE_BATCH {
+        if self.archive.keep_soon(record) {
             self.save(None);
         }
-    }
-
-    /// Whether a commit makes what it holds durable: the store is on disk.
-    /// An ephemeral node's history is in memory and gone at any stop, so
-    /// nothing of it waits for a commit.
-    pub(super) fn durable(&self) -> bool {
-        self.store.path.is_some()
     }
 
     /// Emits an event about one of our messages once the store holds it
     /// (at once on an ephemeral node); metrics count it now.
     pub(super) fn emit_when_saved(&mut self, event: Event) {
-        if !self.durable() || (self.unsaved.is_empty() && self.held.is_empty()) {
-            self.emit(event);
-        } else {
+        if self.archive.must_hold() {
             self.metrics.observe(&event, self.peers.len());
-            self.held.push(event);
+            self.archive.hold(event);
+        } else {
+            self.emit(event);
         }
     }
 
-    /// Hands the messages waiting to the store's writer. The events held
-    /// for them, and `answer`, wait for the commit.
+    /// Hands what waits to the store's writer (see [`Archive::save`]).
     pub(super) fn save(&mut self, answer: Option<(Reply<Sent>, Sent)>) {
-        let records = std::mem::take(&mut self.unsaved);
-        let events = std::mem::take(&mut self.held);
-        let n = records.len();
-        if events.is_empty() && answer.is_none() {
-            if n > 0
-                && let Err(e) = self.store.append_soon(records)
-            {
-                self.store_failed(n, &e.to_string());
-            }
-            return;
-        }
-        let saved = Saved {
-            records: n,
-            result: Ok(()),
-            events,
-            answer,
-        };
-        match self.store.append_acked(records) {
-            Ok(ack) => self.saving.push_back(Box::pin(async move {
-                let result = match ack.await {
-                    Ok(result) => result.map_err(|e| e.to_string()),
-                    Err(_) => Err(StoreError::Stopped.to_string()),
-                };
-                Saved { result, ..saved }
-            })),
-            Err(e) => self.saved(Saved {
-                result: Err(e.to_string()),
-                ..saved
-            }),
+        if let Some(failed) = self.archive.save(answer) {
+            self.saved(failed);
         }
     }
 
@@ -367,7 +295,7 @@ impl EventLoop {
                 reply,
             } => match self.room_access(room.as_deref()) {
                 Ok(access) => {
-                    let store = self.store.clone();
+                    let store = self.archive.store().clone();
                     blocking::answer(reply, "searching the history", move || {
                         Ok(archive::search(&store, &access, &query, limit)?)
                     });
@@ -406,7 +334,7 @@ impl EventLoop {
                         let _ = reply.send(Ok(messages));
                     }
                     Some(HistoryAnswer::Store { access, before }) => {
-                        let store = self.store.clone();
+                        let store = self.archive.store().clone();
                         blocking::answer(reply, "reading the history", move || {
                             Ok(archive::page(&store, &access, limit, before)?)
                         });
@@ -519,63 +447,27 @@ impl EventLoop {
             rooms,
             connected_peers: self.peers.len(),
             stats: self.stats.clone(),
-            store_error: self.store_error.clone(),
-            history: match &self.store.path {
+            store_error: self.archive.error().map(str::to_owned),
+            history: match &self.archive.store().path {
                 Some(path) => path.display().to_string(),
                 None => "memory".into(),
             },
         }
     }
 
-    /// Marks the store as failing: new messages are refused until a probe
-    /// (every 5 s) finds it working again.
+    /// A history write failed: counted, told, and the store is failing
+    /// until a probe finds it working again.
     pub(super) fn store_failed(&mut self, records: usize, reason: &str) {
         self.stats.store_failures += records as u64;
-        if self.store_error.is_none() {
-            self.next_probe = Instant::now() + PROBE_EVERY;
-        }
-        self.store_error = Some(reason.to_owned());
+        self.archive.failed(reason);
         self.emit(Event::Error {
             message: format!("not saved: {reason}"),
         });
     }
 
-    fn probe_store(&mut self, now: Instant) {
-        if self.store_error.is_none() || self.probing.is_some() || now < self.next_probe {
-            return;
-        }
-        self.next_probe = now + PROBE_EVERY;
-        match self.store.probe() {
-            Ok(ack) => self.probing = Some(ack),
-            Err(e) => tracing::warn!(error = %e, "history store: cannot try it again"),
-        }
-    }
-
-    fn probed(&mut self, result: Result<Result<(), StoreError>, oneshot::error::RecvError>) {
-        self.probing = None;
-        match result {
-            Ok(Ok(())) => {
-                if let Some(was) = self.store_error.take() {
-                    tracing::info!(error = %was, "history store works again");
-                    self.emit(Event::StoreRecovered {
-                        message: format!(
-                            "history is saved again (it failed with: {was}); \
-                             messages refused meanwhile were not sent"
-                        ),
-                    });
-                }
-            }
-            Ok(Err(e)) => {
-                tracing::warn!(error = %e, "history store still failing");
-                self.store_error = Some(e.to_string());
-            }
-            Err(_) => self.store_error = Some(StoreError::Stopped.to_string()),
-        }
-    }
-
     fn on_tick(&mut self) {
         let now = Instant::now();
-        self.probe_store(now);
+        self.archive.probe(now);
         if now >= self.next_sync {
             self.next_sync = now + self.sync_interval;
             self.apply_retention();

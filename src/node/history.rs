@@ -378,7 +378,7 @@ impl EventLoop {
                         .filter_map(|b| <Hash>::try_from(b.as_slice()).ok())
                         .filter_map(|h| room.index.key_of(h))
                         .collect();
-                    let store = self.store.clone();
+                    let store = self.archive.store().clone();
                     let job = blocking::run("reading history for a peer", move || {
                         Ok(fetch(&store, &topic, &keys)?)
                     })
@@ -589,7 +589,7 @@ impl EventLoop {
             };
             let gone = room.forget_before(horizon);
             tracing::debug!(room = %room.name, gone, "history retention");
-            let (store, topic) = (self.store.clone(), topic.to_string());
+            let (store, topic) = (self.archive.store().clone(), topic.to_string());
             tokio::spawn(async move {
                 if let Err(e) = store.prune(&topic, horizon).await {
                     tracing::warn!(error = %e, "history retention not applied");

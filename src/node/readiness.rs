@@ -31,7 +31,7 @@ impl EventLoop {
             Some("not listening on any address yet".to_owned())
         } else if self.rooms.is_empty() {
             Some("not in any room".to_owned())
-        } else if let Some(e) = &self.store_error {
+        } else if let Some(e) = self.archive.error() {
             Some(format!("degraded: history not saved ({e})"))
         } else if dial_targets > 0
             && dial_connected == 0

@@ -51,7 +51,7 @@ impl EventLoop {
             let _ = reply.send(self.join(&room, key, Preload::default()));
             return;
         }
-        let (store, ring) = (self.store.clone(), self.ring_cap);
+        let (store, ring) = (self.archive.store().clone(), self.ring_cap);
         self.loading.push(Box::pin(async move {
             let topic = topic.to_string();
             let preload = blocking::run("reading the history", move || {
@@ -149,10 +149,10 @@ impl EventLoop {
         let frame = out.env.encode();
         // Kept even if sending fails: history sync still delivers it.
         let record = archive::record(&topic, &out.env, frame.clone());
-        let durable = self.durable();
+        let durable = self.archive.durable();
         if durable {
             // Into the commit that `save` starts below, whatever waits.
-            self.keep_in_next_commit(record);
+            self.archive.keep_in_next_commit(record);
         } else {
             self.keep_soon(record);
         }
@@ -202,8 +202,8 @@ impl EventLoop {
         if state.pending.len() >= PENDING_CAP {
             return Err(Error::QueueFull(PENDING_CAP, room.to_owned()));
         }
-        if let Some(reason) = &self.store_error {
-            return Err(Error::StoreFailing(reason.clone()));
+        if let Some(reason) = self.archive.error() {
+            return Err(Error::StoreFailing(reason.to_owned()));
         }
         let out = state.outgoing(&self.author, &topic, &self.nick, text);
         self.seen.insert(&out.env.id);
@@ -249,7 +249,7 @@ impl EventLoop {
 
     fn queue(&mut self, topic: TopicHash, mut out: Outgoing) {
         // An ephemeral node waits for no commit.
-        out.committed = !self.durable();
+        out.committed = !self.archive.durable();
         let event = Event::Pending {
             room: out.msg.room.clone(),
             id: out.msg.id.clone(),
