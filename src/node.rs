@@ -38,7 +38,7 @@ pub use event::{Event, Events};
 pub use options::{DEFAULT_PORT, Options, Retention, default_listen};
 pub use readiness::Readiness;
 
-use history::Preload;
+use archive::Preload;
 pub use types::{PeerInfo, Receipt, RoomInfo, Sent, Stats, Status};
 
 use crate::{

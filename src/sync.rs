@@ -14,7 +14,12 @@ use negentropy::{Id, Negentropy, NegentropyStorageVector};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::store::Hash;
+use libp2p::gossipsub::TopicHash;
+
+use crate::{
+    protocol::{AuthorKeys, Envelope, Rejection},
+    store::Hash,
+};
 
 /// Protocol id of history sync.
 pub const PROTOCOL: StreamProtocol = StreamProtocol::new("/p2p-chat/sync/1");
@@ -162,9 +167,76 @@ impl Session {
     }
 }
 
+/// Decodes and checks fetched frames, split over the machine's cores, each
+/// part decoding an author's key once (a page is mostly a few authors).
+/// Blocking.
+pub fn check_frames(
+    topic: &TopicHash,
+    frames: Vec<ByteBuf>,
+) -> Vec<(ByteBuf, Result<Envelope, Rejection>)> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let chunk = frames.len().div_ceil(cores).max(64);
+    let check = |part: &[ByteBuf]| -> Vec<Result<Envelope, Rejection>> {
+        let mut keys = AuthorKeys::default();
+        part.iter()
+            .map(|f| {
+                let env = Envelope::parse(f, topic)?;
+                keys.verify(&env, topic.as_str())?;
+                Ok(env)
+            })
+            .collect()
+    };
+    let results: Vec<Result<Envelope, Rejection>> = std::thread::scope(|s| {
+        let parts: Vec<_> = frames
+            .chunks(chunk)
+            .map(|part| s.spawn(move || check(part)))
+            .collect();
+        parts
+            .into_iter()
+            .zip(frames.chunks(chunk))
+            // A panicked checker (none is expected) rejects its part.
+            .flat_map(|(h, part)| {
+                h.join()
+                    .unwrap_or_else(|_| vec![Err(Rejection::Malformed); part.len()])
+            })
+            .collect()
+    });
+    frames.into_iter().zip(results).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use libp2p::identity::Keypair;
+
+    #[test]
+    fn fetched_frames_are_checked_in_order_each_author_by_its_own_key() {
+        let topic = crate::protocol::topic_for("lobby").hash();
+        let (a, b) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+        let frame = |author: &Keypair, signer: &Keypair, text: &str| {
+            let mut env = Envelope::text(&author.public().to_peer_id(), "lobby", "n", text);
+            env.sign(signer, topic.as_str());
+            ByteBuf::from(env.encode())
+        };
+        let mut frames: Vec<ByteBuf> = (0..150)
+            .map(|i| {
+                let author = if i % 2 == 0 { &a } else { &b };
+                frame(author, author, &i.to_string())
+            })
+            .collect();
+        frames[70] = frame(&a, &b, "forged");
+        frames[140] = ByteBuf::from(b"{not json".to_vec());
+        let checked = check_frames(&topic, frames.clone());
+        assert_eq!(checked.len(), 150);
+        for (i, ((frame, result), sent)) in checked.iter().zip(&frames).enumerate() {
+            assert_eq!(frame, sent, "frames keep their order");
+            match i {
+                70 => assert_eq!(result.as_ref().err(), Some(&Rejection::Forged)),
+                140 => assert_eq!(result.as_ref().err(), Some(&Rejection::Malformed)),
+                _ => assert!(result.is_ok(), "frame {i}: {result:?}"),
+            }
+        }
+    }
 
     fn index(range: std::ops::Range<u64>) -> BTreeSet<(u64, Hash)> {
         range

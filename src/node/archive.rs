@@ -19,6 +19,8 @@ use tokio::{
     time::{Instant, Sleep},
 };
 
+use serde_bytes::ByteBuf;
+
 use super::{Event, Reply, Sent};
 use crate::{
     crypto::RoomKey,
@@ -269,6 +271,81 @@ impl Archive {
     }
 }
 
+/// What the store holds of a room, read before joining it.
+#[derive(Debug, Default)]
+pub(crate) struct Preload {
+    pub(crate) ids: Vec<(u64, Hash)>,
+    pub(crate) recent: Vec<Vec<u8>>,
+}
+
+impl Preload {
+    /// Reads a room's ids and its newest `ring` messages. Blocking.
+    pub(crate) fn load(store: &Store, topic: &str, ring: usize) -> Result<Preload, StoreError> {
+        Ok(Preload {
+            ids: store.ids(topic)?,
+            recent: store.page(topic, None, ring)?,
+        })
+    }
+}
+
+/// The node task's answer to a history query: from the ring, or "read the
+/// store with this, from before this key".
+#[derive(Debug)]
+pub(crate) enum HistoryAnswer {
+    Ring(Vec<crate::protocol::ChatMessage>),
+    Store {
+        access: RoomAccess,
+        before: Option<(u64, Hash)>,
+    },
+}
+
+impl HistoryAnswer {
+    /// Where a page of `room`'s history comes from: the ring when it holds
+    /// the page, else the store, before the key of the message `before`.
+    /// Both are in `(ts, id hash)` order, so pages neither repeat nor skip.
+    pub(crate) fn for_room(
+        room: &Room,
+        topic: TopicHash,
+        limit: usize,
+        before: Option<&str>,
+    ) -> HistoryAnswer {
+        if room.covers(limit, before) {
+            return HistoryAnswer::Ring(room.recent(limit, before));
+        }
+        let access = RoomAccess {
+            name: room.name.clone(),
+            topic,
+            key: room.key.clone(),
+        };
+        match before.map(|id| room.index.key_of(crate::store::hash(id))) {
+            // No message has that id: none is before it.
+            Some(None) => HistoryAnswer::Ring(Vec::new()),
+            start => HistoryAnswer::Store {
+                access,
+                before: start.flatten(),
+            },
+        }
+    }
+}
+
+/// Reads the frames asked for, within the response budget. Blocking.
+pub(super) fn frames_for_peer(
+    store: &Store,
+    topic: &str,
+    keys: &[(u64, Hash)],
+) -> Result<Vec<ByteBuf>, StoreError> {
+    let mut budget = crate::sync::RESPONSE_BUDGET;
+    let mut out = Vec::new();
+    for frame in store.frames(topic, keys)? {
+        if frame.len() > budget {
+            break;
+        }
+        budget -= frame.len();
+        out.push(ByteBuf::from(frame));
+    }
+    Ok(out)
+}
+
 /// Walks a room's stored messages from the newest (or from before
 /// `before`) back, yielding the readable ones, reading at most `scan`.
 fn walk(
@@ -353,10 +430,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::{
-        node::history::HistoryAnswer,
-        protocol::{self, Author},
-    };
+    use crate::protocol::{self, Author};
 
     /// Pages a room's history backwards, `size` at a time, as a client of
     /// `GET /rooms/{room}/messages?before=ID` does: ids, oldest first.

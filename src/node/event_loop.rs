@@ -23,10 +23,10 @@ use tokio::{
 
 use super::{
     Command, Error, Event, PeerInfo, Receipt, Reply, Sent, Stats, Status,
-    archive::{self, Archive, RoomAccess, Saved, Step},
+    archive::{self, Archive, HistoryAnswer, RoomAccess, Saved, Step},
     behaviour::Behaviour,
     blocking,
-    history::{HistoryAnswer, SyncState},
+    history::SyncState,
     metrics::Metrics,
     peers::PeerBook,
     redial::{self, Redial},

@@ -13,70 +13,12 @@ use libp2p::{
 };
 use serde_bytes::ByteBuf;
 
-use super::{blocking, event_loop::EventLoop};
+use super::{archive, blocking, event_loop::EventLoop};
 use crate::{
-    protocol::{AuthorKeys, Envelope, Rejection},
-    room::Room,
-    store::{Hash, Store, StoreError},
+    protocol::{Envelope, Rejection},
+    store::Hash,
     sync::{self, Session, Step, SyncRequest, SyncResponse},
 };
-
-/// What the store holds of a room, read before joining it.
-#[derive(Debug, Default)]
-pub(crate) struct Preload {
-    pub(crate) ids: Vec<(u64, Hash)>,
-    pub(crate) recent: Vec<Vec<u8>>,
-}
-
-impl Preload {
-    /// Reads a room's ids and its newest `ring` messages. Blocking.
-    pub(crate) fn load(store: &Store, topic: &str, ring: usize) -> Result<Preload, StoreError> {
-        Ok(Preload {
-            ids: store.ids(topic)?,
-            recent: store.page(topic, None, ring)?,
-        })
-    }
-}
-
-/// The node task's answer to a history query: from the ring, or "read the
-/// store with this, from before this key".
-#[derive(Debug)]
-pub(crate) enum HistoryAnswer {
-    Ring(Vec<crate::protocol::ChatMessage>),
-    Store {
-        access: super::archive::RoomAccess,
-        before: Option<(u64, Hash)>,
-    },
-}
-
-impl HistoryAnswer {
-    /// Where a page of `room`'s history comes from: the ring when it holds
-    /// the page, else the store, before the key of the message `before`.
-    /// Both are in `(ts, id hash)` order, so pages neither repeat nor skip.
-    pub(crate) fn for_room(
-        room: &Room,
-        topic: TopicHash,
-        limit: usize,
-        before: Option<&str>,
-    ) -> HistoryAnswer {
-        if room.covers(limit, before) {
-            return HistoryAnswer::Ring(room.recent(limit, before));
-        }
-        let access = super::archive::RoomAccess {
-            name: room.name.clone(),
-            topic,
-            key: room.key.clone(),
-        };
-        match before.map(|id| room.index.key_of(crate::store::hash(id))) {
-            // No message has that id: none is before it.
-            Some(None) => HistoryAnswer::Ring(Vec::new()),
-            start => HistoryAnswer::Store {
-                access,
-                before: start.flatten(),
-            },
-        }
-    }
-}
 
 /// Work done off the node task whose result the task takes on.
 pub(super) enum Background {
@@ -380,7 +322,7 @@ impl EventLoop {
                         .collect();
                     let store = self.archive.store().clone();
                     let job = blocking::run("reading history for a peer", move || {
-                        Ok(fetch(&store, &topic, &keys)?)
+                        Ok(archive::frames_for_peer(&store, &topic, &keys)?)
                     })
                     .map(move |result| {
                         let response = match result {
@@ -503,7 +445,7 @@ impl EventLoop {
                 }
                 let job = blocking::run("checking synced messages", {
                     let topic = topic.clone();
-                    move || Ok(check_frames(&topic, frames))
+                    move || Ok(sync::check_frames(&topic, frames))
                 })
                 .map(move |checked| Background::Checked {
                     peer,
@@ -550,110 +492,11 @@ impl EventLoop {
             },
         );
     }
-
-    /// A message from history sync, checked as a live one would be.
-    fn take_synced(
-        &mut self,
-        topic: &TopicHash,
-        frame: &[u8],
-        checked: Result<Envelope, Rejection>,
-    ) {
-        if !self.rooms.contains_key(topic) {
-            return;
-        }
-        match checked {
-            Ok(env) if self.known(topic, &env) => {}
-            Ok(env) => {
-                self.receive(topic, env, frame, true);
-            }
-            Err(reason) => {
-                self.refuse(
-                    topic,
-                    reason.label(),
-                    libp2p::gossipsub::MessageAcceptance::Reject,
-                );
-            }
-        }
-    }
-
-    /// Applies `--history-retention`: forgets old messages in memory and
-    /// prunes them from the store in the background.
-    pub(super) fn apply_retention(&mut self) {
-        let Some(retention) = self.retention else {
-            return;
-        };
-        let now = crate::protocol::now_ms();
-        for (topic, room) in &mut self.rooms {
-            let Some(horizon) = room.horizon(&retention, now) else {
-                continue;
-            };
-            let gone = room.forget_before(horizon);
-            tracing::debug!(room = %room.name, gone, "history retention");
-            let (store, topic) = (self.archive.store().clone(), topic.to_string());
-            tokio::spawn(async move {
-                if let Err(e) = store.prune(&topic, horizon).await {
-                    tracing::warn!(error = %e, "history retention not applied");
-                }
-            });
-        }
-    }
-}
-
-/// Decodes and checks fetched frames, split over the machine's cores, each
-/// part decoding an author's key once (a page is mostly a few authors).
-/// Blocking.
-fn check_frames(
-    topic: &TopicHash,
-    frames: Vec<ByteBuf>,
-) -> Vec<(ByteBuf, Result<Envelope, Rejection>)> {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let chunk = frames.len().div_ceil(cores).max(64);
-    let check = |part: &[ByteBuf]| -> Vec<Result<Envelope, Rejection>> {
-        let mut keys = AuthorKeys::default();
-        part.iter()
-            .map(|f| {
-                let env = Envelope::parse(f, topic)?;
-                keys.verify(&env, topic.as_str())?;
-                Ok(env)
-            })
-            .collect()
-    };
-    let results: Vec<Result<Envelope, Rejection>> = std::thread::scope(|s| {
-        let parts: Vec<_> = frames
-            .chunks(chunk)
-            .map(|part| s.spawn(move || check(part)))
-            .collect();
-        parts
-            .into_iter()
-            .zip(frames.chunks(chunk))
-            // A panicked checker (none is expected) rejects its part.
-            .flat_map(|(h, part)| {
-                h.join()
-                    .unwrap_or_else(|_| vec![Err(Rejection::Malformed); part.len()])
-            })
-            .collect()
-    });
-    frames.into_iter().zip(results).collect()
-}
-
-/// Reads the frames asked for, within the response budget. Blocking.
-fn fetch(store: &Store, topic: &str, keys: &[(u64, Hash)]) -> Result<Vec<ByteBuf>, StoreError> {
-    let mut budget = sync::RESPONSE_BUDGET;
-    let mut out = Vec::new();
-    for frame in store.frames(topic, keys)? {
-        if frame.len() > budget {
-            break;
-        }
-        budget -= frame.len();
-        out.push(ByteBuf::from(frame));
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use libp2p::identity::Keypair;
 
     fn ended(pull: Pull) -> Vec<Retry> {
         let mut state = SyncState::default();
@@ -661,35 +504,6 @@ mod tests {
         state.pulls.insert(key.clone(), pull);
         state.end(&key);
         state.retries
-    }
-
-    #[test]
-    fn fetched_frames_are_checked_in_order_each_author_by_its_own_key() {
-        let topic = crate::protocol::topic_for("lobby").hash();
-        let (a, b) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
-        let frame = |author: &Keypair, signer: &Keypair, text: &str| {
-            let mut env = Envelope::text(&author.public().to_peer_id(), "lobby", "n", text);
-            env.sign(signer, topic.as_str());
-            ByteBuf::from(env.encode())
-        };
-        let mut frames: Vec<ByteBuf> = (0..150)
-            .map(|i| {
-                let author = if i % 2 == 0 { &a } else { &b };
-                frame(author, author, &i.to_string())
-            })
-            .collect();
-        frames[70] = frame(&a, &b, "forged");
-        frames[140] = ByteBuf::from(b"{not json".to_vec());
-        let checked = check_frames(&topic, frames.clone());
-        assert_eq!(checked.len(), 150);
-        for (i, ((frame, result), sent)) in checked.iter().zip(&frames).enumerate() {
-            assert_eq!(frame, sent, "frames keep their order");
-            match i {
-                70 => assert_eq!(result.as_ref().err(), Some(&Rejection::Forged)),
-                140 => assert_eq!(result.as_ref().err(), Some(&Rejection::Malformed)),
-                _ => assert!(result.is_ok(), "frame {i}: {result:?}"),
-            }
-        }
     }
 
     #[test]

@@ -8,14 +8,15 @@ use std::sync::Arc;
 use libp2p::gossipsub::{MessageAcceptance, PublishError, TopicHash};
 
 use super::{
-    Error, Event, Reply, RoomInfo, Sent, archive, blocking,
+    Error, Event, Reply, RoomInfo, Sent, archive,
+    archive::Preload,
+    blocking,
     event_loop::{EventLoop, publish_reason},
-    history::Preload,
 };
 use crate::{
     crypto::RoomKey,
     limits,
-    protocol::{self, Envelope},
+    protocol::{self, Envelope, Rejection},
     room::{Outgoing, PENDING_CAP, Reading, Room},
     store::{self, Record},
 };
@@ -458,6 +459,52 @@ impl EventLoop {
         });
     }
 
+    /// A message from history sync, checked as a live one would be.
+    pub(super) fn take_synced(
+        &mut self,
+        topic: &TopicHash,
+        frame: &[u8],
+        checked: Result<Envelope, Rejection>,
+    ) {
+        if !self.rooms.contains_key(topic) {
+            return;
+        }
+        match checked {
+            Ok(env) if self.known(topic, &env) => {}
+            Ok(env) => {
+                self.receive(topic, env, frame, true);
+            }
+            Err(reason) => {
+                self.refuse(
+                    topic,
+                    reason.label(),
+                    libp2p::gossipsub::MessageAcceptance::Reject,
+                );
+            }
+        }
+    }
+
+    /// Applies `--history-retention`: forgets old messages in memory and
+    /// prunes them from the store in the background.
+    pub(super) fn apply_retention(&mut self) {
+        let Some(retention) = self.retention else {
+            return;
+        };
+        let now = crate::protocol::now_ms();
+        for (topic, room) in &mut self.rooms {
+            let Some(horizon) = room.horizon(&retention, now) else {
+                continue;
+            };
+            let gone = room.forget_before(horizon);
+            tracing::debug!(room = %room.name, gone, "history retention");
+            let (store, topic) = (self.archive.store().clone(), topic.to_string());
+            tokio::spawn(async move {
+                if let Err(e) = store.prune(&topic, horizon).await {
+                    tracing::warn!(error = %e, "history retention not applied");
+                }
+            });
+        }
+    }
     pub(super) fn room_infos(&self) -> Vec<RoomInfo> {
         let gossip = &self.swarm.behaviour().gossipsub;
         let mut rooms: Vec<RoomInfo> = self
