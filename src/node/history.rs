@@ -327,6 +327,10 @@ impl EventLoop {
                     .map(move |result| {
                         let response = match result {
                             Ok(frames) => SyncResponse::Frames { frames },
+                            // Nothing of our internals goes to a peer.
+                            Err(super::Error::Interrupted { .. }) => SyncResponse::Refused {
+                                reason: "history read failed".into(),
+                            },
                             Err(e) => SyncResponse::Refused {
                                 reason: format!("history store: {e}"),
                             },
