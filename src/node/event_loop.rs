@@ -455,14 +455,22 @@ impl EventLoop {
         }
     }
 
-    /// A history write failed: counted, told, and the store is failing
-    /// until a probe finds it working again.
+    /// A history write failed: counted, and the store is failing until a
+    /// probe finds it working again. Told once when it starts failing, not
+    /// at every commit of a node that keeps relaying (our own messages are
+    /// each named by their `not_saved` event).
     pub(super) fn store_failed(&mut self, records: usize, reason: &str) {
         self.stats.store_failures += records as u64;
+        let first = self.archive.error().is_none();
         self.archive.failed(reason);
-        self.emit(Event::Error {
-            message: format!("not saved: {reason}"),
-        });
+        if first {
+            self.emit(Event::Error {
+                message: format!(
+                    "not saved: {reason} (history is not being saved; messages of ours \
+                     are refused until it is, tried again every 5 s)"
+                ),
+            });
+        }
     }
 
     fn on_tick(&mut self) {

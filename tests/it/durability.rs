@@ -566,6 +566,12 @@ fn a_full_disk_refuses_new_messages_names_failed_ones_and_recovers_without_a_res
     // Space comes back: the node finds out by itself and takes messages again.
     std::fs::remove_file(&filler).expect("free space");
     b.event("store_recovered", |_| true);
+    let told = b
+        .lines_so_far()
+        .iter()
+        .filter(|l| l.contains(r#""event":"error""#) && l.contains("not saved"))
+        .count();
+    assert_eq!(told, 1, "told once that history is not being saved");
     let (code, body) = post_text(port, "after the disk had room again").expect("post");
     assert_eq!(code, 202, "{body}");
     acked.insert(body["id"].as_str().expect("id").to_owned());
