@@ -103,7 +103,7 @@ pub struct Config {
     /// Recent messages kept in memory per room (older ones are read from
     /// the history store).
     #[arg(long, env = "P2P_CHAT_HISTORY_RING", default_value_t = crate::room::RING_CAP,
-          value_parser = parse_at_least_one)]
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub history_ring: usize,
 
     /// How much history to keep per room: a count (`10000`), an age (`30d`,
@@ -297,13 +297,6 @@ fn parse_room(s: &str) -> Result<String, String> {
     crate::limits::own_room(s)
         .map(|()| s.to_owned())
         .map_err(|e| e.to_string())
-}
-
-fn parse_at_least_one(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("'{s}' is not a number of at least 1")),
-    }
 }
 
 fn parse_multiaddr(s: &str) -> Result<Multiaddr, String> {

@@ -284,11 +284,17 @@ impl Store {
         done.await.map_err(|_| StoreError::Stopped)?
     }
 
-    /// Every `(ts, hash)` of a room, in order. Blocking.
-    pub fn ids(&self, topic: &str) -> Result<Vec<(u64, Hash)>, StoreError> {
-        // Held for the whole read: a reopen waits for it.
+    /// A read transaction, with the database it reads: held for the whole
+    /// read, so that a reopen waits for it.
+    fn read(&self) -> Result<(Arc<Database>, redb::ReadTransaction), StoreError> {
         let db = self.db.get()?;
         let txn = db.begin_read().map_err(io)?;
+        Ok((db, txn))
+    }
+
+    /// Every `(ts, hash)` of a room, in order. Blocking.
+    pub fn ids(&self, topic: &str) -> Result<Vec<(u64, Hash)>, StoreError> {
+        let (_db, txn) = self.read()?;
         let table = txn.open_table(MESSAGES).map_err(io)?;
         let mut out = Vec::new();
         for entry in table.range((topic, 0u64, &[][..])..).map_err(io)? {
@@ -305,9 +311,7 @@ impl Store {
     /// The frames of a room's messages with these keys that are here, in the
     /// given order. Blocking.
     pub fn frames(&self, topic: &str, keys: &[(u64, Hash)]) -> Result<Vec<Vec<u8>>, StoreError> {
-        // Held for the whole read: a reopen waits for it.
-        let db = self.db.get()?;
-        let txn = db.begin_read().map_err(io)?;
+        let (_db, txn) = self.read()?;
         let messages = txn.open_table(MESSAGES).map_err(io)?;
         let mut out = Vec::with_capacity(keys.len());
         for (ts, h) in keys {
@@ -326,9 +330,7 @@ impl Store {
         before: Option<(u64, Hash)>,
         limit: usize,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
-        // Held for the whole read: a reopen waits for it.
-        let db = self.db.get()?;
-        let txn = db.begin_read().map_err(io)?;
+        let (_db, txn) = self.read()?;
         let table = txn.open_table(MESSAGES).map_err(io)?;
         let start = (topic, 0u64, &[][..]);
         let end_hash;

@@ -475,11 +475,7 @@ impl EventLoop {
                 self.receive(topic, env, frame, true);
             }
             Err(reason) => {
-                self.refuse(
-                    topic,
-                    reason.label(),
-                    libp2p::gossipsub::MessageAcceptance::Reject,
-                );
+                self.refuse(topic, reason.label(), MessageAcceptance::Reject);
             }
         }
     }
@@ -490,7 +486,7 @@ impl EventLoop {
         let Some(retention) = self.retention else {
             return;
         };
-        let now = crate::protocol::now_ms();
+        let now = protocol::now_ms();
         for (topic, room) in &mut self.rooms {
             let Some(horizon) = room.horizon(&retention, now) else {
                 continue;
@@ -505,6 +501,7 @@ impl EventLoop {
             });
         }
     }
+
     pub(super) fn room_infos(&self) -> Vec<RoomInfo> {
         let gossip = &self.swarm.behaviour().gossipsub;
         let mut rooms: Vec<RoomInfo> = self
