@@ -22,7 +22,7 @@ use tokio::{
 };
 
 use super::{
-    Command, Error, Event, PeerInfo, Receipt, Reply, Sent, Stats, Status,
+    Command, Error, Event, PeerInfo, Receipt, Reply, Sent, Status,
     archive::{self, Archive, HistoryAnswer, RoomAccess, Saved, Step},
     behaviour::Behaviour,
     blocking,
@@ -66,7 +66,6 @@ pub(crate) struct EventLoop {
     pub(super) seen: SeenIds,
     /// Decoded keys of the authors we hear, to check signatures.
     pub(super) authors: AuthorKeys,
-    pub(super) stats: Stats,
     pub(super) metrics: Metrics,
     pub(super) listen_addrs: Vec<Multiaddr>,
     started: Instant,
@@ -131,7 +130,6 @@ impl EventLoop {
             hostname,
             seen: SeenIds::default(),
             authors: AuthorKeys::default(),
-            stats: Stats::default(),
             metrics,
             listen_addrs: Vec::new(),
             started: now,
@@ -279,7 +277,7 @@ impl EventLoop {
         }
     }
 
-    pub(super) fn emit(&self, event: Event) {
+    pub(super) fn emit(&mut self, event: Event) {
         self.metrics.observe(&event, self.peers.len());
         // No receiver is fine: nobody is watching.
         let _ = self.events.send(Arc::new(event));
@@ -446,7 +444,7 @@ impl EventLoop {
                 .collect(),
             rooms,
             connected_peers: self.peers.len(),
-            stats: self.stats.clone(),
+            stats: self.metrics.stats(),
             store_error: self.archive.error().map(str::to_owned),
             history: match &self.archive.store().path {
                 Some(path) => path.display().to_string(),
@@ -460,7 +458,7 @@ impl EventLoop {
     /// at every commit of a node that keeps relaying (our own messages are
     /// each named by their `not_saved` event).
     pub(super) fn store_failed(&mut self, records: usize, reason: &str) {
-        self.stats.store_failures += records as u64;
+        self.metrics.store_failed(records);
         let first = self.archive.error().is_none();
         self.archive.failed(reason);
         if first {
@@ -537,7 +535,7 @@ impl EventLoop {
             .candidates(super::swarm::IDLE_TIMEOUT, |p| keep.contains(p));
         for peer in trim::victims(candidates, now) {
             tracing::debug!(%peer, "closing an unused connection: too many peers");
-            self.stats.trimmed += 1;
+            self.metrics.trimmed();
             let _ = self.swarm.disconnect_peer_id(peer);
         }
     }

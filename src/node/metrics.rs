@@ -2,6 +2,9 @@
 //! ping, kad, bandwidth) and the chat's (messages per room, direct messages,
 //! peers, pending queues, delivery latency). The node task records them,
 //! mostly from the events it emits; handles only encode the registry.
+//!
+//! Every counter of the node is counted here and only here: `/status`
+//! reads its totals from [`Metrics::stats`], so the two never disagree.
 
 use std::time::Duration;
 
@@ -17,7 +20,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use super::{Event, behaviour::BehaviourEvent};
+use super::{Event, Stats, behaviour::BehaviourEvent};
 use crate::protocol;
 
 /// Prefix of the chat's own metric names.
@@ -45,6 +48,9 @@ pub(crate) struct Metrics {
     libp2p: libp2p::metrics::Metrics,
     published: Family<RoomLabel, Counter>,
     received: Family<RoomLabel, Counter>,
+    recovered: Family<RoomLabel, Counter>,
+    opaque: Family<RoomLabel, Counter>,
+    send_failed: Family<RoomLabel, Counter>,
     rejected: Family<RejectLabel, Counter>,
     direct_rejected: Family<ReasonLabel, Counter>,
     direct_sent: Counter,
@@ -53,6 +59,10 @@ pub(crate) struct Metrics {
     peers: Gauge,
     pending: Family<RoomLabel, Gauge>,
     latency: Histogram,
+    store_failures: Counter,
+    trimmed: Counter,
+    /// The same counts as totals, for `/status`.
+    totals: Stats,
 }
 
 impl Metrics {
@@ -63,6 +73,9 @@ impl Metrics {
             libp2p,
             published: Family::default(),
             received: Family::default(),
+            recovered: Family::default(),
+            opaque: Family::default(),
+            send_failed: Family::default(),
             rejected: Family::default(),
             direct_rejected: Family::default(),
             direct_sent: Counter::default(),
@@ -72,6 +85,9 @@ impl Metrics {
             pending: Family::default(),
             // 1 ms to about 33 s.
             latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            store_failures: Counter::default(),
+            trimmed: Counter::default(),
+            totals: Stats::default(),
         };
         let r = registry.sub_registry_with_prefix(PREFIX);
         r.register(
@@ -83,6 +99,31 @@ impl Metrics {
             "messages_received",
             "Room messages received from peers and shown, by room",
             metrics.received.clone(),
+        );
+        r.register(
+            "messages_recovered",
+            "Room messages taken in by history sync or late, not live, by room",
+            metrics.recovered.clone(),
+        );
+        r.register(
+            "messages_opaque",
+            "Sealed room messages relayed and kept but not readable here, by room",
+            metrics.opaque.clone(),
+        );
+        r.register(
+            "messages_send_failed",
+            "Our room messages gossipsub refused to send (kept: sync delivers them), by room",
+            metrics.send_failed.clone(),
+        );
+        r.register(
+            "store_failures",
+            "Messages a history commit failed to write",
+            metrics.store_failures.clone(),
+        );
+        r.register(
+            "connections_trimmed",
+            "Connections to unused peers closed because there were too many",
+            metrics.trimmed.clone(),
         );
         r.register(
             "messages_rejected",
@@ -142,25 +183,40 @@ impl Metrics {
     /// Counts what the node tells its front ends, so the numbers are those
     /// of what users saw. `peers` is the number of connected peers after
     /// the event.
-    pub(crate) fn observe(&self, event: &Event, peers: usize) {
+    pub(crate) fn observe(&mut self, event: &Event, peers: usize) {
+        let totals = &mut self.totals;
         match event {
             Event::Sent { room, .. } => {
+                totals.published += 1;
                 self.published.get_or_create(&room_label(room)).inc();
             }
-            Event::Message { room, ts, .. } => {
+            Event::Message {
+                room,
+                ts,
+                recovered,
+                ..
+            } => {
+                totals.received += 1;
                 self.received.get_or_create(&room_label(room)).inc();
+                if *recovered {
+                    totals.recovered += 1;
+                    self.recovered.get_or_create(&room_label(room)).inc();
+                }
                 // A clock behind ours counts as no delay, not as negative.
                 let ms = protocol::now_ms().saturating_sub(*ts);
                 self.latency
                     .observe(Duration::from_millis(ms).as_secs_f64());
             }
             Event::Receipt { .. } => {
+                totals.direct_sent += 1;
                 self.direct_sent.inc();
             }
             Event::Direct { .. } => {
+                totals.direct_received += 1;
                 self.direct_received.inc();
             }
             Event::DirectFailed { .. } => {
+                totals.direct_failed += 1;
                 self.direct_failed.inc();
             }
             Event::PeerConnected { .. } | Event::PeerDisconnected { .. } => {
@@ -175,7 +231,8 @@ impl Metrics {
 
     /// A room message refused or dropped; `room` is None when it came on a
     /// topic we are not in.
-    pub(crate) fn rejected(&self, room: Option<&str>, reason: &str) {
+    pub(crate) fn rejected(&mut self, room: Option<&str>, reason: &'static str) {
+        *self.totals.rejected.entry(reason).or_default() += 1;
         let label = RejectLabel {
             room: room.unwrap_or("unknown").to_owned(),
             reason: reason.to_owned(),
@@ -184,11 +241,42 @@ impl Metrics {
     }
 
     /// A direct message refused.
-    pub(crate) fn direct_rejected(&self, reason: &str) {
+    pub(crate) fn direct_rejected(&mut self, reason: &'static str) {
+        *self.totals.rejected.entry(reason).or_default() += 1;
         let label = ReasonLabel {
             reason: reason.to_owned(),
         };
         self.direct_rejected.get_or_create(&label).inc();
+    }
+
+    /// A sealed room message we cannot read, relayed and kept.
+    pub(crate) fn opaque(&mut self, room: &str) {
+        self.totals.opaque += 1;
+        self.opaque.get_or_create(&room_label(room)).inc();
+    }
+
+    /// One of our room messages gossipsub refused to send.
+    pub(crate) fn send_failed(&mut self, room: &str) {
+        self.totals.send_failed += 1;
+        self.send_failed.get_or_create(&room_label(room)).inc();
+    }
+
+    /// Messages a history commit failed to write.
+    pub(crate) fn store_failed(&mut self, records: usize) {
+        let n = records as u64;
+        self.totals.store_failures += n;
+        self.store_failures.inc_by(n);
+    }
+
+    /// A connection closed because there were too many.
+    pub(crate) fn trimmed(&mut self) {
+        self.totals.trimmed += 1;
+        self.trimmed.inc();
+    }
+
+    /// The totals `/status` shows.
+    pub(crate) fn stats(&self) -> Stats {
+        self.totals.clone()
     }
 
     /// The length of a room's queue of messages waiting for a peer.
@@ -216,7 +304,7 @@ mod tests {
     #[test]
     fn encodes_chat_metrics_with_room_labels() {
         let mut registry = Registry::default();
-        let m = Metrics::new(&mut registry);
+        let mut m = Metrics::new(&mut registry);
         let (room, id, text) = ("lobby".to_owned(), "x".to_owned(), "hi".to_owned());
         let nick = "n".to_owned();
         m.observe(
@@ -257,6 +345,15 @@ mod tests {
         assert!(text.contains(r#"p2p_chat_messages_received_total{room="lobby"} 1"#));
         assert!(text.contains("p2p_chat_message_latency_seconds_count 1"));
         assert!(text.contains("p2p_chat_peers_connected 3"));
+        m.opaque("lobby");
+        m.store_failed(2);
+        let stats = m.stats();
+        assert_eq!(
+            (stats.published, stats.received, stats.recovered),
+            (1, 1, 0)
+        );
+        assert_eq!((stats.opaque, stats.store_failures), (1, 2));
+        assert_eq!(stats.rejected.get("forged"), Some(&1));
         m.observe(&Event::Left { room }, 3);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");

@@ -195,7 +195,6 @@ impl EventLoop {
                     (DirectResponse::Hello { nick }, _) => self.learn_nick(peer, &nick),
                     (DirectResponse::Receipt { id }, Some(p)) if id == p.id => {
                         self.peers.used(&peer);
-                        self.stats.direct_sent += 1;
                         let to = self.name_of(&peer);
                         // The sender waits for this answer; front ends
                         // watching events come second.
@@ -261,7 +260,6 @@ impl EventLoop {
             }
             DirectRequest::Message(env) => {
                 if let Err(reason) = env.check_fields() {
-                    *self.stats.rejected.entry(reason.label()).or_default() += 1;
                     self.metrics.direct_rejected(reason.label());
                     return DirectResponse::Refused {
                         reason: reason.label().into(),
@@ -270,7 +268,6 @@ impl EventLoop {
                 // The connection authenticates the sender: no signature.
                 let name = self.name_of(&peer);
                 if env.from != name {
-                    *self.stats.rejected.entry("forged").or_default() += 1;
                     self.metrics.direct_rejected("forged");
                     return DirectResponse::Refused {
                         reason: "sender does not match connection".into(),
@@ -278,7 +275,6 @@ impl EventLoop {
                 }
                 self.peers.used(&peer);
                 let Some(msg) = env.readable().filter(|m| m.room.is_empty()) else {
-                    *self.stats.rejected.entry("malformed").or_default() += 1;
                     self.metrics.direct_rejected("malformed");
                     return DirectResponse::Refused {
                         reason: "not a direct message".into(),
@@ -288,7 +284,6 @@ impl EventLoop {
                 let receipt = DirectResponse::Receipt { id: msg.id.clone() };
                 // Keyed by sender too: an id is only unique per author.
                 if self.seen.insert(&format!("{name}/{}", msg.id)) {
-                    self.stats.direct_received += 1;
                     self.emit(Event::Direct {
                         id: msg.id,
                         from: msg.from,
@@ -323,7 +318,6 @@ impl EventLoop {
     }
 
     fn direct_failed(&mut self, p: PendingDirect, err: Error) {
-        self.stats.direct_failed += 1;
         self.emit(Event::DirectFailed {
             id: p.id.clone(),
             to: p.to.to_string(),

@@ -239,7 +239,7 @@ impl EventLoop {
                 Ok(Sent { id, pending: true })
             }
             Err(e) => {
-                self.stats.send_failed += 1;
+                self.metrics.send_failed(&out.msg.room);
                 Err(Error::Publish {
                     room: out.msg.room,
                     reason: publish_reason(&e),
@@ -265,7 +265,6 @@ impl EventLoop {
     /// Shows one of our messages as sent: once its commit is done when
     /// that commit is still to come (`uncommitted`), else now.
     fn sent(&mut self, topic: &TopicHash, out: Outgoing, uncommitted: bool) {
-        self.stats.published += 1;
         let m = &out.msg;
         let event = Event::Sent {
             room: m.room.clone(),
@@ -313,7 +312,7 @@ impl EventLoop {
                 }
                 Err(e) => {
                     // It is stored: history sync still delivers it.
-                    self.stats.send_failed += 1;
+                    self.metrics.send_failed(&out.msg.room);
                     let message = format!(
                         "message {} to '{}' not sent live: {}",
                         out.msg.id,
@@ -374,10 +373,6 @@ impl EventLoop {
                         nick: msg.nick.clone(),
                     });
                 }
-                self.stats.received += 1;
-                if recovered {
-                    self.stats.recovered += 1;
-                }
                 self.emit(Event::Message {
                     room: msg.room.clone(),
                     id: msg.id.clone(),
@@ -393,7 +388,7 @@ impl EventLoop {
                 MessageAcceptance::Accept
             }
             Reading::Opaque => {
-                self.stats.opaque += 1;
+                self.metrics.opaque(&name);
                 self.notify(topic, &name);
                 MessageAcceptance::Accept
             }
@@ -412,7 +407,6 @@ impl EventLoop {
         reason: &'static str,
         verdict: MessageAcceptance,
     ) -> MessageAcceptance {
-        *self.stats.rejected.entry(reason).or_default() += 1;
         let room = self.rooms.get(topic).map(|r| r.name.as_str());
         self.metrics.rejected(room, reason);
         tracing::debug!(?room, reason, "room message refused");
