@@ -14,7 +14,6 @@ mod event_loop;
 mod history;
 mod listen;
 mod metrics;
-mod on_swarm;
 mod options;
 mod peers;
 mod readiness;

@@ -1,6 +1,14 @@
 //! The task that owns the swarm: a `select!` over commands from handles,
 //! swarm events and a housekeeping tick. Command handling lives here; swarm
-//! events are handled in `on_swarm.rs`.
+//! events are handled in `on_swarm.rs`, room traffic in `rooms.rs`. The
+//! parts it holds decide (`node/rooms.rs` what becomes of a room message);
+//! this module does what they decide to the swarm, the store and the
+//! event channel.
+
+mod on_swarm;
+mod rooms;
+
+pub(crate) use rooms::Loaded;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -11,7 +19,7 @@ use std::{
 use libp2p::{
     Multiaddr, PeerId, Swarm,
     futures::{StreamExt, future::BoxFuture, stream::FuturesUnordered},
-    gossipsub::{PublishError, TopicHash},
+    gossipsub::PublishError,
     identity::Keypair,
     request_response::OutboundRequestId,
     swarm::dial_opts::DialOpts,
@@ -29,14 +37,15 @@ use super::{
     history::SyncState,
     metrics::Metrics,
     peers::PeerBook,
+    readiness::{self, Readiness},
     redial::{self, Redial},
-    rooms::Loaded,
+    rooms::Rooms,
     trim,
 };
 use crate::{
     limits,
     protocol::{self, Author, AuthorKeys, DirectRequest, Envelope},
-    room::{Room, SeenIds},
+    room::SeenIds,
     store::{Failure, Record, Store},
 };
 
@@ -44,42 +53,42 @@ use crate::{
 const TICK: Duration = Duration::from_millis(250);
 
 /// A direct message waiting for its receipt.
-pub(super) struct PendingDirect {
-    pub(super) id: String,
-    pub(super) to: PeerId,
-    pub(super) reply: Option<oneshot::Sender<Result<Receipt, Error>>>,
+struct PendingDirect {
+    id: String,
+    to: PeerId,
+    reply: Option<oneshot::Sender<Result<Receipt, Error>>>,
 }
 
 pub(crate) struct EventLoop {
     pub(super) swarm: Swarm<Behaviour>,
     /// Our identity, to sign envelopes.
-    pub(super) author: Author,
+    author: Author,
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<Arc<Event>>,
-    pub(super) nick: String,
-    pub(super) rooms: HashMap<TopicHash, Room>,
-    pub(super) peers: PeerBook,
-    pub(super) pending_direct: HashMap<OutboundRequestId, PendingDirect>,
-    pub(super) redial: Redial,
+    nick: String,
+    /// The joined rooms: they decide what becomes of room messages.
+    pub(super) rooms: Rooms,
+    peers: PeerBook,
+    pending_direct: HashMap<OutboundRequestId, PendingDirect>,
+    redial: Redial,
     /// This machine's host name, to recognize a `--dial` of ourselves.
     hostname: String,
-    pub(super) seen: SeenIds,
+    /// Direct messages taken in, by sender and id.
+    direct_seen: SeenIds,
     /// Decoded keys of the authors we hear, to check signatures.
-    pub(super) authors: AuthorKeys,
-    pub(super) metrics: Metrics,
-    pub(super) listen_addrs: Vec<Multiaddr>,
+    authors: AuthorKeys,
+    metrics: Metrics,
+    listen_addrs: Vec<Multiaddr>,
     started: Instant,
     /// The group commit and the store behind it.
     pub(super) archive: Archive,
     pub(super) sync: SyncState,
-    pub(super) ring_cap: usize,
-    pub(super) retention: Option<super::Retention>,
     sync_interval: Duration,
     next_sync: Instant,
     /// Trimming held back while Kademlia lookups run.
     trim_wait: trim::Wait,
     /// Joins waiting for what the store holds of their room.
-    pub(super) loading: FuturesUnordered<BoxFuture<'static, Loaded>>,
+    loading: FuturesUnordered<BoxFuture<'static, Loaded>>,
 }
 
 /// What the node task is started with besides the swarm.
@@ -123,20 +132,18 @@ impl EventLoop {
             commands,
             events,
             nick,
-            rooms: HashMap::new(),
+            rooms: Rooms::new(cfg.history_ring, cfg.history_retention),
             peers: PeerBook::default(),
             pending_direct: HashMap::new(),
             redial,
             hostname,
-            seen: SeenIds::default(),
+            direct_seen: SeenIds::default(),
             authors: AuthorKeys::default(),
             metrics,
             listen_addrs: Vec::new(),
             started: now,
             archive: Archive::new(store, failures),
             sync: SyncState::default(),
-            ring_cap: cfg.history_ring,
-            retention: cfg.history_retention,
             sync_interval: cfg.sync_interval,
             next_sync: now + cfg.sync_interval,
             trim_wait: trim::Wait::default(),
@@ -260,7 +267,7 @@ impl EventLoop {
                     continue;
                 }
             };
-            self.not_kept(&room, &id);
+            self.rooms.not_kept(&room, &id);
             self.emit(Event::NotSaved {
                 room,
                 id,
@@ -277,7 +284,7 @@ impl EventLoop {
         }
     }
 
-    pub(super) fn emit(&mut self, event: Event) {
+    fn emit(&mut self, event: Event) {
         self.metrics.observe(&event, self.peers.len());
         // No receiver is fine: nobody is watching.
         let _ = self.events.send(Arc::new(event));
@@ -424,12 +431,25 @@ impl EventLoop {
         self.swarm.behaviour_mut().direct.send_request(&peer, hello);
     }
 
+    fn readiness(&self) -> Readiness {
+        let (dial_targets, dial_connected) = self.redial.counts();
+        readiness::decide(readiness::Inputs {
+            listening: self.listen_addrs.len(),
+            rooms: self.rooms.len(),
+            store_error: self.archive.error(),
+            dial_targets,
+            dial_connected,
+            only_bootstrap: self.redial.only_bootstrap(),
+            peers: self.peers.len(),
+        })
+    }
+
     fn peer_infos(&self) -> Vec<PeerInfo> {
         self.peers.list()
     }
 
     fn status(&self) -> Status {
-        let mut rooms: Vec<String> = self.rooms.values().map(|r| r.name.clone()).collect();
+        let mut rooms: Vec<String> = self.rooms.iter().map(|(_, r)| r.name.clone()).collect();
         rooms.sort();
         Status {
             peer_id: self.swarm.local_peer_id().to_string(),
@@ -480,7 +500,7 @@ impl EventLoop {
             self.sync_all();
         }
         self.retry_syncs(now);
-        let enough_peers = self.peers.len() >= super::on_swarm::WANTED_PEERS;
+        let enough_peers = self.peers.len() >= on_swarm::WANTED_PEERS;
         for due in self.redial.due(now, enough_peers) {
             if redial::names_host(&due.addr, &self.hostname) {
                 // Maybe ourselves: wait until our own ports are known.
@@ -504,16 +524,10 @@ impl EventLoop {
                 }
             }
         }
-        let waiting: Vec<TopicHash> = self
-            .rooms
-            .iter()
-            .filter(|(_, r)| !r.pending.is_empty())
-            .map(|(t, _)| t.clone())
-            .collect();
-        for topic in waiting {
+        for topic in self.rooms.waiting() {
             self.flush_pending(&topic);
         }
-        for room in self.rooms.values() {
+        for (_, room) in self.rooms.iter() {
             self.metrics.set_pending(&room.name, room.pending.len());
         }
         self.trim(now);

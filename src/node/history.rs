@@ -13,7 +13,7 @@ use libp2p::{
 };
 use serde_bytes::ByteBuf;
 
-use super::{archive, blocking, event_loop::EventLoop};
+use super::{archive, blocking, event_loop::EventLoop, rooms::Via};
 use crate::{
     protocol::{Envelope, Rejection},
     store::Hash,
@@ -190,8 +190,7 @@ impl EventLoop {
     /// Reconciles every room with its peers (the periodic sync).
     pub(super) fn sync_all(&mut self) {
         self.sync.round = self.sync.round.wrapping_add(1);
-        let topics: Vec<TopicHash> = self.rooms.keys().cloned().collect();
-        for topic in topics {
+        for topic in self.rooms.topics() {
             self.sync_room(&topic, Some(SYNC_FANOUT));
         }
     }
@@ -365,7 +364,7 @@ impl EventLoop {
                 frames,
             } => {
                 for (frame, checked) in frames {
-                    self.take_synced(&topic, &frame, checked);
+                    self.receive(&topic, checked, &frame, Via::Sync);
                 }
                 let key = (peer, topic);
                 let Some(pull) = self.sync.pulls.get_mut(&key) else {

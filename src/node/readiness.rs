@@ -1,9 +1,8 @@
 //! Readiness: whether the node can do its job yet (listening, in a room,
-//! connected to a configured peer), as a readiness probe asks it.
+//! connected to a configured peer), as a readiness probe asks it. Decided
+//! from counts the event loop gathers.
 
 use serde::Serialize;
-
-use super::event_loop::EventLoop;
 
 /// Whether the node can serve: what a readiness probe asks.
 #[derive(Debug, Clone, Serialize)]
@@ -24,32 +23,95 @@ pub struct Readiness {
     pub dial_connected: usize,
 }
 
-impl EventLoop {
-    pub(super) fn readiness(&self) -> Readiness {
-        let (dial_targets, dial_connected) = self.redial.counts();
-        let reason = if self.listen_addrs.is_empty() {
-            Some("not listening on any address yet".to_owned())
-        } else if self.rooms.is_empty() {
-            Some("not in any room".to_owned())
-        } else if let Some(e) = self.archive.error() {
-            Some(format!("degraded: history not saved ({e})"))
-        } else if dial_targets > 0
-            && dial_connected == 0
-            && !(self.redial.only_bootstrap() && self.peers.len() > 0)
-        {
-            Some(format!(
-                "no --dial/--bootstrap peer is connected yet ({dial_targets} given)"
-            ))
-        } else {
-            None
-        };
-        Readiness {
-            ready: reason.is_none(),
-            reason,
-            listening: self.listen_addrs.len(),
-            rooms: self.rooms.len(),
-            dial_targets,
-            dial_connected,
+/// What readiness is decided from.
+pub(super) struct Inputs<'a> {
+    pub(super) listening: usize,
+    pub(super) rooms: usize,
+    /// The store's failure, while failing.
+    pub(super) store_error: Option<&'a str>,
+    pub(super) dial_targets: usize,
+    pub(super) dial_connected: usize,
+    /// Only `--bootstrap` addresses were given, no `--dial`.
+    pub(super) only_bootstrap: bool,
+    pub(super) peers: usize,
+}
+
+/// Whether the node is ready, and if not why.
+pub(super) fn decide(i: Inputs<'_>) -> Readiness {
+    let reason = if i.listening == 0 {
+        Some("not listening on any address yet".to_owned())
+    } else if i.rooms == 0 {
+        Some("not in any room".to_owned())
+    } else if let Some(e) = i.store_error {
+        Some(format!("degraded: history not saved ({e})"))
+    } else if i.dial_targets > 0 && i.dial_connected == 0 && !(i.only_bootstrap && i.peers > 0) {
+        Some(format!(
+            "no --dial/--bootstrap peer is connected yet ({} given)",
+            i.dial_targets
+        ))
+    } else {
+        None
+    };
+    Readiness {
+        ready: reason.is_none(),
+        reason,
+        listening: i.listening,
+        rooms: i.rooms,
+        dial_targets: i.dial_targets,
+        dial_connected: i.dial_connected,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inputs() -> Inputs<'static> {
+        Inputs {
+            listening: 1,
+            rooms: 1,
+            store_error: None,
+            dial_targets: 0,
+            dial_connected: 0,
+            only_bootstrap: false,
+            peers: 0,
         }
+    }
+
+    #[test]
+    fn ready_once_listening_in_a_room_and_connected_to_a_dial_target() {
+        assert!(decide(inputs()).ready);
+        let not = |i| decide(i).reason.unwrap_or_default();
+        assert!(
+            not(Inputs {
+                listening: 0,
+                ..inputs()
+            })
+            .contains("not listening")
+        );
+        assert!(
+            not(Inputs {
+                rooms: 0,
+                ..inputs()
+            })
+            .contains("not in any room")
+        );
+        let failing = Inputs {
+            store_error: Some("disk full"),
+            ..inputs()
+        };
+        assert!(not(failing).contains("degraded: history not saved (disk full)"));
+        let waiting = Inputs {
+            dial_targets: 2,
+            ..inputs()
+        };
+        assert!(not(waiting).contains("(2 given)"));
+        let bootstrapped = Inputs {
+            dial_targets: 1,
+            only_bootstrap: true,
+            peers: 3,
+            ..inputs()
+        };
+        assert!(decide(bootstrapped).ready, "the way in has done its job");
     }
 }

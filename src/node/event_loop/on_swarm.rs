@@ -4,8 +4,7 @@
 use libp2p::{
     Multiaddr, PeerId,
     core::ConnectedPoint,
-    gossipsub::{self, MessageAcceptance},
-    identify, kad, mdns,
+    gossipsub, identify, kad, mdns,
     multiaddr::Protocol,
     ping,
     request_response::{self, OutboundFailure},
@@ -13,13 +12,10 @@ use libp2p::{
 };
 use tokio::time::Instant;
 
-use super::{
-    Error, Event, Receipt,
-    behaviour::BehaviourEvent,
-    event_loop::{EventLoop, PendingDirect},
-};
+use super::{EventLoop, PendingDirect};
 use crate::{
     limits,
+    node::{Error, Event, Receipt, behaviour::BehaviourEvent, rooms::Via},
     protocol::{DirectRequest, DirectResponse, Envelope},
 };
 
@@ -123,24 +119,19 @@ impl EventLoop {
                 message_id,
                 message,
             } => {
-                // A duplicate (None) is dropped before its signature is checked.
+                // A message already here skips the signature check: the
+                // rooms find it known and drop it as a duplicate.
                 let topic = &message.topic;
                 let checked = Envelope::parse(&message.data, topic).and_then(|env| {
-                    if self.known(topic, &env) {
-                        return Ok(None);
+                    if self.rooms.known(topic, &env) {
+                        return Ok(env);
                     }
-                    self.authors
-                        .verify(&env, topic.as_str())
-                        .map(|()| Some(env))
+                    self.authors.verify(&env, topic.as_str()).map(|()| env)
                 });
-                let verdict = match checked {
-                    Err(reason) => {
-                        tracing::warn!(peer = %propagation_source, reason = reason.label(), "room message rejected");
-                        self.refuse(topic, reason.label(), MessageAcceptance::Reject)
-                    }
-                    Ok(None) => self.refuse(topic, "duplicate", MessageAcceptance::Ignore),
-                    Ok(Some(env)) => self.receive(topic, env, &message.data, false),
-                };
+                if let Err(reason) = &checked {
+                    tracing::warn!(peer = %propagation_source, reason = reason.label(), "room message rejected");
+                }
+                let verdict = self.receive(topic, checked, &message.data, Via::Live);
                 self.swarm
                     .behaviour_mut()
                     .gossipsub
@@ -149,7 +140,7 @@ impl EventLoop {
             gossipsub::Event::Subscribed { peer_id, topic } => {
                 tracing::debug!(peer = %peer_id, %topic, "peer subscribed");
                 self.flush_pending(&topic);
-                if self.rooms.contains_key(&topic) {
+                if self.rooms.contains(&topic) {
                     self.start_sync(peer_id, &topic);
                 }
             }
@@ -283,7 +274,7 @@ impl EventLoop {
                 self.learn_nick(peer, &msg.nick);
                 let receipt = DirectResponse::Receipt { id: msg.id.clone() };
                 // Keyed by sender too: an id is only unique per author.
-                if self.seen.insert(&format!("{name}/{}", msg.id)) {
+                if self.direct_seen.insert(&format!("{name}/{}", msg.id)) {
                     self.emit(Event::Direct {
                         id: msg.id,
                         from: msg.from,
@@ -298,7 +289,7 @@ impl EventLoop {
     }
 
     /// A peer's id in base58, from the peer book while it is connected.
-    pub(super) fn name_of(&self, peer: &PeerId) -> String {
+    fn name_of(&self, peer: &PeerId) -> String {
         match self.peers.name(peer) {
             Some(name) => name.to_owned(),
             None => peer.to_string(),
