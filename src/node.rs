@@ -11,7 +11,6 @@ mod blocking;
 mod error;
 mod event;
 mod event_loop;
-mod history;
 mod listen;
 mod metrics;
 mod options;
@@ -20,6 +19,7 @@ mod readiness;
 mod redial;
 mod rooms;
 mod swarm;
+mod sync;
 mod trim;
 mod types;
 

@@ -1,12 +1,14 @@
 //! The task that owns the swarm: a `select!` over commands from handles,
 //! swarm events and a housekeeping tick. Command handling lives here; swarm
-//! events are handled in `on_swarm.rs`, room traffic in `rooms.rs`. The
-//! parts it holds decide (`node/rooms.rs` what becomes of a room message);
-//! this module does what they decide to the swarm, the store and the
-//! event channel.
+//! events are handled in `on_swarm.rs`, room traffic in `rooms.rs`, history
+//! sync in `sync.rs`. The parts it holds decide (`node/rooms.rs` what
+//! becomes of a room message, `node/sync.rs` what a sync session does
+//! next); this module does what they decide to the swarm, the store and
+//! the event channel.
 
 mod on_swarm;
 mod rooms;
+mod sync;
 
 pub(crate) use rooms::Loaded;
 
@@ -34,12 +36,12 @@ use super::{
     archive::{self, Archive, HistoryAnswer, RoomAccess, Saved, Step},
     behaviour::Behaviour,
     blocking,
-    history::SyncState,
     metrics::Metrics,
     peers::PeerBook,
     readiness::{self, Readiness},
     redial::{self, Redial},
     rooms::Rooms,
+    sync::SyncState,
     trim,
 };
 use crate::{
@@ -60,14 +62,14 @@ struct PendingDirect {
 }
 
 pub(crate) struct EventLoop {
-    pub(super) swarm: Swarm<Behaviour>,
+    swarm: Swarm<Behaviour>,
     /// Our identity, to sign envelopes.
     author: Author,
     commands: mpsc::Receiver<Command>,
     events: broadcast::Sender<Arc<Event>>,
     nick: String,
     /// The joined rooms: they decide what becomes of room messages.
-    pub(super) rooms: Rooms,
+    rooms: Rooms,
     peers: PeerBook,
     pending_direct: HashMap<OutboundRequestId, PendingDirect>,
     redial: Redial,
@@ -81,8 +83,11 @@ pub(crate) struct EventLoop {
     listen_addrs: Vec<Multiaddr>,
     started: Instant,
     /// The group commit and the store behind it.
-    pub(super) archive: Archive,
-    pub(super) sync: SyncState,
+    archive: Archive,
+    /// History sync sessions: they decide what to ask peers next.
+    sync: SyncState,
+    /// Sync work off the node task: pages checked, pages read for peers.
+    sync_jobs: FuturesUnordered<BoxFuture<'static, sync::Job>>,
     sync_interval: Duration,
     next_sync: Instant,
     /// Trimming held back while Kademlia lookups run.
@@ -144,6 +149,7 @@ impl EventLoop {
             started: now,
             archive: Archive::new(store, failures),
             sync: SyncState::default(),
+            sync_jobs: FuturesUnordered::new(),
             sync_interval: cfg.sync_interval,
             next_sync: now + cfg.sync_interval,
             trim_wait: trim::Wait::default(),
@@ -170,7 +176,7 @@ impl EventLoop {
                     }
                 },
                 event = self.swarm.select_next_some() => self.handle_swarm_event(event),
-                Some(done) = self.sync.background.next(), if !self.sync.background.is_empty() => self.on_background(done),
+                Some(done) = self.sync_jobs.next(), if !self.sync_jobs.is_empty() => self.on_sync_job(done),
                 step = self.archive.next() => self.on_archive(step),
                 Some(loaded) = self.loading.next(), if !self.loading.is_empty() => self.loaded(loaded),
                 _ = tick.tick() => self.on_tick(),

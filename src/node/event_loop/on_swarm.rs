@@ -141,7 +141,7 @@ impl EventLoop {
                 tracing::debug!(peer = %peer_id, %topic, "peer subscribed");
                 self.flush_pending(&topic);
                 if self.rooms.contains(&topic) {
-                    self.start_sync(peer_id, &topic);
+                    self.start_pull(peer_id, &topic, 0);
                 }
             }
             gossipsub::Event::SlowPeer {

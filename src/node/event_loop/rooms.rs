@@ -233,7 +233,7 @@ impl EventLoop {
     /// returns the gossipsub verdict.
     ///
     /// [`Rooms::receive`]: crate::node::rooms::Rooms::receive
-    pub(in crate::node) fn receive(
+    pub(super) fn receive(
         &mut self,
         topic: &TopicHash,
         checked: Result<Envelope, Rejection>,
