@@ -8,6 +8,7 @@
 mod archive;
 mod behaviour;
 mod blocking;
+mod direct;
 mod error;
 mod event;
 mod event_loop;
@@ -20,6 +21,8 @@ mod redial;
 mod rooms;
 mod swarm;
 mod sync;
+#[cfg(test)]
+mod testing;
 mod trim;
 mod types;
 

@@ -6,36 +6,33 @@
 //! next); this module does what they decide to the swarm, the store and
 //! the event channel.
 
+mod direct;
 mod on_swarm;
 mod rooms;
 mod sync;
 
 pub(crate) use rooms::Loaded;
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-    time::Duration,
-};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use libp2p::{
     Multiaddr, PeerId, Swarm,
     futures::{StreamExt, future::BoxFuture, stream::FuturesUnordered},
     gossipsub::PublishError,
     identity::Keypair,
-    request_response::OutboundRequestId,
     swarm::dial_opts::DialOpts,
 };
 use tokio::{
-    sync::{broadcast, mpsc, oneshot},
+    sync::{broadcast, mpsc},
     time::{Instant, MissedTickBehavior},
 };
 
 use super::{
-    Command, Error, Event, PeerInfo, Receipt, Reply, Sent, Status,
+    Command, Error, Event, PeerInfo, Reply, Sent, Status,
     archive::{self, Archive, HistoryAnswer, RoomAccess, Saved, Step},
     behaviour::Behaviour,
     blocking,
+    direct::Direct,
     metrics::Metrics,
     peers::PeerBook,
     readiness::{self, Readiness},
@@ -46,20 +43,12 @@ use super::{
 };
 use crate::{
     limits,
-    protocol::{self, Author, AuthorKeys, DirectRequest, Envelope},
-    room::SeenIds,
+    protocol::{self, Author, AuthorKeys},
     store::{Failure, Record, Store},
 };
 
 /// Housekeeping period: redials and pending retries.
 const TICK: Duration = Duration::from_millis(250);
-
-/// A direct message waiting for its receipt.
-struct PendingDirect {
-    id: String,
-    to: PeerId,
-    reply: Option<oneshot::Sender<Result<Receipt, Error>>>,
-}
 
 pub(crate) struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -71,12 +60,11 @@ pub(crate) struct EventLoop {
     /// The joined rooms: they decide what becomes of room messages.
     rooms: Rooms,
     peers: PeerBook,
-    pending_direct: HashMap<OutboundRequestId, PendingDirect>,
+    /// Direct messages: they decide what to answer and what answers mean.
+    direct: Direct,
     redial: Redial,
     /// This machine's host name, to recognize a `--dial` of ourselves.
     hostname: String,
-    /// Direct messages taken in, by sender and id.
-    direct_seen: SeenIds,
     /// Decoded keys of the authors we hear, to check signatures.
     authors: AuthorKeys,
     metrics: Metrics,
@@ -139,10 +127,9 @@ impl EventLoop {
             nick,
             rooms: Rooms::new(cfg.history_ring, cfg.history_retention),
             peers: PeerBook::default(),
-            pending_direct: HashMap::new(),
+            direct: Direct::default(),
             redial,
             hostname,
-            direct_seen: SeenIds::default(),
             authors: AuthorKeys::default(),
             metrics,
             listen_addrs: Vec::new(),
@@ -386,40 +373,6 @@ impl EventLoop {
         }
     }
 
-    fn send_direct(
-        &mut self,
-        to: &str,
-        text: String,
-        reply: oneshot::Sender<Result<Receipt, Error>>,
-    ) {
-        if let Err(e) = limits::own_text(&text) {
-            let _ = reply.send(Err(e.into()));
-            return;
-        }
-        let peer = match self.peers.resolve(to) {
-            Ok(peer) => peer,
-            Err(e) => {
-                let _ = reply.send(Err(e));
-                return;
-            }
-        };
-        let env = Envelope::text(self.author.id(), "", &self.nick, &text);
-        let id = env.id.clone();
-        let request_id = self
-            .swarm
-            .behaviour_mut()
-            .direct
-            .send_request(&peer, DirectRequest::Message(env));
-        self.pending_direct.insert(
-            request_id,
-            PendingDirect {
-                id,
-                to: peer,
-                reply: Some(reply),
-            },
-        );
-    }
-
     fn set_nick(&mut self, nick: String) -> Result<(), Error> {
         limits::own_nick(&nick)?;
         self.nick = nick;
@@ -428,13 +381,6 @@ impl EventLoop {
             self.send_hello(peer);
         }
         Ok(())
-    }
-
-    pub(super) fn send_hello(&mut self, peer: PeerId) {
-        let hello = DirectRequest::Hello {
-            nick: self.nick.clone(),
-        };
-        self.swarm.behaviour_mut().direct.send_request(&peer, hello);
     }
 
     fn readiness(&self) -> Readiness {
@@ -548,7 +494,7 @@ impl EventLoop {
         let gossipsub = &self.swarm.behaviour().gossipsub;
         let mut keep: HashSet<PeerId> = gossipsub.all_mesh_peers().copied().collect();
         keep.extend(self.redial.peers());
-        keep.extend(self.pending_direct.values().map(|p| p.to));
+        keep.extend(self.direct.peers());
         keep.extend(self.sync.peers());
         let candidates = self
             .peers

@@ -7,16 +7,14 @@ use libp2p::{
     gossipsub, identify, kad, mdns,
     multiaddr::Protocol,
     ping,
-    request_response::{self, OutboundFailure},
     swarm::{SwarmEvent, dial_opts::DialOpts},
 };
 use tokio::time::Instant;
 
-use super::{EventLoop, PendingDirect};
+use super::EventLoop;
 use crate::{
-    limits,
-    node::{Error, Event, Receipt, behaviour::BehaviourEvent, rooms::Via},
-    protocol::{DirectRequest, DirectResponse, Envelope},
+    node::{Event, behaviour::BehaviourEvent, rooms::Via},
+    protocol::Envelope,
 };
 
 /// Below this many connected peers, peers learnt from the DHT or mDNS are
@@ -151,171 +149,6 @@ impl EventLoop {
                 tracing::warn!(peer = %peer_id, ?failed_messages, "slow peer: messages to it were dropped");
             }
             _ => {}
-        }
-    }
-
-    fn on_direct(&mut self, event: request_response::Event<DirectRequest, DirectResponse>) {
-        use request_response::{Event as E, Message as M};
-        match event {
-            E::Message {
-                peer,
-                message: M::Request {
-                    request, channel, ..
-                },
-                ..
-            } => {
-                let response = self.on_direct_request(peer, request);
-                // The requester may have gone; it then sees its own failure.
-                let _ = self
-                    .swarm
-                    .behaviour_mut()
-                    .direct
-                    .send_response(channel, response);
-            }
-            E::Message {
-                peer,
-                message:
-                    M::Response {
-                        request_id,
-                        response,
-                    },
-                ..
-            } => {
-                let pending = self.pending_direct.remove(&request_id);
-                match (response, pending) {
-                    (DirectResponse::Hello { nick }, _) => self.learn_nick(peer, &nick),
-                    (DirectResponse::Receipt { id }, Some(p)) if id == p.id => {
-                        self.peers.used(&peer);
-                        let to = self.name_of(&peer);
-                        // The sender waits for this answer; front ends
-                        // watching events come second.
-                        if let Some(reply) = p.reply {
-                            let _ = reply.send(Ok(Receipt {
-                                id: id.clone(),
-                                to: to.clone(),
-                            }));
-                        }
-                        self.emit(Event::Receipt { id, to });
-                    }
-                    (DirectResponse::Refused { reason }, Some(p)) => {
-                        self.direct_failed(p, Error::DirectFailed { peer, reason });
-                    }
-                    (other, Some(p)) => {
-                        let reason = format!("unexpected answer {other:?}");
-                        self.direct_failed(p, Error::DirectFailed { peer, reason });
-                    }
-                    (_, None) => {}
-                }
-            }
-            E::OutboundFailure {
-                peer,
-                request_id,
-                error,
-                ..
-            } => {
-                let Some(p) = self.pending_direct.remove(&request_id) else {
-                    tracing::debug!(peer = %peer, %error, "hello failed");
-                    return;
-                };
-                let err = match error {
-                    OutboundFailure::Timeout => Error::Timeout(peer),
-                    OutboundFailure::DialFailure => Error::DirectFailed {
-                        peer,
-                        reason: "could not reach the peer".into(),
-                    },
-                    OutboundFailure::UnsupportedProtocols => Error::DirectFailed {
-                        peer,
-                        reason: "the peer does not speak p2p-chat direct messages".into(),
-                    },
-                    other => Error::DirectFailed {
-                        peer,
-                        reason: other.to_string(),
-                    },
-                };
-                self.direct_failed(p, err);
-            }
-            E::InboundFailure { peer, error, .. } => {
-                tracing::debug!(peer = %peer, %error, "inbound direct request failed");
-            }
-            E::ResponseSent { .. } => {}
-        }
-    }
-
-    fn on_direct_request(&mut self, peer: PeerId, request: DirectRequest) -> DirectResponse {
-        match request {
-            DirectRequest::Hello { nick } => {
-                self.learn_nick(peer, &nick);
-                DirectResponse::Hello {
-                    nick: self.nick.clone(),
-                }
-            }
-            DirectRequest::Message(env) => {
-                if let Err(reason) = env.check_fields() {
-                    self.metrics.direct_rejected(reason.label());
-                    return DirectResponse::Refused {
-                        reason: reason.label().into(),
-                    };
-                }
-                // The connection authenticates the sender: no signature.
-                let name = self.name_of(&peer);
-                if env.from != name {
-                    self.metrics.direct_rejected("forged");
-                    return DirectResponse::Refused {
-                        reason: "sender does not match connection".into(),
-                    };
-                }
-                self.peers.used(&peer);
-                let Some(msg) = env.readable().filter(|m| m.room.is_empty()) else {
-                    self.metrics.direct_rejected("malformed");
-                    return DirectResponse::Refused {
-                        reason: "not a direct message".into(),
-                    };
-                };
-                self.learn_nick(peer, &msg.nick);
-                let receipt = DirectResponse::Receipt { id: msg.id.clone() };
-                // Keyed by sender too: an id is only unique per author.
-                if self.direct_seen.insert(&format!("{name}/{}", msg.id)) {
-                    self.emit(Event::Direct {
-                        id: msg.id,
-                        from: msg.from,
-                        nick: msg.nick,
-                        text: msg.text,
-                        ts: msg.ts,
-                    });
-                }
-                receipt
-            }
-        }
-    }
-
-    /// A peer's id in base58, from the peer book while it is connected.
-    fn name_of(&self, peer: &PeerId) -> String {
-        match self.peers.name(peer) {
-            Some(name) => name.to_owned(),
-            None => peer.to_string(),
-        }
-    }
-
-    fn learn_nick(&mut self, peer: PeerId, nick: &str) {
-        if !limits::peer_nick(nick) {
-            return;
-        }
-        if self.peers.set_nick(&peer, nick) {
-            self.emit(Event::PeerNick {
-                peer: peer.to_string(),
-                nick: nick.to_owned(),
-            });
-        }
-    }
-
-    fn direct_failed(&mut self, p: PendingDirect, err: Error) {
-        self.emit(Event::DirectFailed {
-            id: p.id.clone(),
-            to: p.to.to_string(),
-            reason: err.to_string(),
-        });
-        if let Some(reply) = p.reply {
-            let _ = reply.send(Err(err));
         }
     }
 

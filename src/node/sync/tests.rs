@@ -2,30 +2,10 @@
 //! the same pure functions a peer runs.
 
 use super::*;
-use crate::{node::archive::Preload, protocol, store};
-
-/// A request id as the swarm would hand out: ids come from a counter the
-/// swarm owns, so the tests take them from real behaviours.
-fn request_ids(n: usize) -> Vec<OutboundRequestId> {
-    use libp2p::request_response::{self, ProtocolSupport};
-    let mut behaviour: request_response::cbor::Behaviour<SyncRequest, SyncResponse> =
-        request_response::cbor::Behaviour::new(
-            [(sync::PROTOCOL, ProtocolSupport::Full)],
-            request_response::Config::default(),
-        );
-    let peer = PeerId::random();
-    (0..n)
-        .map(|i| {
-            behaviour.send_request(
-                &peer,
-                SyncRequest::Fetch {
-                    topic: i.to_string(),
-                    ids: Vec::new(),
-                },
-            )
-        })
-        .collect()
-}
+use crate::{
+    node::{archive::Preload, testing::request_ids},
+    protocol, store,
+};
 
 fn ids(range: std::ops::Range<u64>) -> BTreeSet<(u64, Hash)> {
     range.map(|i| (i, store::hash(&i.to_string()))).collect()
