@@ -36,7 +36,7 @@ use super::{
     metrics::Metrics,
     peers::PeerBook,
     readiness::{self, Readiness},
-    redial::{self, Redial},
+    redial::Redial,
     rooms::Rooms,
     sync::SyncState,
     trim,
@@ -63,8 +63,6 @@ pub(crate) struct EventLoop {
     /// Direct messages: they decide what to answer and what answers mean.
     direct: Direct,
     redial: Redial,
-    /// This machine's host name, to recognize a `--dial` of ourselves.
-    hostname: String,
     /// Decoded keys of the authors we hear, to check signatures.
     authors: AuthorKeys,
     metrics: Metrics,
@@ -106,7 +104,12 @@ impl EventLoop {
             store,
             failures,
         } = parts;
-        let mut redial = Redial::default();
+        let hostname = rustix::system::uname()
+            .nodename()
+            .to_str()
+            .unwrap_or_default()
+            .to_owned();
+        let mut redial = Redial::new(hostname);
         let now = Instant::now();
         for addr in &cfg.dial {
             redial.add(addr.clone(), false, now);
@@ -114,11 +117,6 @@ impl EventLoop {
         for addr in &cfg.bootstrap {
             redial.add(addr.clone(), true, now);
         }
-        let hostname = rustix::system::uname()
-            .nodename()
-            .to_str()
-            .unwrap_or_default()
-            .to_owned();
         EventLoop {
             swarm,
             author: Author::new(keypair),
@@ -129,7 +127,6 @@ impl EventLoop {
             peers: PeerBook::default(),
             direct: Direct::default(),
             redial,
-            hostname,
             authors: AuthorKeys::default(),
             metrics,
             listen_addrs: Vec::new(),
@@ -453,19 +450,7 @@ impl EventLoop {
         }
         self.retry_syncs(now);
         let enough_peers = self.peers.len() >= on_swarm::WANTED_PEERS;
-        for due in self.redial.due(now, enough_peers) {
-            if redial::names_host(&due.addr, &self.hostname) {
-                // Maybe ourselves: wait until our own ports are known.
-                if self.listen_addrs.is_empty() {
-                    continue;
-                }
-                if redial::same_port(&due.addr, &self.listen_addrs) {
-                    tracing::info!(addr = %due.addr, hostname = %self.hostname,
-                        "this address is this node itself (its host name and port); not dialing it");
-                    self.redial.skip_self(due.index);
-                    continue;
-                }
-            }
+        for due in self.redial.dials_due(now, enough_peers, &self.listen_addrs) {
             let opts = DialOpts::from(due.addr.clone());
             let id = opts.connection_id();
             match self.swarm.dial(opts) {

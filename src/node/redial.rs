@@ -44,6 +44,8 @@ struct Target {
 #[derive(Debug, Default)]
 pub(crate) struct Redial {
     targets: Vec<Target>,
+    /// This machine's host name, to recognize a `--dial` of ourselves.
+    hostname: String,
 }
 
 /// A dial the loop should make now.
@@ -54,6 +56,45 @@ pub(crate) struct Due {
 }
 
 impl Redial {
+    /// Targets of a node on the machine named `hostname`.
+    pub(crate) fn new(hostname: String) -> Self {
+        Redial {
+            targets: Vec::new(),
+            hostname,
+        }
+    }
+
+    /// The dials to make now (see `due`), leaving out targets
+    /// that are this node itself: its host name and a port it listens on
+    /// (`listening`). Those wait until the node listens, then are dropped.
+    pub(crate) fn dials_due(
+        &mut self,
+        now: Instant,
+        enough_peers: bool,
+        listening: &[Multiaddr],
+    ) -> Vec<Due> {
+        let mut due = self.due(now, enough_peers);
+        due.retain(|d| {
+            if !names_host(&d.addr, &self.hostname) {
+                return true;
+            }
+            // Maybe ourselves: wait until our own ports are known.
+            if listening.is_empty() {
+                return false;
+            }
+            if !same_port(&d.addr, listening) {
+                return true;
+            }
+            tracing::info!(addr = %d.addr, hostname = %self.hostname,
+                "this address is this node itself (its host name and port); not dialing it");
+            if let Some(t) = self.targets.get_mut(d.index) {
+                t.state = State::Myself;
+            }
+            false
+        });
+        due
+    }
+
     pub(crate) fn add(&mut self, addr: Multiaddr, bootstrap: bool, now: Instant) {
         let peer = addr.iter().find_map(|p| match p {
             Protocol::P2p(peer) => Some(peer),
@@ -83,13 +124,6 @@ impl Redial {
         (others.count(), connected.count())
     }
 
-    /// The target is this node itself: dropped for good.
-    pub(crate) fn skip_self(&mut self, index: usize) {
-        if let Some(t) = self.targets.get_mut(index) {
-            t.state = State::Myself;
-        }
-    }
-
     /// True when every target (but ourselves) is a bootstrap peer.
     pub(crate) fn only_bootstrap(&self) -> bool {
         self.targets
@@ -100,7 +134,7 @@ impl Redial {
 
     /// Targets whose wait is over; bootstrap targets only while the node
     /// lacks peers (`enough_peers` false).
-    pub(crate) fn due(&self, now: Instant, enough_peers: bool) -> Vec<Due> {
+    fn due(&self, now: Instant, enough_peers: bool) -> Vec<Due> {
         self.targets
             .iter()
             .enumerate()
@@ -181,7 +215,7 @@ impl Redial {
 /// StatefulSet's pods all dialing `/dns4/p2p-chat-0.p2p-chat/...`: pod 0's
 /// host name is `p2p-chat-0`); a node cannot connect to itself. `localhost`
 /// never counts: it is how local nodes on other ports are dialed.
-pub(crate) fn names_host(addr: &Multiaddr, hostname: &str) -> bool {
+fn names_host(addr: &Multiaddr, hostname: &str) -> bool {
     if hostname.is_empty() || hostname.eq_ignore_ascii_case("localhost") {
         return false;
     }
@@ -197,7 +231,7 @@ pub(crate) fn names_host(addr: &Multiaddr, hostname: &str) -> bool {
 /// Whether `addr`'s TCP or UDP port is one this node listens on (with the
 /// same transport): with [`names_host`], the address is this node itself,
 /// not another node on the same machine.
-pub(crate) fn same_port(addr: &Multiaddr, listening: &[Multiaddr]) -> bool {
+fn same_port(addr: &Multiaddr, listening: &[Multiaddr]) -> bool {
     let port = |a: &Multiaddr| {
         a.iter().find_map(|p| match p {
             Protocol::Tcp(n) => Some((false, n)),
@@ -330,15 +364,32 @@ mod tests {
     #[test]
     fn a_target_that_is_ourselves_is_not_dialed_nor_counted() {
         let now = Instant::now();
-        let mut r = Redial::default();
+        let mut r = Redial::new("p2p-chat-0".into());
         r.add(
             "/dns4/p2p-chat-0.p2p-chat/tcp/4001".parse().expect("addr"),
             false,
             now,
         );
-        assert_eq!(r.counts(), (1, 0));
-        r.skip_self(0);
-        assert_eq!(r.counts(), (0, 0), "nothing to wait for: ready");
-        assert!(r.due(now + MAX_BACKOFF, false).is_empty(), "never dialed");
+        r.add(
+            "/dns4/p2p-chat-0.p2p-chat/tcp/4002".parse().expect("addr"),
+            false,
+            now,
+        );
+        assert_eq!(r.counts(), (2, 0));
+        assert!(
+            r.dials_due(now, false, &[]).is_empty(),
+            "wait for our ports"
+        );
+        let ours = ["/ip4/0.0.0.0/tcp/4001".parse().expect("addr")];
+        let due = r.dials_due(now, false, &ours);
+        assert_eq!(due.len(), 1, "another node on this machine is dialed");
+        assert_eq!(due[0].index, 1);
+        assert_eq!(r.counts(), (1, 0), "ourselves: not counted");
+        assert!(
+            r.dials_due(now + MAX_BACKOFF, false, &ours)
+                .iter()
+                .all(|d| d.index == 1),
+            "never dialed"
+        );
     }
 }
