@@ -5,10 +5,13 @@
 //! * [`config`]: flags and environment variables, with embedded defaults.
 //! * [`node`]: one task owns the libp2p swarm; [`Node`] is the cloneable
 //!   handle every front end uses, and [`node::Event`] what it broadcasts.
+//!   Inside, parts decide without I/O (rooms, sync, direct messages, peers)
+//!   and the event loop does what they decide (`docs/design.md` has the
+//!   file table).
 //! * [`limits`]: sizes and validation: our own input refused when invalid,
 //!   peers' held to the limits.
 //! * [`protocol`]: wire types, topic names, and the checks of a frame.
-//! * [`room`]: pure per-room state (recent messages, pending queue, seen ids).
+//! * [`room`]: one room's pure state (recent messages, pending queue, ids).
 //! * [`crypto`]: room keys (Argon2id) and sealing (AES-256-GCM).
 //! * [`store`]: the durable history (redb) and its one writer thread.
 //! * [`sync`]: history reconciliation between peers (Negentropy).
