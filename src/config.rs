@@ -102,7 +102,7 @@ pub struct Config {
 
     /// Recent messages kept in memory per room (older ones are read from
     /// the history store).
-    #[arg(long, env = "P2P_CHAT_HISTORY_RING", default_value_t = crate::room::RING_CAP,
+    #[arg(long, env = "P2P_CHAT_HISTORY_RING", default_value_t = crate::limits::RING_CAP,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub history_ring: usize,
 
@@ -222,7 +222,7 @@ impl Config {
             headless: true,
             log_format: LogFormat::Text,
             heartbeat_ms: 200,
-            history_ring: crate::room::RING_CAP,
+            history_ring: crate::limits::RING_CAP,
             history_retention: None,
             sync_interval: 30,
             dm_timeout: 3,

@@ -11,7 +11,6 @@
 //! * [`limits`]: sizes and validation: our own input refused when invalid,
 //!   peers' held to the limits.
 //! * [`protocol`]: wire types, topic names, and the checks of a frame.
-//! * [`room`]: one room's pure state (recent messages, pending queue, ids).
 //! * [`crypto`]: room keys (Argon2id) and sealing (AES-256-GCM).
 //! * [`store`]: the durable history (redb) and its one writer thread.
 //! * [`sync`]: history reconciliation between peers (Negentropy).
@@ -39,7 +38,6 @@ pub mod identity;
 pub mod limits;
 pub mod node;
 pub mod protocol;
-pub mod room;
 pub mod sanitize;
 pub mod shutdown;
 pub mod store;

@@ -15,6 +15,12 @@ pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 pub const MAX_NICK_BYTES: usize = 64;
 /// Largest room name, in bytes.
 pub const MAX_ROOM_BYTES: usize = 128;
+/// Recent messages kept per room in memory, by default.
+pub const RING_CAP: usize = 1000;
+/// Messages of ours that may wait for a peer, per room.
+pub const PENDING_CAP: usize = 1000;
+/// Message ids remembered for duplicate and replay detection.
+pub const SEEN_CAP: usize = 100_000;
 
 /// Why our own user's input is refused; each message is one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

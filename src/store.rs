@@ -12,7 +12,7 @@
 //!
 //! One table, keyed by room and time: a group commit appends to the same
 //! few pages. A message is found by its key, `(topic, ts, hash)`; the node
-//! knows each kept message's time by its hash ([`crate::room::Ids`]). A
+//! knows each kept message's time by its hash (`Ids` in `node/rooms/ids.rs`). A
 //! table indexed by hash cost a write to a page chosen at random for every
 //! message, half the writer's time; stores made with it still open, and
 //! the unused table is dropped.

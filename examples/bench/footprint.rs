@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use p2p_chat::room::RING_CAP;
+use p2p_chat::limits::RING_CAP;
 use serde_json::json;
 
 use crate::{

@@ -15,9 +15,9 @@ use serde_json::{Value, json};
 
 use super::{AppState, error::AppError};
 use crate::{
+    limits::RING_CAP,
     node::{self, PeerInfo, RoomInfo, Status},
     protocol::ChatMessage,
-    room::RING_CAP,
 };
 
 /// Messages returned by `GET /rooms/{room}/messages` without `limit`.

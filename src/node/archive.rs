@@ -21,11 +21,13 @@ use tokio::{
 
 use serde_bytes::ByteBuf;
 
-use super::{Event, Reply, Sent};
+use super::{
+    Event, Reply, Sent,
+    rooms::{Reading, Room},
+};
 use crate::{
     crypto::RoomKey,
     protocol::{ChatMessage, Envelope},
-    room::{Reading, Room},
     store::{self, Failure, Hash, Record, Saving, Store, StoreError},
 };
 

@@ -9,11 +9,8 @@ use std::collections::HashMap;
 use libp2p::{PeerId, request_response::OutboundRequestId};
 use tokio::sync::oneshot;
 
-use super::{Error, Event, Receipt};
-use crate::{
-    protocol::{DirectRequest, DirectResponse},
-    room::SeenIds,
-};
+use super::{Error, Event, Receipt, rooms::SeenIds};
+use crate::protocol::{DirectRequest, DirectResponse};
 
 type ReceiptReply = oneshot::Sender<Result<Receipt, Error>>;
 

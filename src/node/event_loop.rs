@@ -449,8 +449,8 @@ impl EventLoop {
             self.sync_all();
         }
         self.retry_syncs(now);
-        let enough_peers = self.peers.len() >= on_swarm::WANTED_PEERS;
-        for due in self.redial.dials_due(now, enough_peers, &self.listen_addrs) {
+        let enough = self.peers.enough();
+        for due in self.redial.dials_due(now, enough, &self.listen_addrs) {
             let opts = DialOpts::from(due.addr.clone());
             let id = opts.connection_id();
             match self.swarm.dial(opts) {

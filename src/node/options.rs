@@ -8,7 +8,15 @@ use std::{path::PathBuf, time::Duration};
 use libp2p::{Multiaddr, multiaddr::Protocol};
 
 use crate::crypto::Secret;
-pub use crate::room::Retention;
+
+/// How much history a room keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retention {
+    /// Keep at most this many messages.
+    pub count: Option<usize>,
+    /// Keep messages at most this old.
+    pub max_age: Option<std::time::Duration>,
+}
 
 /// The well-known port, TCP and QUIC, used when no listen address is given.
 pub const DEFAULT_PORT: u16 = 4001;

@@ -1,5 +1,6 @@
 //! What the node knows about connected peers: nick, addresses, RTT; and how
-//! a user names one (`peer id`, `nick`, or `nick#suffix` when nicks collide).
+//! a user names one (`peer id`, `nick`, or `nick#suffix` when nicks collide);
+//! and whether a peer discovery found is worth dialing.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -7,6 +8,10 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::time::Instant;
 
 use super::{Error, PeerInfo, trim::Candidate};
+
+/// Below this many connected peers, peers learnt from the DHT or mDNS are
+/// dialed, so a room forms a mesh rather than a star around a bootstrap node.
+const WANTED_PEERS: usize = 8;
 
 /// Characters of the peer id shown after `#` to tell equal nicks apart.
 const SUFFIX_LEN: usize = 6;
@@ -90,6 +95,19 @@ impl PeerBook {
 
     pub(crate) fn is_connected(&self, peer: &PeerId) -> bool {
         self.peers.contains_key(peer)
+    }
+
+    /// Whether we have enough peers: bootstrap targets are not redialed,
+    /// discovered peers not dialed.
+    pub(crate) fn enough(&self) -> bool {
+        self.peers.len() >= WANTED_PEERS
+    }
+
+    /// Whether to dial a peer discovery found, with `dialing` dials still
+    /// under way: they count too, since discovery reports many peers at
+    /// once, and dialing them all would make every node a hub.
+    pub(crate) fn worth_dialing(&self, peer: &PeerId, dialing: usize) -> bool {
+        !self.is_connected(peer) && self.peers.len() + dialing < WANTED_PEERS
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -311,5 +329,24 @@ mod tests {
         assert!(!book.disconnected(&a));
         assert!(book.disconnected(&a));
         assert!(!book.is_connected(&a));
+    }
+
+    #[test]
+    fn discovered_peers_are_dialed_until_there_are_enough() {
+        let mut book = PeerBook::default();
+        let known = PeerId::random();
+        book.connected(known, None, true);
+        assert!(!book.worth_dialing(&known, 0), "connected already");
+        let stranger = PeerId::random();
+        assert!(book.worth_dialing(&stranger, 0));
+        assert!(
+            !book.worth_dialing(&stranger, WANTED_PEERS - 1),
+            "dials under way count"
+        );
+        for _ in 1..WANTED_PEERS {
+            book.connected(PeerId::random(), None, false);
+        }
+        assert!(book.enough());
+        assert!(!book.worth_dialing(&stranger, 0));
     }
 }

@@ -9,12 +9,16 @@ use std::{collections::HashMap, sync::Arc};
 
 use libp2p::gossipsub::{MessageAcceptance, TopicHash};
 
-use super::{Error, Event, archive::Preload};
+mod ids;
+mod room;
+
+pub(crate) use room::{Outgoing, Reading, Room, SeenIds};
+
+use super::{Error, Event, Retention, archive::Preload};
 use crate::{
     crypto::RoomKey,
-    limits,
+    limits::{self, PENDING_CAP},
     protocol::{self, Author, Envelope, Rejection},
-    room::{Outgoing, PENDING_CAP, Reading, Retention, Room, SeenIds},
     store::{self, Record},
 };
 

@@ -17,10 +17,6 @@ use crate::{
     protocol::Envelope,
 };
 
-/// Below this many connected peers, peers learnt from the DHT or mDNS are
-/// dialed, so a room forms a mesh rather than a star around a bootstrap node.
-pub(super) const WANTED_PEERS: usize = 8;
-
 impl EventLoop {
     pub(super) fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         self.metrics.record(&event);
@@ -184,17 +180,14 @@ impl EventLoop {
     }
 
     fn dial_if_wanted(&mut self, peer: PeerId, addresses: Vec<Multiaddr>) {
-        // Dials still under way count too: discovery reports many peers at
-        // once, and dialing them all would make every node a hub.
-        let in_flight = self
+        let dialing = self
             .swarm
             .network_info()
             .connection_counters()
             .num_pending_outgoing() as usize;
         if peer == *self.swarm.local_peer_id()
-            || self.peers.is_connected(&peer)
             || self.swarm.is_connected(&peer)
-            || self.peers.len() + in_flight >= WANTED_PEERS
+            || !self.peers.worth_dialing(&peer, dialing)
         {
             return;
         }

@@ -14,10 +14,9 @@ use crate::{
         Error, Event, Reply, RoomInfo, Sent, archive,
         archive::Preload,
         blocking,
-        rooms::{Out, Via},
+        rooms::{Out, Outgoing, Via},
     },
     protocol::{self, Envelope, Rejection},
-    room::Outgoing,
 };
 
 /// A join whose room's history has been read from the store.

@@ -8,14 +8,14 @@ use crate::store::Hash;
 
 /// `(ts, id hash)` of every message a room keeps.
 #[derive(Debug, Default)]
-pub struct Ids {
+pub(crate) struct Ids {
     sorted: BTreeSet<(u64, Hash)>,
     times: HashMap<Hash, u64>,
 }
 
 impl Ids {
     /// Adds a message's id; false if it was there.
-    pub fn insert(&mut self, ts: u64, hash: Hash) -> bool {
+    pub(crate) fn insert(&mut self, ts: u64, hash: Hash) -> bool {
         let added = self.sorted.insert((ts, hash));
         if added {
             // One id at two times (an author may reuse one): the newest
@@ -27,7 +27,7 @@ impl Ids {
     }
 
     /// Removes a message's id; false if it was not there.
-    pub fn remove(&mut self, ts: u64, hash: &Hash) -> bool {
+    pub(crate) fn remove(&mut self, ts: u64, hash: &Hash) -> bool {
         let removed = self.sorted.remove(&(ts, *hash));
         if removed && self.times.get(hash) == Some(&ts) {
             self.times.remove(hash);
@@ -36,37 +36,32 @@ impl Ids {
     }
 
     /// Whether the message with this time and id hash is kept.
-    pub fn contains(&self, ts: u64, hash: &Hash) -> bool {
+    pub(crate) fn contains(&self, ts: u64, hash: &Hash) -> bool {
         self.sorted.contains(&(ts, *hash))
     }
 
     /// The time of the message with this id hash: its store key with it.
-    pub fn time_of(&self, hash: &Hash) -> Option<u64> {
+    pub(crate) fn time_of(&self, hash: &Hash) -> Option<u64> {
         self.times.get(hash).copied()
     }
 
     /// The store key, `(ts, hash)`, of the message with this id hash.
-    pub fn key_of(&self, hash: Hash) -> Option<(u64, Hash)> {
+    pub(crate) fn key_of(&self, hash: Hash) -> Option<(u64, Hash)> {
         Some((self.time_of(&hash)?, hash))
     }
 
     /// How many messages are kept.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.sorted.len()
     }
 
-    /// Whether none is kept.
-    pub fn is_empty(&self) -> bool {
-        self.sorted.is_empty()
-    }
-
     /// Every id in `(ts, hash)` order.
-    pub fn sorted(&self) -> &BTreeSet<(u64, Hash)> {
+    pub(crate) fn sorted(&self) -> &BTreeSet<(u64, Hash)> {
         &self.sorted
     }
 
     /// Forgets the ids older than `ts`; returns how many.
-    pub fn forget_before(&mut self, ts: u64) -> usize {
+    pub(crate) fn forget_before(&mut self, ts: u64) -> usize {
         let kept = self.sorted.split_off(&(ts, [0u8; 32]));
         let gone = std::mem::replace(&mut self.sorted, kept);
         for (_, hash) in &gone {
@@ -109,6 +104,6 @@ mod tests {
         assert!(ids.remove(5, &[5u8; 32]));
         assert!(!ids.remove(5, &[5u8; 32]));
         assert_eq!(ids.time_of(&[5u8; 32]), None);
-        assert!(ids.is_empty());
+        assert_eq!(ids.len(), 0);
     }
 }

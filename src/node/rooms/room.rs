@@ -1,8 +1,6 @@
-//! Pure room state: its key if encrypted, the ring of recent messages, the
-//! queue of messages waiting for a peer, and the set of ids already seen.
-//! No I/O.
-
-mod ids;
+//! One room's pure state: its key if encrypted, the ring of recent
+//! messages, the ids it keeps, and the queue of our messages waiting for a
+//! peer; and a bounded set of ids already seen. No I/O.
 
 use std::{
     collections::{HashSet, VecDeque},
@@ -11,73 +9,58 @@ use std::{
 
 use libp2p::gossipsub::{MessageAcceptance, TopicHash};
 
+use super::ids::Ids;
 use crate::{
     crypto::{CryptoError, RoomKey},
+    limits::SEEN_CAP,
+    node::Retention,
     protocol::{Author, Body, ChatMessage, Envelope, Inner},
 };
 
-pub use ids::Ids;
-
-/// Recent messages kept per room in memory, by default.
-pub const RING_CAP: usize = 1000;
-/// Messages that may wait for a peer, per room.
-pub const PENDING_CAP: usize = 1000;
-/// Message ids remembered for duplicate and replay detection.
-pub const SEEN_CAP: usize = 100_000;
-
-/// How much history a room keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Retention {
-    /// Keep at most this many messages.
-    pub count: Option<usize>,
-    /// Keep messages at most this old.
-    pub max_age: Option<std::time::Duration>,
-}
-
 /// One of our messages, as sent and as shown.
 #[derive(Debug, Clone)]
-pub struct Outgoing {
+pub(crate) struct Outgoing {
     /// The wire form (sealed in an encrypted room).
-    pub env: Envelope,
+    pub(crate) env: Envelope,
     /// The readable form.
-    pub msg: ChatMessage,
+    pub(crate) msg: ChatMessage,
     /// Held by the store: a queued message is sent only once it is, so
     /// that a failed commit never reports as unsent one that went out.
-    pub committed: bool,
+    pub(crate) committed: bool,
 }
 
 /// Notices a person sees once per room, not once per message.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Notices {
+pub(crate) struct Notices {
     /// "This room is encrypted": shown to a member without the passphrase.
-    pub locked: bool,
+    pub(crate) locked: bool,
     /// "Wrong passphrase?": shown to a member whose key does not fit.
-    pub wrong_key: bool,
+    pub(crate) wrong_key: bool,
 }
 
 /// One joined room.
 #[derive(Debug)]
-pub struct Room {
+pub(crate) struct Room {
     /// Room name.
-    pub name: String,
+    pub(crate) name: String,
     /// The room key, if joined with a passphrase.
-    pub key: Option<Arc<RoomKey>>,
+    pub(crate) key: Option<Arc<RoomKey>>,
     /// Which one-time notices were shown.
-    pub notices: Notices,
+    pub(crate) notices: Notices,
     /// `(ts, id hash)` of every message kept: what history sync reconciles.
-    pub index: Ids,
+    pub(crate) index: Ids,
     /// The newest readable messages, in the store's order, `(ts, id hash)`,
     /// so that a page from here and the next from the store neither repeat
     /// nor skip one (with each message's id hash).
     ring: VecDeque<(crate::store::Hash, ChatMessage)>,
     ring_cap: usize,
     /// Our messages not yet sent, oldest first.
-    pub pending: VecDeque<Outgoing>,
+    pub(crate) pending: VecDeque<Outgoing>,
 }
 
 impl Room {
     /// An empty room.
-    pub fn new(name: &str, key: Option<Arc<RoomKey>>, ring_cap: usize) -> Self {
+    pub(crate) fn new(name: &str, key: Option<Arc<RoomKey>>, ring_cap: usize) -> Self {
         Room {
             name: name.to_owned(),
             key,
@@ -91,7 +74,7 @@ impl Room {
 
     /// Keeps a message in the ring, in `(ts, id hash)` order, dropping the
     /// oldest when full.
-    pub fn remember(&mut self, msg: ChatMessage) {
+    pub(crate) fn remember(&mut self, msg: ChatMessage) {
         let hash = crate::store::hash(&msg.id);
         let key = (msg.ts, hash);
         let at = self.ring.partition_point(|(h, e)| (e.ts, *h) <= key);
@@ -102,7 +85,7 @@ impl Room {
     }
 
     /// Forgets messages older than `ts` (retention); returns how many.
-    pub fn forget_before(&mut self, ts: u64) -> usize {
+    pub(crate) fn forget_before(&mut self, ts: u64) -> usize {
         let gone = self.index.forget_before(ts);
         self.ring.retain(|(_, m)| m.ts >= ts);
         gone
@@ -110,7 +93,7 @@ impl Room {
 
     /// Forgets one message that was not kept after all (its commit failed):
     /// from the index, the ring and the queue; true if it was known.
-    pub fn forget(&mut self, id: &str) -> bool {
+    pub(crate) fn forget(&mut self, id: &str) -> bool {
         let hash = crate::store::hash(id);
         let indexed = self
             .index
@@ -123,7 +106,7 @@ impl Room {
     }
 
     /// The oldest time kept under `retention` at `now_ms`, if it drops any.
-    pub fn horizon(&self, retention: &Retention, now_ms: u64) -> Option<u64> {
+    pub(crate) fn horizon(&self, retention: &Retention, now_ms: u64) -> Option<u64> {
         let by_age = retention
             .max_age
             .map(|age| now_ms.saturating_sub(age.as_millis() as u64));
@@ -142,7 +125,7 @@ impl Room {
 
     /// Whether the ring can answer a history query alone: it holds every
     /// message of the room, or `limit` messages before `before`.
-    pub fn covers(&self, limit: usize, before: Option<&str>) -> bool {
+    pub(crate) fn covers(&self, limit: usize, before: Option<&str>) -> bool {
         if self.ring.len() >= self.index.len() {
             return true;
         }
@@ -157,7 +140,7 @@ impl Room {
     }
 
     /// Up to `limit` messages, oldest first, all before `before` if given.
-    pub fn recent(&self, limit: usize, before: Option<&str>) -> Vec<ChatMessage> {
+    pub(crate) fn recent(&self, limit: usize, before: Option<&str>) -> Vec<ChatMessage> {
         let end = match before {
             Some(id) => self.ring.iter().position(|(_, e)| e.id == id).unwrap_or(0),
             None => self.ring.len(),
@@ -172,7 +155,7 @@ impl Room {
 
 /// What became of a received room envelope.
 #[derive(Debug)]
-pub enum Reading {
+pub(crate) enum Reading {
     /// Readable: show it.
     Shown(ChatMessage),
     /// Sealed and we cannot read it: relay and keep it, show a notice once.
@@ -183,7 +166,7 @@ pub enum Reading {
 
 impl Room {
     /// Builds our next message for `room`: sealed if the room has a key.
-    pub fn outgoing(
+    pub(crate) fn outgoing(
         &self,
         author: &Author,
         topic: &TopicHash,
@@ -219,7 +202,7 @@ impl Room {
     }
 
     /// What a member of `room` can make of `env`.
-    pub fn read(&self, topic: &TopicHash, env: Envelope) -> Reading {
+    pub(crate) fn read(&self, topic: &TopicHash, env: Envelope) -> Reading {
         let sealed = match (&env.body, &self.key) {
             (Body::Text { .. }, Some(_)) => {
                 // Plaintext in a protected room would look protected: drop it.
@@ -265,14 +248,14 @@ impl Room {
 
 /// A bounded set of message ids: remembers the newest [`SEEN_CAP`].
 #[derive(Debug, Default)]
-pub struct SeenIds {
+pub(crate) struct SeenIds {
     set: HashSet<String>,
     order: VecDeque<String>,
 }
 
 impl SeenIds {
     /// Records `id`; false if it was already there.
-    pub fn insert(&mut self, id: &str) -> bool {
+    pub(crate) fn insert(&mut self, id: &str) -> bool {
         if self.set.contains(id) {
             return false;
         }
@@ -287,12 +270,12 @@ impl SeenIds {
     }
 
     /// Whether `id` was seen.
-    pub fn contains(&self, id: &str) -> bool {
+    pub(crate) fn contains(&self, id: &str) -> bool {
         self.set.contains(id)
     }
 
     /// Forgets `id`, so that it is taken in again when it comes back.
-    pub fn remove(&mut self, id: &str) {
+    pub(crate) fn remove(&mut self, id: &str) {
         self.set.remove(id);
     }
 }
@@ -300,6 +283,7 @@ impl SeenIds {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::RING_CAP;
 
     fn env(id: &str, ts: u64) -> ChatMessage {
         ChatMessage {
