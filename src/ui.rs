@@ -12,7 +12,7 @@ use tokio::{
     sync::{broadcast, mpsc},
 };
 
-pub use command::{HELP, Input, parse};
+pub use command::{HELP, Input, JoinKey, parse};
 
 use command::HISTORY_DEFAULT;
 pub use render::{Renderer, Style};
@@ -130,7 +130,8 @@ struct Session {
     /// stdin is a terminal a person types into: ask for passphrases there,
     /// with echo off.
     prompt: bool,
-    /// The room whose passphrase the next line is.
+    /// The room whose passphrase the next line is: asked for by
+    /// `/join ROOM --encrypted`, never otherwise.
     awaiting_passphrase: Option<String>,
 }
 
@@ -160,15 +161,18 @@ impl Session {
 
     async fn handle_line(&mut self, line: &str) -> Flow {
         if let Some(room) = self.awaiting_passphrase.take() {
-            tty::set_echo(true);
-            println!();
+            if self.prompt {
+                tty::set_echo(true);
+                println!();
+            }
             let pass = line.trim();
-            let result = if pass.is_empty() {
-                self.node.join(&room).await
+            if pass.is_empty() {
+                let room = crate::sanitize::for_terminal(&room);
+                self.print(&self.render.info(&format!("not joined #{room}: cancelled")));
             } else {
-                self.node.join_encrypted(&room, pass).await
-            };
-            self.joined(room, result);
+                let result = self.node.join_encrypted(&room, pass).await;
+                self.joined(room, result);
+            }
             return Flow::Continue;
         }
         let input = match parse(line) {
@@ -195,20 +199,27 @@ impl Session {
             Input::Msg { to, text } => self.send_direct(to, text),
             Input::Join {
                 room,
-                passphrase: None,
-            } if self.prompt => {
-                print!(
-                    "passphrase for #{} (Enter for an open room): ",
+                key: JoinKey::Ask,
+            } => {
+                let question = format!(
+                    "passphrase for #{} (hidden, empty line cancels): ",
                     crate::sanitize::for_terminal(&room)
                 );
-                let _ = std::io::stdout().flush();
-                tty::set_echo(false);
+                if self.prompt {
+                    print!("{question}");
+                    let _ = std::io::stdout().flush();
+                    tty::set_echo(false);
+                } else {
+                    self.print(&self.render.info(question.trim_end()));
+                }
                 self.awaiting_passphrase = Some(room);
             }
-            Input::Join { room, passphrase } => {
-                let result = match &passphrase {
-                    Some(pass) => self.node.join_encrypted(&room, pass.expose()).await,
-                    None => self.node.join(&room).await,
+            Input::Join { room, key } => {
+                let result = match &key {
+                    JoinKey::Passphrase(pass) => {
+                        self.node.join_encrypted(&room, pass.expose()).await
+                    }
+                    _ => self.node.join(&room).await,
                 };
                 self.joined(room, result);
             }

@@ -392,13 +392,13 @@ impl Rooms {
                 return None;
             }
             format!(
-                "cannot read #{name}: wrong passphrase? Join again with /join {name} PASSPHRASE"
+                "cannot read #{name}: wrong passphrase? Join again with /join {name} --encrypted"
             )
         } else {
             if std::mem::replace(&mut room.notices.locked, true) {
                 return None;
             }
-            format!("#{name} is encrypted: join it with /join {name} PASSPHRASE to read it")
+            format!("#{name} is encrypted: join it with /join {name} --encrypted to read it")
         };
         Some(Event::Notice {
             room: name.clone(),

@@ -12,12 +12,12 @@ pub enum Input {
         /// The text.
         text: String,
     },
-    /// `/join ROOM [PASSPHRASE]`
+    /// `/join ROOM`, `/join ROOM --encrypted`, `/join ROOM PASSPHRASE`
     Join {
         /// Room name.
         room: String,
-        /// Passphrase of an encrypted room (the rest of the line).
-        passphrase: Option<crate::config::Secret>,
+        /// Whether and how the room is encrypted.
+        key: JoinKey,
     },
     /// `/leave [ROOM]`
     Leave(Option<String>),
@@ -37,11 +37,26 @@ pub enum Input {
     Status,
     /// `/help`
     Help,
-    /// `/quit`, `exit`, `quit`
+    /// `/quit` (`/exit`, `/q`); a bare `quit` is text like any other
     Quit,
     /// Nothing to do (an empty line).
     Nothing,
 }
+
+/// How a room is joined.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinKey {
+    /// A plain room: nothing is asked.
+    Open,
+    /// An encrypted room whose passphrase is asked for next (hidden in a
+    /// terminal); an empty answer cancels the join.
+    Ask,
+    /// An encrypted room with this passphrase (the rest of the line).
+    Passphrase(crate::config::Secret),
+}
+
+/// The flag of `/join` that asks for a passphrase.
+const ENCRYPTED_FLAG: &str = "--encrypted";
 
 /// Default number of messages `/history` shows.
 pub(crate) const HISTORY_DEFAULT: usize = 20;
@@ -51,9 +66,12 @@ pub const HELP: &str = "\
 commands:
   TEXT                   send TEXT to the current room (//TEXT sends /TEXT)
   /msg PEER|NICK TEXT    direct message, end-to-end encrypted by the connection (Noise)
-  /join ROOM [PASSPHRASE]  join ROOM and make it current; with a passphrase,
-                         an encrypted room (members without it see nothing)
-  /leave [ROOM]          leave ROOM (default: the current one)
+  /join ROOM             join the plain room ROOM and make it current
+  /join ROOM --encrypted join the encrypted room ROOM: its passphrase is
+                         asked for next, hidden (an empty line cancels);
+                         members without it see nothing
+  /join ROOM PASSPHRASE  the same with the passphrase given on the line
+  /leave [ROOM]          leave ROOM (default: the current one); also /part
   /switch ROOM           make a joined ROOM current
   /rooms                 joined rooms, members, pending messages
   /peers                 connected peers: nick, peer id, addresses, ping
@@ -62,7 +80,7 @@ commands:
   /nick NAME             change your nick
   /status                peer id, addresses, counters
   /help                  this text
-  /quit (or exit, quit)  leave the chat";
+  /quit                  leave the chat (or Ctrl+D on an empty line)";
 
 /// Parses one line. An error is a one-line message for the user.
 pub fn parse(line: &str) -> Result<Input, String> {
@@ -70,9 +88,6 @@ pub fn parse(line: &str) -> Result<Input, String> {
     let trimmed = line.trim();
     if trimmed.is_empty() {
         return Ok(Input::Nothing);
-    }
-    if trimmed == "exit" || trimmed == "quit" {
-        return Ok(Input::Quit);
     }
     if let Some(literal) = trimmed.strip_prefix("//") {
         return Ok(Input::Say(format!("/{literal}")));
@@ -98,17 +113,23 @@ pub fn parse(line: &str) -> Result<Input, String> {
             }),
             _ => Err("usage: /msg PEER|NICK TEXT".into()),
         },
-        "join" | "j" => match args.split_once(char::is_whitespace) {
-            _ if args.is_empty() => Err("usage: /join ROOM [PASSPHRASE]".into()),
-            Some((room, pass)) => Ok(Input::Join {
+        "join" | "j" => {
+            let (room, key) = match args.split_once(char::is_whitespace) {
+                _ if args.is_empty() => {
+                    return Err("usage: /join ROOM [--encrypted | PASSPHRASE]".into());
+                }
+                Some((room, rest)) if rest.trim() == ENCRYPTED_FLAG => (room, JoinKey::Ask),
+                Some((room, pass)) => (
+                    room,
+                    JoinKey::Passphrase(crate::config::Secret::new(pass.trim())),
+                ),
+                None => (args, JoinKey::Open),
+            };
+            Ok(Input::Join {
                 room: room.to_owned(),
-                passphrase: Some(crate::config::Secret::new(pass.trim())),
-            }),
-            None => Ok(Input::Join {
-                room: args.to_owned(),
-                passphrase: None,
-            }),
-        },
+                key,
+            })
+        }
         "leave" | "part" => match args {
             "" => Ok(Input::Leave(None)),
             _ => one_arg("/leave [ROOM]").map(|r| Input::Leave(Some(r))),
@@ -149,9 +170,14 @@ mod tests {
         assert_eq!(parse("hello there"), Ok(Input::Say("hello there".into())));
         assert_eq!(parse("//join"), Ok(Input::Say("/join".into())));
         assert_eq!(parse("  "), Ok(Input::Nothing));
-        assert_eq!(parse("exit"), Ok(Input::Quit));
-        assert_eq!(parse("quit\n"), Ok(Input::Quit));
+        assert_eq!(
+            parse("exit"),
+            Ok(Input::Say("exit".into())),
+            "text, not a command"
+        );
+        assert_eq!(parse("quit\n"), Ok(Input::Say("quit".into())));
         assert_eq!(parse("/quit"), Ok(Input::Quit));
+        assert_eq!(parse("/exit"), Ok(Input::Quit));
         assert_eq!(
             parse("/msg bob hi  there"),
             Ok(Input::Msg {
@@ -160,11 +186,16 @@ mod tests {
             })
         );
         assert!(
-            matches!(parse("/join dev"), Ok(Input::Join { room, passphrase: None }) if room == "dev")
+            matches!(parse("/join dev"), Ok(Input::Join { room, key: JoinKey::Open }) if room == "dev"),
+            "a plain room: nothing is asked"
         );
         assert!(matches!(
+            parse("/join plans --encrypted"),
+            Ok(Input::Join { room, key: JoinKey::Ask }) if room == "plans"
+        ));
+        assert!(matches!(
             parse("/join dev  two words "),
-            Ok(Input::Join { room, passphrase: Some(p) }) if room == "dev" && p.expose() == "two words"
+            Ok(Input::Join { room, key: JoinKey::Passphrase(p) }) if room == "dev" && p.expose() == "two words"
         ));
         assert_eq!(parse("/leave"), Ok(Input::Leave(None)));
         assert_eq!(parse("/history 5"), Ok(Input::History(5)));
@@ -174,7 +205,9 @@ mod tests {
     #[test]
     fn mistakes_get_a_usage_line() {
         assert_eq!(parse("/msg bob"), Err("usage: /msg PEER|NICK TEXT".into()));
-        assert!(matches!(parse("/join"), Err(e) if e == "usage: /join ROOM [PASSPHRASE]"));
+        assert!(
+            matches!(parse("/join"), Err(e) if e == "usage: /join ROOM [--encrypted | PASSPHRASE]")
+        );
         assert!(parse("/history x").is_err());
         let err = parse("/frobnicate now").unwrap_err();
         assert!(err.contains("/help"), "{err}");

@@ -2,6 +2,7 @@
 
 use std::{
     process::{Command, Stdio},
+    sync::atomic::{AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
 
@@ -16,7 +17,9 @@ struct Tmux {
 
 impl Tmux {
     fn start(command: &str) -> Tmux {
-        let socket = format!("p2p-chat-test-{}", std::process::id());
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let socket = format!("p2p-chat-test-{}-{n}", std::process::id());
         let status = Command::new("tmux")
             .args([
                 "-L",
@@ -36,11 +39,13 @@ impl Tmux {
     }
 
     fn keys(&self, keys: &str) {
-        let ok = Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", "-l", keys])
-            .status()
-            .expect("tmux");
-        assert!(ok.success());
+        if !keys.is_empty() {
+            let ok = Command::new("tmux")
+                .args(["-L", &self.socket, "send-keys", "-l", keys])
+                .status()
+                .expect("tmux");
+            assert!(ok.success());
+        }
         let ok = Command::new("tmux")
             .args(["-L", &self.socket, "send-keys", "Enter"])
             .status()
@@ -58,10 +63,15 @@ impl Tmux {
 
     /// Waits until the screen shows `text`; returns the screen.
     fn wait_for(&self, text: &str) -> String {
+        self.wait_for_n(text, 1)
+    }
+
+    /// Waits until the screen shows `text` `n` times; returns the screen.
+    fn wait_for_n(&self, text: &str, n: usize) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             let screen = self.screen();
-            if screen.contains(text) {
+            if screen.matches(text).count() >= n {
                 return screen;
             }
             assert!(
@@ -81,8 +91,8 @@ impl Drop for Tmux {
     }
 }
 
-#[test]
-fn join_asks_for_the_passphrase_without_echoing_it() {
+/// Alice's node in tmux, and the address others dial.
+fn alice() -> (Tmux, String) {
     let tmux = Tmux::start(&format!(
         "{BIN} --ephemeral --no-mdns --nick alice --listen /ip4/127.0.0.1/tcp/0 2>/dev/null"
     ));
@@ -93,30 +103,43 @@ fn join_asks_for_the_passphrase_without_echoing_it() {
         .expect("dial line")
         .trim()
         .to_owned();
-    tmux.keys("/join vault");
-    tmux.wait_for("passphrase for #vault (Enter for an open room):");
+    (tmux, addr)
+}
+
+/// Bob's node in `--json` mode, in `room` (encrypted with `passphrase`),
+/// dialing Alice.
+fn bob(addr: &str, room: &str, passphrase: Option<&str>) -> Proc {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--ephemeral", "--no-mdns", "--json", "--nick", "bob"])
+        .args(["--room", room, "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args(["--dial", addr])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    if let Some(pass) = passphrase {
+        cmd.env("P2P_CHAT_PASSPHRASE", pass);
+    }
+    Proc::from_child(cmd.spawn().expect("binary starts"))
+}
+
+#[test]
+fn join_asks_for_the_passphrase_without_echoing_it() {
+    let (tmux, addr) = alice();
+    // Asked for only when the user says the room is encrypted; an empty
+    // answer cancels.
+    tmux.keys("/join vault --encrypted");
+    let question = "passphrase for #vault (hidden, empty line cancels):";
+    tmux.wait_for(question);
+    tmux.keys("");
+    tmux.wait_for("not joined #vault: cancelled");
+    tmux.keys("/join vault --encrypted");
+    // Typed once the question is asked again, with echo off.
+    tmux.wait_for_n(question, 2);
     tmux.keys("typed but never shown");
     let screen = tmux.wait_for("current room: #vault");
     assert!(!screen.contains("typed but never shown"), "{screen}");
 
     // A member who has the same passphrase reads and is read.
-    let child = Command::new(BIN)
-        .args([
-            "--ephemeral",
-            "--no-mdns",
-            "--json",
-            "--nick",
-            "bob",
-            "--room",
-            "vault",
-        ])
-        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--dial", &addr])
-        .env("P2P_CHAT_PASSPHRASE", "typed but never shown")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("binary starts");
-    let mut bob = Proc::from_child(child);
+    let mut bob = bob(&addr, "vault", Some("typed but never shown"));
     bob.event("peer_nick", |v| v["nick"] == "alice");
     bob.send("hello through the vault");
     tmux.wait_for("#vault <bob> hello through the vault");
@@ -125,5 +148,33 @@ fn join_asks_for_the_passphrase_without_echoing_it() {
     tmux.keys("/rooms");
     tmux.wait_for("#vault");
     tmux.wait_for("encrypted, 1 member(s)");
+    tmux.keys("/quit");
+}
+
+/// The old traps: a plain `/join` made the next chat line the passphrase,
+/// and a chat line `quit` ended the program.
+#[test]
+fn a_plain_join_asks_nothing_and_quit_is_text() {
+    let (tmux, addr) = alice();
+    let mut bob = bob(&addr, "plans", None);
+    bob.event("peer_nick", |v| v["nick"] == "alice");
+    tmux.keys("/join plans");
+    tmux.wait_for("current room: #plans");
+    // The next line is a message, not a passphrase.
+    tmux.keys("my first words");
+    bob.event("message", |v| {
+        v["text"] == "my first words" && v["room"] == "plans"
+    });
+    tmux.keys("quit");
+    bob.event("message", |v| v["text"] == "quit" && v["room"] == "plans");
+    tmux.keys("/rooms");
+    let screen = tmux.wait_for("#plans ");
+    let plans = screen
+        .lines()
+        .find(|l| l.contains("#plans ") && l.contains("member(s)"))
+        .expect("the room's line");
+    assert!(!plans.contains("encrypted"), "stays plain: {plans}");
+    bob.send("still here?");
+    tmux.wait_for("#plans <bob> still here?");
     tmux.keys("/quit");
 }
