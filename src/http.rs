@@ -135,8 +135,18 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::check_host,
         ))
-        .layer(TraceLayer::new_for_http())
+        // The path only: a query can be chat content (`/search?q=`).
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of a request in the log: its method and path, never its query.
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+    )
 }
 
 /// What a connection over the cap is served: the probes, and 503 for the

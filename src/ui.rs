@@ -34,7 +34,8 @@ pub enum Exit {
 }
 
 /// Runs the terminal session until the user quits, stdin ends, a signal
-/// arrives or the node stops. With `input` None (headless), only prints.
+/// arrives or the node stops. With `input` None (headless), only prints,
+/// and in human style never a message's text.
 pub async fn run<R: AsyncBufRead + Unpin>(
     node: Node,
     mut events: Events,
@@ -48,6 +49,7 @@ pub async fn run<R: AsyncBufRead + Unpin>(
         current: Some(room.to_owned()),
         lines: mpsc::channel(LINE_CAP),
         prompt: input.is_some() && style == Style::Human && tty::stdin_is_terminal(),
+        show_text: input.is_some() || style == Style::Json,
         awaiting_passphrase: None,
     };
     if style == Style::Human
@@ -130,6 +132,9 @@ struct Session {
     /// stdin is a terminal a person types into: ask for passphrases there,
     /// with echo off.
     prompt: bool,
+    /// Print message texts: not on a headless node in human style, whose
+    /// stdout is a log (`--json` is a stream the user asked for).
+    show_text: bool,
     /// The room whose passphrase the next line is: asked for by
     /// `/join ROOM --encrypted`, never otherwise.
     awaiting_passphrase: Option<String>,
@@ -143,6 +148,9 @@ impl Session {
     }
 
     fn print_event(&mut self, event: &Event) {
+        if !self.show_text && event.carries_text() {
+            return;
+        }
         if let Some(line) = self.render.event(event) {
             self.print(&line);
         }

@@ -145,6 +145,21 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// Whether the event carries chat content (a message's text): what a
+    /// front end nobody reads, such as a headless node's stdout that ends
+    /// up in container logs, must not print.
+    pub fn carries_text(&self) -> bool {
+        matches!(
+            self,
+            Event::Message { .. }
+                | Event::Sent { .. }
+                | Event::Pending { .. }
+                | Event::Direct { .. }
+        )
+    }
+}
+
 /// A front end's stream of events: every event from when it subscribed on,
 /// or, when it falls more than the channel's capacity behind, how many it
 /// missed (`RecvError::Lagged`).

@@ -421,3 +421,63 @@ fn with_no_listen_flag_it_listens_on_tcp_and_quic_falling_back_when_taken() {
     );
     assert!(tcp2 != "4001");
 }
+
+/// A headless node's output is a log (container logs, journald): it shows
+/// notices, never what people wrote, plain or decrypted, at any log level.
+#[test]
+fn a_headless_node_writes_no_chat_text_to_its_output_or_logs() {
+    for passphrase in [None, Some("the hub's key")] {
+        let room = if passphrase.is_some() {
+            "vault"
+        } else {
+            "lobby"
+        };
+        let with_key = |cmd: &mut Command| {
+            match passphrase {
+                Some(p) => cmd.env("P2P_CHAT_PASSPHRASE", p),
+                None => cmd.env_remove("P2P_CHAT_PASSPHRASE"),
+            };
+        };
+        let stderr = tempfile::NamedTempFile::new().expect("temp file");
+        let mut cmd = Command::new(BIN);
+        cmd.args(["--ephemeral", "--no-mdns", "--headless", "--nick", "hub"])
+            .args(["--room", room, "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .env("P2P_CHAT_HEARTBEAT_MS", "200")
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr.reopen().expect("reopen"));
+        with_key(&mut cmd);
+        let mut hub = Proc::from_child(cmd.spawn().expect("binary starts"));
+        let line = hub.line("listening", |l| l.starts_with("listening on "));
+        let addr = line.trim_start_matches("listening on ").to_owned();
+        let member = |nick: &str| {
+            let mut cmd = Command::new(BIN);
+            cmd.args(["--ephemeral", "--no-mdns", "--json", "--nick", nick])
+                .args(["--room", room, "--listen", "/ip4/127.0.0.1/tcp/0"])
+                .args(["--dial", &addr])
+                .env("P2P_CHAT_HEARTBEAT_MS", "200")
+                .env_remove("RUST_LOG")
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped());
+            with_key(&mut cmd);
+            Proc::from_child(cmd.spawn().expect("binary starts"))
+        };
+        let (mut sender, mut reader) = (member("sender"), member("reader"));
+        sender.event("peer_connected", |_| true);
+        reader.event("peer_connected", |_| true);
+        let nonce = format!("nonce-{}-{room}-9f3c1e", std::process::id());
+        sender.send(&nonce);
+        // The reader hears only the hub: the hub took it in and relayed it.
+        reader.event("message", |v| v["text"] == nonce.as_str());
+        hub.kill();
+        let out = hub.output().join("\n");
+        let err = std::fs::read_to_string(stderr.path()).expect("stderr");
+        assert!(out.contains("listening on "), "notices are shown: {out}");
+        assert!(err.contains("DEBUG"), "the log runs at debug");
+        assert!(!out.contains(&nonce), "{room}: text on stdout: {out}");
+        assert!(!err.contains(&nonce), "{room}: text in the log");
+        sender.kill();
+        reader.kill();
+    }
+}
