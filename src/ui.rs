@@ -62,14 +62,14 @@ pub async fn run<R: AsyncBufRead + Unpin>(
             status.nick
         );
     }
+    // The terminal as it was, put back at /quit, end of input, a signal
+    // (even at the hidden passphrase prompt, and when the caller drops this
+    // future on a signal) or a panic.
+    let _terminal = session.prompt.then(tty::Guard::new).flatten();
     let mut input = input.map(|r| r.lines());
     let shutdown = crate::shutdown::signal();
     tokio::pin!(shutdown);
-    let exit = session.run(&mut events, &mut input, &mut shutdown).await;
-    if session.awaiting_passphrase.is_some() {
-        tty::set_echo(true);
-    }
-    exit
+    session.run(&mut events, &mut input, &mut shutdown).await
 }
 
 impl Session {

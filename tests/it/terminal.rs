@@ -53,6 +53,15 @@ impl Tmux {
         assert!(ok.success());
     }
 
+    /// Presses one key, by tmux's name for it (e.g. `C-c`).
+    fn press(&self, key: &str) {
+        let ok = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", key])
+            .status()
+            .expect("tmux");
+        assert!(ok.success());
+    }
+
     fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args(["-L", &self.socket, "capture-pane", "-p", "-J"])
@@ -177,4 +186,30 @@ fn a_plain_join_asks_nothing_and_quit_is_text() {
     bob.send("still here?");
     tmux.wait_for("#plans <bob> still here?");
     tmux.keys("/quit");
+}
+
+/// Ctrl+C while the hidden passphrase prompt has echo off: the program
+/// stops and the shell gets its terminal back as it was.
+#[test]
+fn ctrl_c_at_the_hidden_prompt_leaves_the_terminal_as_it_was() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (before, after) = (dir.path().join("before"), dir.path().join("after"));
+    let tmux = Tmux::start("bash --norc --noprofile");
+    tmux.keys(&format!(
+        "stty -a > {}; {BIN} --ephemeral --no-mdns --nick alice --no-http \
+         --listen /ip4/127.0.0.1/tcp/0 2>/dev/null; stty -a > {}; echo exited-with-$?",
+        before.display(),
+        after.display()
+    ));
+    tmux.wait_for("others join with: p2p-chat --dial ");
+    tmux.keys("/join vault --encrypted");
+    tmux.wait_for("passphrase for #vault (hidden, empty line cancels):");
+    tmux.press("C-c");
+    tmux.wait_for("exited-with-0");
+    let (before, after) = (
+        std::fs::read_to_string(before).expect("stty before"),
+        std::fs::read_to_string(after).expect("stty after"),
+    );
+    assert!(before.contains(" echo "), "{before}");
+    assert_eq!(before, after, "the terminal's settings are as before");
 }
