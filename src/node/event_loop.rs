@@ -43,7 +43,7 @@ use super::{
 };
 use crate::{
     limits,
-    protocol::{self, Author, AuthorKeys},
+    protocol::{self, Author},
     store::{Failure, Record, Store},
 };
 
@@ -63,8 +63,6 @@ pub(crate) struct EventLoop {
     /// Direct messages: they decide what to answer and what answers mean.
     direct: Direct,
     redial: Redial,
-    /// Decoded keys of the authors we hear, to check signatures.
-    authors: AuthorKeys,
     metrics: Metrics,
     listen_addrs: Vec<Multiaddr>,
     started: Instant,
@@ -127,7 +125,6 @@ impl EventLoop {
             peers: PeerBook::default(),
             direct: Direct::default(),
             redial,
-            authors: AuthorKeys::default(),
             metrics,
             listen_addrs: Vec::new(),
             started: now,

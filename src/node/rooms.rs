@@ -7,7 +7,10 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use libp2p::gossipsub::{MessageAcceptance, TopicHash};
+use libp2p::{
+    PeerId,
+    gossipsub::{MessageAcceptance, TopicHash},
+};
 
 mod ids;
 mod room;
@@ -18,7 +21,7 @@ use super::{Error, Event, Retention, archive::Preload};
 use crate::{
     crypto::RoomKey,
     limits::{self, PENDING_CAP},
-    protocol::{self, Author, Envelope, Rejection},
+    protocol::{self, Author, AuthorKeys, Envelope, Rejection},
     store::{self, Record},
 };
 
@@ -64,6 +67,8 @@ pub(super) struct Rooms {
     /// Ids taken in or sent: a repeat is dropped before its signature is
     /// checked.
     seen: SeenIds,
+    /// Decoded keys of the authors we hear, to check signatures.
+    authors: AuthorKeys,
     ring_cap: usize,
     retention: Option<Retention>,
 }
@@ -73,6 +78,7 @@ impl Rooms {
         Rooms {
             joined: HashMap::new(),
             seen: SeenIds::default(),
+            authors: AuthorKeys::default(),
             ring_cap,
             retention,
         }
@@ -275,25 +281,67 @@ impl Rooms {
         via: Via,
         now: u64,
     ) -> (MessageAcceptance, Vec<Out>) {
-        let Some(room) = self.joined.get(topic) else {
+        if !self.joined.contains_key(topic) {
             // Live: gossipsub only brings topics we are in, counted anyway.
             // Synced: a page checked after the room was left.
             return match (via, checked) {
                 (Via::Live, Err(reason)) => self.refuse(topic, reason.label(), true),
                 _ => (MessageAcceptance::Ignore, Vec::new()),
             };
-        };
-        let env = match checked {
-            Err(reason) => return self.refuse(topic, reason.label(), true),
+        }
+        match checked {
+            Err(reason) => self.refuse(topic, reason.label(), true),
             // Synced pages hold what we lacked when asked: a repeat is no
             // peer's fault then.
+            Ok(env) if self.known(topic, &env) => match via {
+                Via::Live => self.refuse(topic, "duplicate", false),
+                Via::Sync => (MessageAcceptance::Ignore, Vec::new()),
+            },
+            Ok(env) => self.take(topic, env, frame, via, now),
+        }
+    }
+
+    /// A gossipsub frame of `topic` from `source`: parsed, dropped if it is
+    /// already here before its signature is checked (the costly part),
+    /// verified, then decided as [`Rooms::receive`] does.
+    pub(super) fn receive_live(
+        &mut self,
+        topic: &TopicHash,
+        frame: &[u8],
+        source: &PeerId,
+        now: u64,
+    ) -> (MessageAcceptance, Vec<Out>) {
+        let env = match Envelope::parse(frame, topic) {
             Ok(env) if self.known(topic, &env) => {
-                return match via {
-                    Via::Live => self.refuse(topic, "duplicate", false),
-                    Via::Sync => (MessageAcceptance::Ignore, Vec::new()),
-                };
+                return self.refuse(topic, "duplicate", false);
             }
-            Ok(env) => env,
+            Ok(env) => self.authors.verify(&env, topic.as_str()).map(|()| env),
+            Err(reason) => Err(reason),
+        };
+        match env {
+            Ok(env) if self.joined.contains_key(topic) => {
+                self.take(topic, env, frame, Via::Live, now)
+            }
+            Ok(_) => (MessageAcceptance::Ignore, Vec::new()),
+            Err(reason) => {
+                tracing::warn!(peer = %source, reason = reason.label(), "room message rejected");
+                self.refuse(topic, reason.label(), true)
+            }
+        }
+    }
+
+    /// Takes in a valid, signed message of a joined room that is not here
+    /// yet.
+    fn take(
+        &mut self,
+        topic: &TopicHash,
+        env: Envelope,
+        frame: &[u8],
+        via: Via,
+        now: u64,
+    ) -> (MessageAcceptance, Vec<Out>) {
+        let Some(room) = self.joined.get(topic) else {
+            return (MessageAcceptance::Ignore, Vec::new());
         };
         if env.ts > now + MAX_SKEW_MS {
             return self.refuse(topic, "future", false);

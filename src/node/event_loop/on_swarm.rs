@@ -12,10 +12,7 @@ use libp2p::{
 use tokio::time::Instant;
 
 use super::EventLoop;
-use crate::{
-    node::{Event, behaviour::BehaviourEvent, rooms::Via},
-    protocol::Envelope,
-};
+use crate::node::{Event, behaviour::BehaviourEvent};
 
 impl EventLoop {
     pub(super) fn handle_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -113,19 +110,7 @@ impl EventLoop {
                 message_id,
                 message,
             } => {
-                // A message already here skips the signature check: the
-                // rooms find it known and drop it as a duplicate.
-                let topic = &message.topic;
-                let checked = Envelope::parse(&message.data, topic).and_then(|env| {
-                    if self.rooms.known(topic, &env) {
-                        return Ok(env);
-                    }
-                    self.authors.verify(&env, topic.as_str()).map(|()| env)
-                });
-                if let Err(reason) = &checked {
-                    tracing::warn!(peer = %propagation_source, reason = reason.label(), "room message rejected");
-                }
-                let verdict = self.receive(topic, checked, &message.data, Via::Live);
+                let verdict = self.receive_live(&message.topic, &message.data, &propagation_source);
                 self.swarm
                     .behaviour_mut()
                     .gossipsub

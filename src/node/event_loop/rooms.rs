@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use libp2p::gossipsub::{MessageAcceptance, PublishError, TopicHash};
+use libp2p::{
+    PeerId,
+    gossipsub::{MessageAcceptance, PublishError, TopicHash},
+};
 
 use super::{EventLoop, publish_reason};
 use crate::{
@@ -228,20 +231,37 @@ impl EventLoop {
         }
     }
 
-    /// Takes in a room message, live or by sync (see [`Rooms::receive`]);
-    /// returns the gossipsub verdict.
+    /// Takes in a synced room message (see [`Rooms::receive`]).
     ///
     /// [`Rooms::receive`]: crate::node::rooms::Rooms::receive
-    pub(super) fn receive(
+    pub(super) fn receive_synced(
         &mut self,
         topic: &TopicHash,
         checked: Result<Envelope, Rejection>,
         frame: &[u8],
-        via: Via,
+    ) {
+        let now = protocol::now_ms();
+        let (_, outs) = self.rooms.receive(topic, checked, frame, Via::Sync, now);
+        self.apply_room(outs, Via::Sync);
+    }
+
+    /// Takes in a gossipsub frame from `source`; returns the gossipsub
+    /// verdict (see [`Rooms::receive_live`]).
+    ///
+    /// [`Rooms::receive_live`]: crate::node::rooms::Rooms::receive_live
+    pub(super) fn receive_live(
+        &mut self,
+        topic: &TopicHash,
+        frame: &[u8],
+        source: &PeerId,
     ) -> MessageAcceptance {
-        let (verdict, outs) = self
-            .rooms
-            .receive(topic, checked, frame, via, protocol::now_ms());
+        let now = protocol::now_ms();
+        let (verdict, outs) = self.rooms.receive_live(topic, frame, source, now);
+        self.apply_room(outs, Via::Live);
+        verdict
+    }
+
+    fn apply_room(&mut self, outs: Vec<Out>, via: Via) {
         for out in outs {
             match out {
                 Out::Show(event) => self.emit(event),
@@ -258,7 +278,6 @@ impl EventLoop {
                 }
             }
         }
-        verdict
     }
 
     /// Applies `--history-retention`: forgets old messages in memory and

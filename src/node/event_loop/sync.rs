@@ -17,7 +17,6 @@ use super::EventLoop;
 use crate::{
     node::{
         Error, archive, blocking,
-        rooms::Via,
         sync::{self, Out, SYNC_FANOUT, Serve},
     },
     protocol::{Envelope, Rejection},
@@ -214,7 +213,7 @@ impl EventLoop {
                 frames,
             } => {
                 for (frame, checked) in frames {
-                    self.receive(&topic, checked, &frame, Via::Sync);
+                    self.receive_synced(&topic, checked, &frame);
                 }
                 let outs = self.sync.checked(peer, topic, Instant::now());
                 self.do_sync(outs);

@@ -171,3 +171,30 @@ fn our_queue_keeps_order_and_waits_for_the_commit() {
     rooms.not_kept("lobby", &out.env.id);
     assert!(!rooms.known(&topic, &out.env), "sync may bring it back");
 }
+
+#[test]
+fn a_live_frame_is_verified_once_and_a_repeat_dropped_before_that() {
+    let (mut rooms, topic) = rooms_in("lobby", None);
+    let source = PeerId::random();
+    // Signed as sent, at the real time.
+    let author = Author::new(Keypair::generate_ed25519());
+    let env = Room::new("lobby", None, 1)
+        .outgoing(&author, &topic, "ann", "hi".into())
+        .env;
+    let now = env.ts;
+    let frame = env.encode();
+    let (verdict, outs) = rooms.receive_live(&topic, &frame, &source, now);
+    assert_eq!(verdict, MessageAcceptance::Accept);
+    assert_eq!(shown(&outs), [("hi", false)]);
+    let (verdict, outs) = rooms.receive_live(&topic, &frame, &source, now);
+    assert_eq!(verdict, MessageAcceptance::Ignore);
+    assert_eq!(refusal(&outs), Some("duplicate"));
+    let mut forged = message("lobby", None, "mine", now);
+    forged.from = PeerId::random().to_string();
+    let (verdict, outs) = rooms.receive_live(&topic, &forged.encode(), &source, now);
+    assert_eq!(verdict, MessageAcceptance::Reject);
+    assert_eq!(refusal(&outs), Some("forged"));
+    let (verdict, outs) = rooms.receive_live(&topic, b"not json", &source, now);
+    assert_eq!(verdict, MessageAcceptance::Reject);
+    assert_eq!(refusal(&outs), Some("malformed"));
+}
