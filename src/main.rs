@@ -60,11 +60,19 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
         }))
     });
     let style = if cfg.json { Style::Json } else { Style::Human };
-    let stdin = (!cfg.headless).then(|| tokio::io::BufReader::new(tokio::io::stdin()));
+    let front = if cfg.headless {
+        ui::Front::Headless
+    } else if style == Style::Human && ui::is_terminal() {
+        ui::Front::Terminal {
+            history: input_history(&cfg),
+        }
+    } else {
+        ui::Front::Lines(tokio::io::BufReader::new(tokio::io::stdin()))
+    };
     // The session ends on /quit, end of input, or SIGINT/SIGTERM; then
     // everything stops in order: HTTP (in-flight requests finish), the node.
     let exit = tokio::select! {
-        exit = ui::run(node.clone(), events, stdin, style, &cfg.room) => exit,
+        exit = ui::run(node.clone(), events, front, style, &cfg.room) => exit,
         () = stop_signal => ui::Exit::Signal,
     };
     tracing::debug!(?exit, "front end ended");
@@ -78,6 +86,19 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     })
     .await;
     Ok(())
+}
+
+/// The input history file: in the data dir, or none with `--ephemeral`
+/// (history stays in memory).
+fn input_history(cfg: &Config) -> Option<std::path::PathBuf> {
+    if cfg.ephemeral {
+        return None;
+    }
+    let dir = cfg
+        .data_dir
+        .clone()
+        .or_else(p2p_chat::identity::default_data_dir)?;
+    Some(dir.join(ui::INPUT_HISTORY_FILE))
 }
 
 /// Binds the sidecar. If the default address is taken (another node on this

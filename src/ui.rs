@@ -1,11 +1,15 @@
-//! The terminal front end: reads commands from stdin (line mode), prints
-//! events as readable lines or `--json` objects. A client of [`Node`] only.
+//! The terminal front end: reads commands (line mode), prints events as
+//! readable lines or `--json` objects. A client of [`Node`] only. In a
+//! terminal, a line editor reads what the user types (`editor`); from a
+//! pipe, plain lines. What the session knows and decides is `session`.
 
 mod command;
+mod editor;
 mod render;
+mod session;
 mod tty;
 
-use std::io::Write;
+use std::{io::Write, path::PathBuf, sync::Mutex};
 
 use tokio::{
     io::{AsyncBufRead, AsyncBufReadExt},
@@ -15,42 +19,85 @@ use tokio::{
 pub use command::{HELP, Input, JoinKey, parse};
 
 use command::HISTORY_DEFAULT;
+use editor::{Answer, Ask, Editor};
 pub use render::{Renderer, Style};
+use session::Model;
 
 use crate::node::{Error, Event, Events, Node};
 
 /// Lines from background tasks (direct-message replies) back to the printer.
 const LINE_CAP: usize = 64;
+/// Lines held back while a passphrase is typed, shown after it.
+const HELD_CAP: usize = 4096;
+
+/// The input history's file name in the data dir.
+pub const INPUT_HISTORY_FILE: &str = "input_history";
 
 /// What ended the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
     /// The user typed `/quit` or closed stdin.
     Quit,
-    /// A signal arrived.
+    /// A signal arrived (or Ctrl+C at the prompt).
     Signal,
     /// The node stopped by itself.
     NodeStopped,
 }
 
+/// Where the user's input comes from.
+pub enum Front<R> {
+    /// None: a headless node only prints, and in human style never a
+    /// message's text.
+    Headless,
+    /// Plain lines (a pipe, a script).
+    Lines(R),
+    /// A person at a terminal: a line editor, its input history kept in
+    /// `history` (None: in memory only).
+    Terminal {
+        /// The input history file.
+        history: Option<PathBuf>,
+    },
+}
+
+/// Whether stdin and stdout are both a terminal: a person types and reads.
+pub fn is_terminal() -> bool {
+    tty::stdin_is_terminal() && tty::stdout_is_terminal()
+}
+
+/// Where input comes from, once started.
+enum Reader<R> {
+    Nothing,
+    Lines(tokio::io::Lines<R>),
+    /// Plain lines from stdin, when the editor could not start.
+    Stdin(tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>),
+    Editor(Editor),
+}
+
 /// Runs the terminal session until the user quits, stdin ends, a signal
-/// arrives or the node stops. With `input` None (headless), only prints,
-/// and in human style never a message's text.
+/// arrives or the node stops.
 pub async fn run<R: AsyncBufRead + Unpin>(
     node: Node,
     mut events: Events,
-    input: Option<R>,
+    front: Front<R>,
     style: Style,
     room: &str,
 ) -> Exit {
+    let model = Model::new(Some(room.to_owned()));
+    if let Ok(rooms) = node.rooms().await {
+        model.set_rooms(&rooms);
+    }
+    let headless = matches!(front, Front::Headless);
     let mut session = Session {
         node,
         render: Renderer::new(style),
-        current: Some(room.to_owned()),
+        model,
         lines: mpsc::channel(LINE_CAP),
-        prompt: input.is_some() && style == Style::Human && tty::stdin_is_terminal(),
-        show_text: input.is_some() || style == Style::Json,
+        prompt: !headless && style == Style::Human && tty::stdin_is_terminal(),
+        show_text: !headless || style == Style::Json,
         awaiting_passphrase: None,
+        remember: None,
+        held: Mutex::new(None),
+        reader: Reader::Nothing,
     };
     if style == Style::Human
         && let Ok(status) = session.node.status().await
@@ -66,17 +113,28 @@ pub async fn run<R: AsyncBufRead + Unpin>(
     // (even at the hidden passphrase prompt, and when the caller drops this
     // future on a signal) or a panic.
     let _terminal = session.prompt.then(tty::Guard::new).flatten();
-    let mut input = input.map(|r| r.lines());
+    session.reader = match front {
+        Front::Headless => Reader::Nothing,
+        Front::Lines(r) => Reader::Lines(r.lines()),
+        Front::Terminal { history } => match Editor::start(history, session.model.known()) {
+            Ok(editor) => Reader::Editor(editor),
+            Err(e) => {
+                tracing::warn!(error = %e, "no line editor: reading plain lines");
+                session.prompt = false;
+                Reader::Stdin(tokio::io::BufReader::new(tokio::io::stdin()).lines())
+            }
+        },
+    };
+    session.ask_line();
     let shutdown = crate::shutdown::signal();
     tokio::pin!(shutdown);
-    session.run(&mut events, &mut input, &mut shutdown).await
+    session.run(&mut events, &mut shutdown).await
 }
 
-impl Session {
-    async fn run<R: AsyncBufRead + Unpin>(
+impl<R: AsyncBufRead + Unpin> Session<R> {
+    async fn run(
         &mut self,
         events: &mut Events,
-        input: &mut Option<tokio::io::Lines<R>>,
         shutdown: &mut std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
     ) -> Exit {
         loop {
@@ -88,33 +146,57 @@ impl Session {
                     }
                     Err(broadcast::error::RecvError::Closed) => return Exit::NodeStopped,
                 },
-                line = next_line(input) => match line {
-                    Some(line) => {
+                answer = next_answer(&mut self.reader) => match answer {
+                    Answer::Line(line) => {
                         if self.handle_line(&line).await == Flow::Quit {
                             return Exit::Quit;
                         }
+                        if self.awaiting_passphrase.is_none() {
+                            self.ask_line();
+                        }
                     }
-                    None => return Exit::Quit,
+                    Answer::Secret(pass) => {
+                        self.passphrase(pass.expose()).await;
+                        self.ask_line();
+                    }
+                    Answer::End => return Exit::Quit,
+                    Answer::Interrupted => return Exit::Signal,
                 },
                 Some(line) = self.lines.1.recv() => self.print(&line),
                 _ = shutdown.as_mut() => return Exit::Signal,
             }
         }
     }
+
+    /// Asks the editor (if any) for the next line, with the current room
+    /// in the prompt and the last line for history if it may be kept.
+    fn ask_line(&mut self) {
+        if let Reader::Editor(editor) = &self.reader {
+            editor.ask(Ask::Line {
+                prompt: self.model.prompt(),
+                remember: self.remember.take(),
+            });
+        }
+    }
 }
 
-async fn next_line<R: AsyncBufRead + Unpin>(
-    input: &mut Option<tokio::io::Lines<R>>,
-) -> Option<String> {
-    match input {
-        Some(lines) => match lines.next_line().await {
-            Ok(line) => line,
-            Err(e) => {
-                tracing::warn!(error = %e, "stdin");
-                None
-            }
-        },
-        None => std::future::pending().await,
+async fn next_answer<R: AsyncBufRead + Unpin>(reader: &mut Reader<R>) -> Answer {
+    match reader {
+        Reader::Lines(lines) => plain(lines.next_line().await),
+        Reader::Stdin(lines) => plain(lines.next_line().await),
+        Reader::Editor(editor) => editor.answer().await.unwrap_or(Answer::End),
+        Reader::Nothing => std::future::pending().await,
+    }
+}
+
+fn plain(line: std::io::Result<Option<String>>) -> Answer {
+    match line {
+        Ok(Some(line)) => Answer::Line(line),
+        Ok(None) => Answer::End,
+        Err(e) => {
+            tracing::warn!(error = %e, "stdin");
+            Answer::End
+        }
     }
 }
 
@@ -124,10 +206,10 @@ enum Flow {
     Quit,
 }
 
-struct Session {
+struct Session<R> {
     node: Node,
     render: Renderer,
-    current: Option<String>,
+    model: Model,
     lines: (mpsc::Sender<String>, mpsc::Receiver<String>),
     /// stdin is a terminal a person types into: ask for passphrases there,
     /// with echo off.
@@ -135,19 +217,43 @@ struct Session {
     /// Print message texts: not on a headless node in human style, whose
     /// stdout is a log (`--json` is a stream the user asked for).
     show_text: bool,
-    /// The room whose passphrase the next line is: asked for by
+    /// The room whose passphrase is being asked for: by
     /// `/join ROOM --encrypted`, never otherwise.
     awaiting_passphrase: Option<String>,
+    /// The last line, if input history may keep it.
+    remember: Option<String>,
+    /// Lines held back while the passphrase prompt is on screen, and how
+    /// many more did not fit.
+    held: Mutex<Option<(Vec<String>, usize)>>,
+    reader: Reader<R>,
 }
 
-impl Session {
+impl<R: AsyncBufRead + Unpin> Session<R> {
     fn print(&self, line: &str) {
+        if let Some(held) = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_mut()
+        {
+            if held.0.len() < HELD_CAP {
+                held.0.push(line.to_owned());
+            } else {
+                held.1 += 1;
+            }
+            return;
+        }
+        if let Reader::Editor(editor) = &self.reader {
+            editor.print(line);
+            return;
+        }
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     }
 
     fn print_event(&mut self, event: &Event) {
+        self.model.observe(event);
         if !self.show_text && event.carries_text() {
             return;
         }
@@ -167,23 +273,57 @@ impl Session {
         }
     }
 
+    /// The answer to the passphrase question: join, or cancel if empty.
+    async fn passphrase(&mut self, pass: &str) {
+        let Some(room) = self.awaiting_passphrase.take() else {
+            return;
+        };
+        let pass = pass.trim();
+        if pass.is_empty() {
+            let room = crate::sanitize::for_terminal(&room);
+            self.print(&self.render.info(&format!("not joined #{room}: cancelled")));
+        } else {
+            let result = self.node.join_encrypted(&room, pass).await;
+            self.joined(room, true, result);
+        }
+        self.release_held();
+    }
+
+    /// Shows the lines held back while the passphrase was asked for.
+    fn release_held(&self) {
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some((lines, more)) = held {
+            for line in lines {
+                self.print(&line);
+            }
+            if more > 0 {
+                self.print(&self.render.error(&format!(
+                    "{more} lines were not shown while the passphrase was asked for: /history shows messages"
+                )));
+            }
+        }
+    }
+
     async fn handle_line(&mut self, line: &str) -> Flow {
-        if let Some(room) = self.awaiting_passphrase.take() {
+        if self.awaiting_passphrase.is_some() {
+            // Plain lines: the answer is the next line (echo off in a
+            // terminal).
             if self.prompt {
                 tty::set_echo(true);
                 println!();
             }
-            let pass = line.trim();
-            if pass.is_empty() {
-                let room = crate::sanitize::for_terminal(&room);
-                self.print(&self.render.info(&format!("not joined #{room}: cancelled")));
-            } else {
-                let result = self.node.join_encrypted(&room, pass).await;
-                self.joined(room, result);
-            }
+            self.passphrase(line).await;
             return Flow::Continue;
         }
-        let input = match parse(line) {
+        let input = parse(line);
+        if self.model.keep_in_history(&input) {
+            self.remember = Some(line.to_owned());
+        }
+        let input = match input {
             Ok(input) => input,
             Err(e) => {
                 self.print(&self.render.error(&e));
@@ -194,7 +334,7 @@ impl Session {
             Input::Nothing => {}
             Input::Quit => return Flow::Quit,
             Input::Help => self.print(&self.render.info(HELP)),
-            Input::Say(text) => match self.current.clone() {
+            Input::Say(text) => match self.model.current().map(str::to_owned) {
                 Some(room) => {
                     match self.node.publish(&room, &text).await {
                         // Its `not_saved` event says so, with the id.
@@ -213,7 +353,13 @@ impl Session {
                     "passphrase for #{} (hidden, empty line cancels): ",
                     crate::sanitize::for_terminal(&room)
                 );
-                if self.prompt {
+                if let Reader::Editor(editor) = &self.reader {
+                    *self
+                        .held
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Vec::new(), 0));
+                    editor.ask(Ask::Secret(question));
+                } else if self.prompt {
                     print!("{question}");
                     let _ = std::io::stdout().flush();
                     tty::set_echo(false);
@@ -223,13 +369,13 @@ impl Session {
                 self.awaiting_passphrase = Some(room);
             }
             Input::Join { room, key } => {
-                let result = match &key {
+                let (result, encrypted) = match &key {
                     JoinKey::Passphrase(pass) => {
-                        self.node.join_encrypted(&room, pass.expose()).await
+                        (self.node.join_encrypted(&room, pass.expose()).await, true)
                     }
-                    _ => self.node.join(&room).await,
+                    _ => (self.node.join(&room).await, false),
                 };
-                self.joined(room, result);
+                self.joined(room, encrypted, result);
             }
             Input::Leave(room) => self.leave(room).await,
             Input::Switch(room) => {
@@ -241,7 +387,7 @@ impl Session {
                 match joined {
                     Ok(true) => {
                         self.print(&self.render.info(&format!("current room: #{room}")));
-                        self.current = Some(room);
+                        self.model.set_current(Some(room));
                     }
                     Ok(false) => self.print(
                         &self
@@ -254,14 +400,17 @@ impl Session {
             Input::Rooms => {
                 let result = self.node.rooms().await;
                 let render = &self.render;
-                let current = self.current.as_deref();
+                if let Ok(rooms) = &result {
+                    self.model.set_rooms(rooms);
+                }
+                let current = self.model.current();
                 self.print_result(result, |rooms| Some(render.rooms(&rooms, current)));
             }
             Input::Peers => {
                 let result = self.node.peers().await;
                 self.print_result(result, |peers| Some(self.render.peers(&peers)));
             }
-            Input::History(n) => match self.current.clone() {
+            Input::History(n) => match self.model.current().map(str::to_owned) {
                 Some(room) => match self.node.history(&room, n, None).await {
                     Ok(messages) => {
                         let text = self.render.history(&room, &messages);
@@ -291,35 +440,38 @@ impl Session {
         Flow::Continue
     }
 
-    fn joined(&mut self, room: String, result: Result<bool, Error>) {
+    fn joined(&mut self, room: String, encrypted: bool, result: Result<bool, Error>) {
         let info = self.render.info(&format!(
             "current room: #{}",
             crate::sanitize::for_terminal(&room)
         ));
         if result.is_ok() {
-            self.current = Some(room);
+            self.model.joined(&room, encrypted);
+            self.model.set_current(Some(room));
         }
         self.print_result(result, |_| Some(info));
     }
 
     async fn leave(&mut self, room: Option<String>) {
-        let Some(room) = room.or_else(|| self.current.clone()) else {
+        let Some(room) = room.or_else(|| self.model.current().map(str::to_owned)) else {
             self.print(&self.render.error("no current room to leave"));
             return;
         };
         match self.node.leave(&room).await {
             Ok(true) => {
-                if self.current.as_deref() == Some(room.as_str()) {
-                    self.current = self
+                self.model.left(&room);
+                if self.model.current() == Some(room.as_str()) {
+                    let next = self
                         .node
                         .rooms()
                         .await
                         .ok()
                         .and_then(|rs| rs.first().map(|r| r.room.clone()));
-                    let now = match &self.current {
-                        Some(r) => format!("current room: #{r}"),
+                    let now = match &next {
+                        Some(r) => format!("current room: #{}", crate::sanitize::for_terminal(r)),
                         None => "no current room: /join ROOM".into(),
                     };
+                    self.model.set_current(next);
                     self.print(&self.render.info(&now));
                 }
             }

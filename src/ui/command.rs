@@ -61,6 +61,12 @@ const ENCRYPTED_FLAG: &str = "--encrypted";
 /// Default number of messages `/history` shows.
 pub(crate) const HISTORY_DEFAULT: usize = 20;
 
+/// Command names Tab completes, in the order `/help` lists them.
+pub(crate) const COMMANDS: &[&str] = &[
+    "msg", "join", "leave", "part", "switch", "rooms", "peers", "history", "search", "nick",
+    "status", "help", "quit",
+];
+
 /// The help text.
 pub const HELP: &str = "\
 commands:

@@ -9,6 +9,11 @@ pub(crate) fn stdin_is_terminal() -> bool {
     isatty(std::io::stdin())
 }
 
+/// Whether stdout is a terminal.
+pub(crate) fn stdout_is_terminal() -> bool {
+    isatty(std::io::stdout())
+}
+
 /// Turns echo of typed characters on or off. Errors are ignored: without a
 /// terminal there is nothing to hide.
 pub(crate) fn set_echo(on: bool) {

@@ -38,19 +38,21 @@ impl Tmux {
         Tmux { socket }
     }
 
+    /// Types `keys` and Enter.
     fn keys(&self, keys: &str) {
-        if !keys.is_empty() {
+        self.typed(keys);
+        self.press("Enter");
+    }
+
+    /// Types `text` without Enter.
+    fn typed(&self, text: &str) {
+        if !text.is_empty() {
             let ok = Command::new("tmux")
-                .args(["-L", &self.socket, "send-keys", "-l", keys])
+                .args(["-L", &self.socket, "send-keys", "-l", text])
                 .status()
                 .expect("tmux");
             assert!(ok.success());
         }
-        let ok = Command::new("tmux")
-            .args(["-L", &self.socket, "send-keys", "Enter"])
-            .status()
-            .expect("tmux");
-        assert!(ok.success());
     }
 
     /// Presses one key, by tmux's name for it (e.g. `C-c`).
@@ -62,9 +64,10 @@ impl Tmux {
         assert!(ok.success());
     }
 
+    /// The screen and what scrolled off it.
     fn screen(&self) -> String {
         let out = Command::new("tmux")
-            .args(["-L", &self.socket, "capture-pane", "-p", "-J"])
+            .args(["-L", &self.socket, "capture-pane", "-p", "-J", "-S", "-"])
             .output()
             .expect("tmux");
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -86,6 +89,52 @@ impl Tmux {
             assert!(
                 Instant::now() < deadline,
                 "screen never showed {text:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The last line with anything on it: where the cursor is.
+    fn last_line(&self) -> String {
+        self.screen()
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Waits until the line with the cursor reads `line` (trailing spaces
+    /// aside).
+    fn wait_for_prompt(&self, line: &str) {
+        let deadline = Instant::now() + WAIT;
+        while self.last_line().trim_end() != line.trim_end() {
+            assert!(
+                Instant::now() < deadline,
+                "the last line never read {line:?}:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until the command in the window has exited.
+    fn wait_ended(&self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let alive = Command::new("tmux")
+                .args(["-L", &self.socket, "has-session"])
+                .stderr(Stdio::null())
+                .status()
+                .expect("tmux")
+                .success();
+            if !alive {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running:\n{}",
+                self.screen()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -212,4 +261,104 @@ fn ctrl_c_at_the_hidden_prompt_leaves_the_terminal_as_it_was() {
     );
     assert!(before.contains(" echo "), "{before}");
     assert_eq!(before, after, "the terminal's settings are as before");
+}
+
+/// Lines from the network are printed above the prompt while a person
+/// types: the line being typed stays whole, on the prompt, and is sent
+/// whole.
+#[test]
+fn incoming_messages_print_above_the_line_being_typed() {
+    let (tmux, addr) = alice();
+    let mut bob = bob(&addr, "lobby", None);
+    bob.event("peer_nick", |v| v["nick"] == "alice");
+    tmux.wait_for_prompt("#lobby>");
+    let typed = "I am typing a long sentence here, slowly, while bob talks";
+    let mut words = typed.split_inclusive(' ');
+    for n in 0..50 {
+        bob.send(&format!("message {n:02} from bob"));
+        if let Some(word) = words.next() {
+            tmux.typed(word);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for word in words {
+        tmux.typed(word);
+    }
+    let screen = tmux.wait_for("<bob> message 49 from bob");
+    for n in 0..50 {
+        let line = format!("#lobby <bob> message {n:02} from bob");
+        assert!(
+            screen.lines().any(|l| l.ends_with(&line)),
+            "{line:?} on a line of its own:\n{screen}"
+        );
+    }
+    tmux.wait_for_prompt(&format!("#lobby> {typed}"));
+    tmux.press("Enter");
+    bob.event("message", |v| v["text"] == typed);
+    tmux.keys("/quit");
+}
+
+/// Input history survives a restart without a passphrase or a line sent to
+/// an encrypted room; Up and Ctrl+R find it; Tab completes commands and
+/// rooms; Ctrl+D on an empty line quits.
+#[test]
+fn input_history_keeps_no_secrets_and_tab_completes() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let cmd = format!(
+        "{BIN} --data-dir {} --no-mdns --no-http --nick alice \
+         --listen /ip4/127.0.0.1/tcp/0 2>/dev/null",
+        dir.path().display()
+    );
+    let tmux = Tmux::start(&cmd);
+    tmux.wait_for_prompt("#lobby>");
+    tmux.typed("/jo");
+    tmux.press("Tab");
+    tmux.wait_for_prompt("#lobby> /join");
+    tmux.keys("dev");
+    tmux.wait_for_prompt("#dev>");
+    tmux.keys("plain words");
+    tmux.wait_for("(pending: no peer in #dev yet; sent when one joins) plain words");
+    tmux.wait_for_prompt("#dev>");
+    tmux.keys("/join vault hunter2");
+    tmux.wait_for_prompt("#vault>");
+    tmux.keys("vault words");
+    tmux.wait_for("sent when one joins) vault words");
+    tmux.wait_for_prompt("#vault>");
+    tmux.typed("/sw");
+    tmux.press("Tab");
+    tmux.typed("d");
+    tmux.press("Tab");
+    tmux.wait_for_prompt("#vault> /switch dev");
+    tmux.press("Enter");
+    tmux.wait_for_prompt("#dev>");
+    tmux.press("C-d");
+    tmux.wait_ended();
+
+    let file = dir.path().join("input_history");
+    let kept = std::fs::read_to_string(&file).expect("input history");
+    for line in ["/join dev", "plain words", "/switch dev"] {
+        assert!(kept.lines().any(|l| l == line), "{line:?} kept:\n{kept}");
+    }
+    assert!(!kept.contains("hunter2"), "no passphrase:\n{kept}");
+    assert!(
+        !kept.contains("vault words"),
+        "no encrypted room's text:\n{kept}"
+    );
+    let mode = std::fs::metadata(&file).expect("file").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "only the user reads it");
+
+    let tmux = Tmux::start(&cmd);
+    tmux.wait_for_prompt("#lobby>");
+    tmux.press("Up");
+    tmux.wait_for_prompt("#lobby> /switch dev");
+    tmux.press("C-u");
+    tmux.press("C-r");
+    tmux.typed("plain");
+    tmux.wait_for_prompt("(reverse-i-search)`plain': plain words");
+    tmux.press("Enter");
+    tmux.wait_for_prompt("#lobby>");
+    tmux.wait_for("#lobby yet; sent when one joins) plain words");
+    tmux.keys("/quit");
+    tmux.wait_ended();
 }

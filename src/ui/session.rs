@@ -1,0 +1,193 @@
+//! What a chat session knows and decides, without a terminal: the current
+//! room, the rooms joined and which of them are encrypted, the nicks seen,
+//! what the prompt says, which lines input history may keep, and what Tab
+//! completes. Line mode drives it; a full-screen or SSH front end reuses it,
+//! so they cannot drift apart. Completion reads a snapshot kept here, never
+//! the node: a key press never waits on the network.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use super::command::{COMMANDS, Input, JoinKey};
+use crate::{
+    node::{Event, RoomInfo},
+    sanitize::for_terminal as clean,
+};
+
+/// The session's state. Cheap to share with a line editor's completer
+/// through [`Model::known`].
+#[derive(Debug, Default)]
+pub(crate) struct Model {
+    current: Option<String>,
+    known: Arc<Mutex<Known>>,
+}
+
+/// What completion may offer: joined rooms (with whether each is
+/// encrypted) and the nicks seen, by peer id.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Known {
+    rooms: BTreeMap<String, bool>,
+    nicks: BTreeMap<String, String>,
+}
+
+impl Model {
+    /// A session whose current room is `room`.
+    pub(crate) fn new(room: Option<String>) -> Self {
+        Model {
+            current: room,
+            known: Arc::default(),
+        }
+    }
+
+    /// The snapshot a completer reads.
+    pub(crate) fn known(&self) -> Arc<Mutex<Known>> {
+        self.known.clone()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Known) -> T) -> T {
+        f(&mut self.known.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The current room.
+    pub(crate) fn current(&self) -> Option<&str> {
+        self.current.as_deref()
+    }
+
+    /// Makes `room` current.
+    pub(crate) fn set_current(&mut self, room: Option<String>) {
+        self.current = room;
+    }
+
+    /// The prompt: the current room, e.g. `#lobby> `.
+    pub(crate) fn prompt(&self) -> String {
+        match &self.current {
+            Some(room) => format!("#{}> ", clean(room)),
+            None => "> ".into(),
+        }
+    }
+
+    /// The rooms the node is in, as it reported them.
+    pub(crate) fn set_rooms(&self, rooms: &[RoomInfo]) {
+        self.with(|k| {
+            k.rooms = rooms
+                .iter()
+                .map(|r| (r.room.clone(), r.encrypted))
+                .collect();
+        });
+    }
+
+    /// A join succeeded.
+    pub(crate) fn joined(&self, room: &str, encrypted: bool) {
+        self.with(|k| k.rooms.insert(room.to_owned(), encrypted));
+    }
+
+    /// A leave succeeded.
+    pub(crate) fn left(&self, room: &str) {
+        self.with(|k| k.rooms.remove(room));
+    }
+
+    /// Learns nicks from what the node reports.
+    pub(crate) fn observe(&self, event: &Event) {
+        match event {
+            Event::PeerNick { peer, nick }
+            | Event::Message {
+                from: peer, nick, ..
+            }
+            | Event::Direct {
+                from: peer, nick, ..
+            } => {
+                self.with(|k| k.nicks.insert(peer.clone(), nick.clone()));
+            }
+            _ => {}
+        }
+    }
+
+    /// Whether input history may keep `input`: never a passphrase, never
+    /// text for an encrypted room (the history file is not encrypted), and
+    /// not a line that was not understood (it may hold a mistyped
+    /// `/join ROOM PASSPHRASE`).
+    pub(crate) fn keep_in_history(&self, input: &Result<Input, String>) -> bool {
+        match input {
+            Err(_) | Ok(Input::Nothing) => false,
+            Ok(Input::Join {
+                key: JoinKey::Passphrase(_),
+                ..
+            }) => false,
+            Ok(Input::Say(_)) => match &self.current {
+                Some(room) => self.with(|k| k.rooms.get(room) == Some(&false)),
+                None => false,
+            },
+            Ok(_) => true,
+        }
+    }
+}
+
+/// What Tab offers for `line` with the cursor at byte `pos`: where the
+/// replaced word starts, and the candidates (each a whole replacement).
+pub(crate) fn complete(known: &Known, line: &str, pos: usize) -> (usize, Vec<String>) {
+    let Some(before) = line.get(..pos) else {
+        return (pos, Vec::new());
+    };
+    let start = before
+        .char_indices()
+        .rev()
+        .find(|(_, c)| c.is_whitespace())
+        .map_or(0, |(i, c)| i + c.len_utf8());
+    let word = &before[start..];
+    let first_word = !before[..start].chars().any(|c| !c.is_whitespace());
+    let command = line
+        .strip_prefix('/')
+        .map(|rest| rest.split_whitespace().next().unwrap_or(""));
+    let mut candidates: Vec<String> = if first_word && let Some(partial) = word.strip_prefix('/') {
+        COMMANDS
+            .iter()
+            .filter(|c| c.starts_with(partial))
+            .map(|c| format!("/{c} "))
+            .collect()
+    } else if let Some(partial) = word.strip_prefix('#') {
+        rooms(known, partial).map(|r| format!("#{r}")).collect()
+    } else {
+        match command {
+            Some("join" | "j" | "leave" | "part" | "switch" | "s") => {
+                rooms(known, word).map(|r| r.to_owned()).collect()
+            }
+            Some("msg" | "m" | "whois") => nicks(known, word).collect(),
+            Some(_) => Vec::new(),
+            // In text: a nick, addressed (`bob: `) at the start of a line.
+            None if first_word => nicks(known, word).map(|n| format!("{n}: ")).collect(),
+            None => nicks(known, word).collect(),
+        }
+    };
+    candidates.sort();
+    candidates.dedup();
+    (start, candidates)
+}
+
+fn rooms<'a>(known: &'a Known, partial: &'a str) -> impl Iterator<Item = &'a str> {
+    known
+        .rooms
+        .keys()
+        .filter(move |r| r.starts_with(partial))
+        .map(String::as_str)
+}
+
+/// Nicks starting with `partial` (case-insensitively), each once, only those
+/// a person can type as shown.
+fn nicks<'a>(known: &'a Known, partial: &'a str) -> impl Iterator<Item = String> + 'a {
+    let partial = partial.to_lowercase();
+    let unique: BTreeSet<&str> = known
+        .nicks
+        .values()
+        .filter(|n| !crate::sanitize::needs_escape(n))
+        .map(String::as_str)
+        .collect();
+    unique
+        .into_iter()
+        .filter(move |n| n.to_lowercase().starts_with(&partial))
+        .map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests;
