@@ -90,6 +90,10 @@ pub(crate) enum Command {
     Rooms {
         reply: Reply<Vec<RoomInfo>>,
     },
+    Members {
+        room: String,
+        reply: Reply<Vec<String>>,
+    },
     Peers {
         reply: Reply<Vec<PeerInfo>>,
     },
@@ -279,6 +283,13 @@ impl Node {
     /// Joined rooms.
     pub async fn rooms(&self) -> Result<Vec<RoomInfo>, Error> {
         self.call(|reply| Command::Rooms { reply }).await
+    }
+
+    /// The connected peers in a joined room (subscribed to its topic or in
+    /// its mesh), as peer ids.
+    pub async fn members(&self, room: &str) -> Result<Vec<String>, Error> {
+        let room = room.to_owned();
+        self.call(|reply| Command::Members { room, reply }).await
     }
 
     /// Connected peers.

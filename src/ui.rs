@@ -5,6 +5,7 @@
 
 mod command;
 mod editor;
+mod names;
 mod render;
 mod session;
 mod tty;
@@ -27,6 +28,9 @@ use crate::node::{Error, Event, Events, Node};
 
 /// Lines from background tasks (direct-message replies) back to the printer.
 const LINE_CAP: usize = 64;
+/// How many recent messages `/names` looks through for members who are
+/// not connected.
+const NAMES_FROM_RECENT: usize = 100;
 /// Lines held back while a passphrase is typed, shown after it.
 const HELD_CAP: usize = 4096;
 
@@ -253,11 +257,14 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
     }
 
     fn print_event(&mut self, event: &Event) {
-        self.model.observe(event);
+        let notice = self.model.observe(event);
         if !self.show_text && event.carries_text() {
             return;
         }
-        if let Some(line) = self.render.event(event) {
+        let line = self
+            .model
+            .names(|names| self.render.event(event, names, &notice));
+        if let Some(line) = line {
             self.print(&line);
         }
     }
@@ -334,16 +341,17 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
             Input::Nothing => {}
             Input::Quit => return Flow::Quit,
             Input::Help => self.print(&self.render.info(HELP)),
-            Input::Say(text) => match self.model.current().map(str::to_owned) {
-                Some(room) => {
-                    match self.node.publish(&room, &text).await {
-                        // Its `not_saved` event says so, with the id.
-                        Err(crate::node::Error::NotSaved { .. }) => {}
-                        result => self.print_result(result, |_| None),
-                    }
+            Input::Say(text) => self.say(&text).await,
+            Input::Me(action) => self.say(&format!("/me {action}")).await,
+            Input::Whois(who) => self.whois(&who).await,
+            Input::Names => self.names().await,
+            Input::Clear => {
+                if self.prompt {
+                    let mut out = std::io::stdout().lock();
+                    let _ = write!(out, "\x1b[H\x1b[2J");
+                    let _ = out.flush();
                 }
-                None => self.print(&self.render.error("no current room: /join ROOM first")),
-            },
+            }
             Input::Msg { to, text } => self.send_direct(to, text),
             Input::Join {
                 room,
@@ -413,7 +421,9 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
             Input::History(n) => match self.model.current().map(str::to_owned) {
                 Some(room) => match self.node.history(&room, n, None).await {
                     Ok(messages) => {
-                        let text = self.render.history(&room, &messages);
+                        let text = self
+                            .model
+                            .names(|names| self.render.history(&room, &messages, names));
                         self.print(&text);
                     }
                     Err(e) => self.print(&self.render.error(&e.to_string())),
@@ -422,7 +432,9 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
             },
             Input::Search(text) => match self.node.search(&text, None, HISTORY_DEFAULT).await {
                 Ok(found) => {
-                    let lines = self.render.search(&text, &found);
+                    let lines = self
+                        .model
+                        .names(|names| self.render.search(&text, &found, names));
                     self.print(&lines);
                 }
                 Err(e) => self.print(&self.render.error(&e.to_string())),
@@ -438,6 +450,73 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
             }
         }
         Flow::Continue
+    }
+
+    /// Sends `text` to the current room.
+    async fn say(&self, text: &str) {
+        let Some(room) = self.model.current() else {
+            self.print(&self.render.error("no current room: /join ROOM first"));
+            return;
+        };
+        match self.node.publish(room, text).await {
+            // Its `not_saved` event says so, with the id.
+            Err(crate::node::Error::NotSaved { .. }) => {}
+            result => self.print_result(result, |_| None),
+        }
+    }
+
+    /// Who `who` is: each peer it may mean, with its full id and, if
+    /// connected, how.
+    async fn whois(&self, who: &str) {
+        let found = self.model.names(|names| names.find(who));
+        if found.is_empty() {
+            self.print(&self.render.error(&format!(
+                "no one called {} seen: /names and /peers list who is here",
+                crate::sanitize::for_terminal(who)
+            )));
+            return;
+        }
+        let connected = self.node.peers().await.unwrap_or_default();
+        let rows: Vec<(String, String, Option<&crate::node::PeerInfo>)> = found
+            .into_iter()
+            .map(|peer| {
+                let info = connected.iter().find(|p| p.peer == peer);
+                (self.model.names(|n| n.show(&peer)), peer, info)
+            })
+            .collect();
+        self.print(&self.render.whois(&rows));
+    }
+
+    /// The current room's members: connected peers in it, then authors of
+    /// its recent messages who are not connected.
+    async fn names(&self) {
+        let Some(room) = self.model.current() else {
+            self.print(&self.render.error("no current room: /join ROOM first"));
+            return;
+        };
+        let members = match self.node.members(room).await {
+            Ok(members) => members,
+            Err(e) => return self.print(&self.render.error(&e.to_string())),
+        };
+        let me = self.node.status().await.ok();
+        let recent = self
+            .node
+            .history(room, NAMES_FROM_RECENT, None)
+            .await
+            .unwrap_or_default();
+        let line = self.model.names(|names| {
+            let mut away: Vec<String> = Vec::new();
+            for m in recent.iter().rev() {
+                let mine = me.as_ref().is_some_and(|s| s.peer_id == m.from);
+                if !mine && !members.contains(&m.from) && !away.contains(&m.from) {
+                    names.author(&m.from, &m.nick);
+                    away.push(m.from.clone());
+                }
+            }
+            let me = me.as_ref().map(|s| s.nick.as_str());
+            self.render.names(room, me, &members, &away, names)
+        });
+        self.print(&line);
     }
 
     fn joined(&mut self, room: String, encrypted: bool, result: Result<bool, Error>) {

@@ -304,6 +304,9 @@ impl EventLoop {
             Command::Rooms { reply } => {
                 let _ = reply.send(Ok(self.room_infos()));
             }
+            Command::Members { room, reply } => {
+                let _ = reply.send(self.members(&room));
+            }
             Command::Peers { reply } => {
                 let _ = reply.send(Ok(self.peer_infos()));
             }

@@ -35,6 +35,14 @@ pub enum Input {
     Nick(String),
     /// `/status`
     Status,
+    /// `/whois NICK`: who that is, with the full peer id
+    Whois(String),
+    /// `/names`: the current room's members
+    Names,
+    /// `/me ACTION`, sent as the text `/me ACTION`
+    Me(String),
+    /// `/clear`: a clean screen
+    Clear,
     /// `/help`
     Help,
     /// `/quit` (`/exit`, `/q`); a bare `quit` is text like any other
@@ -63,8 +71,8 @@ pub(crate) const HISTORY_DEFAULT: usize = 20;
 
 /// Command names Tab completes, in the order `/help` lists them.
 pub(crate) const COMMANDS: &[&str] = &[
-    "msg", "join", "leave", "part", "switch", "rooms", "peers", "history", "search", "nick",
-    "status", "help", "quit",
+    "msg", "me", "join", "leave", "part", "switch", "rooms", "names", "peers", "whois", "history",
+    "search", "nick", "status", "clear", "help", "quit",
 ];
 
 /// The help text.
@@ -72,19 +80,24 @@ pub const HELP: &str = "\
 commands:
   TEXT                   send TEXT to the current room (//TEXT sends /TEXT)
   /msg PEER|NICK TEXT    direct message, end-to-end encrypted by the connection (Noise)
+  /me ACTION             an action in the current room (shown as * you ACTION)
   /join ROOM             join the plain room ROOM and make it current
   /join ROOM --encrypted join the encrypted room ROOM: its passphrase is
                          asked for next, hidden (an empty line cancels);
                          members without it see nothing
   /join ROOM PASSPHRASE  the same with the passphrase given on the line
-  /leave [ROOM]          leave ROOM (default: the current one); also /part
+  /leave [ROOM]          leave ROOM (default: the current one)
+  /part [ROOM]           the same as /leave
   /switch ROOM           make a joined ROOM current
   /rooms                 joined rooms, members, pending messages
+  /names                 who is in the current room, connected or not
   /peers                 connected peers: nick, peer id, addresses, ping
+  /whois NICK            who NICK is: full peer id, connection, addresses
   /history [N]           last N messages of the current room (default 20)
   /search TEXT           messages containing TEXT in the rooms you can read
   /nick NAME             change your nick
   /status                peer id, addresses, counters
+  /clear                 clear the screen
   /help                  this text
   /quit                  leave the chat (or Ctrl+D on an empty line)";
 
@@ -158,6 +171,13 @@ pub fn parse(line: &str) -> Result<Input, String> {
             text => Ok(Input::Search(text.to_owned())),
         },
         "status" => Ok(Input::Status),
+        "whois" => one_arg("/whois NICK").map(Input::Whois),
+        "names" | "who" => Ok(Input::Names),
+        "me" => match args {
+            "" => Err("usage: /me ACTION".into()),
+            action => Ok(Input::Me(action.to_owned())),
+        },
+        "clear" => Ok(Input::Clear),
         "help" | "h" | "?" => Ok(Input::Help),
         "quit" | "exit" | "q" => Ok(Input::Quit),
         other => Err(format!(
@@ -206,6 +226,13 @@ mod tests {
         assert_eq!(parse("/leave"), Ok(Input::Leave(None)));
         assert_eq!(parse("/history 5"), Ok(Input::History(5)));
         assert_eq!(parse("/history"), Ok(Input::History(HISTORY_DEFAULT)));
+        assert_eq!(parse("/me waves  hi"), Ok(Input::Me("waves  hi".into())));
+        assert_eq!(
+            parse("/whois bob#x7Fq2K"),
+            Ok(Input::Whois("bob#x7Fq2K".into()))
+        );
+        assert_eq!(parse("/names"), Ok(Input::Names));
+        assert_eq!(parse("/clear"), Ok(Input::Clear));
     }
 
     #[test]
@@ -215,6 +242,8 @@ mod tests {
             matches!(parse("/join"), Err(e) if e == "usage: /join ROOM [--encrypted | PASSPHRASE]")
         );
         assert!(parse("/history x").is_err());
+        assert_eq!(parse("/me"), Err("usage: /me ACTION".into()));
+        assert_eq!(parse("/whois"), Err("usage: /whois NICK".into()));
         let err = parse("/frobnicate now").unwrap_err();
         assert!(err.contains("/help"), "{err}");
     }

@@ -2,13 +2,11 @@
 //! a person, or one JSON object per line for scripts. Every string from the
 //! network is sanitized before a person sees it.
 
-use std::{
-    collections::{HashMap, HashSet},
-    fmt::Write as _,
-};
+use std::fmt::Write as _;
 
 use serde_json::json;
 
+use super::names::{Names, Notice};
 use crate::{
     node::{Event, PeerInfo, RoomInfo, Status},
     protocol::ChatMessage,
@@ -24,12 +22,21 @@ pub enum Style {
     Json,
 }
 
-/// Renders lines, remembering which nicks are shared so that equal nicks
-/// stay distinguishable.
+/// Renders lines; people are named by [`Names`].
 #[derive(Debug)]
 pub struct Renderer {
     style: Style,
-    nicks: HashMap<String, HashSet<String>>,
+}
+
+/// The text that starts an action (`/me waves` is shown `* alice waves`).
+const ACTION: &str = "/me ";
+
+/// `<who> text`, or `* who waves` for an action.
+fn said(who: &str, text: &str) -> String {
+    match text.strip_prefix(ACTION) {
+        Some(action) => format!("* {who} {}", clean(action)),
+        None => format!("<{who}> {}", clean(text)),
+    }
 }
 
 fn time(ts: u64) -> String {
@@ -42,17 +49,10 @@ fn time(ts: u64) -> String {
         .unwrap_or_else(|| "--:--:--".into())
 }
 
-fn short(peer: &str) -> &str {
-    &peer[peer.len().saturating_sub(6)..]
-}
-
 impl Renderer {
     /// A renderer of `style`.
     pub fn new(style: Style) -> Self {
-        Renderer {
-            style,
-            nicks: HashMap::new(),
-        }
+        Renderer { style }
     }
 
     /// Whether output is JSON.
@@ -60,19 +60,14 @@ impl Renderer {
         self.style == Style::Json
     }
 
-    fn who(&mut self, peer: &str, nick: &str) -> String {
-        let peers = self.nicks.entry(nick.to_owned()).or_default();
-        peers.insert(peer.to_owned());
-        // Shared, or shown escaped: the peer id tells who it is.
-        if peers.len() > 1 || crate::sanitize::needs_escape(nick) {
-            format!("{}#{}", clean(nick), short(peer))
-        } else {
-            clean(nick)
-        }
-    }
-
-    /// The line for a node event, if it has one.
-    pub fn event(&mut self, event: &Event) -> Option<String> {
+    /// The line for a node event, if it has one; `notice` is what
+    /// [`Names::observe`] made of it.
+    pub(crate) fn event(
+        &self,
+        event: &Event,
+        names: &mut Names,
+        notice: &Notice,
+    ) -> Option<String> {
         if self.is_json() {
             return Some(json_line(event));
         }
@@ -80,12 +75,14 @@ impl Renderer {
             Event::Listening { address } => {
                 format!("listening on {address}\n  others join with: p2p-chat --dial {address}")
             }
-            Event::PeerConnected { peer } => format!("* connected: {peer}"),
-            Event::PeerDisconnected { peer } => format!("* disconnected: {peer}"),
-            Event::PeerNick { peer, nick } => {
-                let who = self.who(peer, nick);
-                format!("* {peer} is {who}")
-            }
+            Event::PeerConnected { .. }
+            | Event::PeerDisconnected { .. }
+            | Event::PeerNick { .. } => match notice {
+                Notice::Quiet => return None,
+                Notice::Connected(who) => format!("* {who} connected"),
+                Notice::Disconnected(who) => format!("* {who} disconnected"),
+                Notice::Renamed { old, new } => format!("* {old} → {new}"),
+            },
             Event::Message {
                 room,
                 from,
@@ -95,18 +92,13 @@ impl Renderer {
                 recovered,
                 ..
             } => {
-                let who = self.who(from, nick);
+                let who = names.author(from, nick);
                 let mark = if *recovered {
                     " (recovered: sent while you were away)"
                 } else {
                     ""
                 };
-                format!(
-                    "{} #{} <{who}> {}{mark}",
-                    time(*ts),
-                    clean(room),
-                    clean(text)
-                )
+                format!("{} #{} {}{mark}", time(*ts), clean(room), said(&who, text))
             }
             Event::Sent {
                 room,
@@ -116,11 +108,10 @@ impl Renderer {
                 ..
             } => {
                 format!(
-                    "{} #{} <{}> {}",
+                    "{} #{} {}",
                     time(*ts),
                     clean(room),
-                    clean(nick),
-                    clean(text)
+                    said(&clean(nick), text)
                 )
             }
             Event::Pending { room, text, .. } => {
@@ -137,11 +128,13 @@ impl Renderer {
                 ts,
                 ..
             } => {
-                let who = self.who(from, nick);
-                format!("{} [direct] <{who}> {}", time(*ts), clean(text))
+                let who = names.author(from, nick);
+                format!("{} [direct] {}", time(*ts), said(&who, text))
             }
-            Event::Receipt { to, .. } => format!("  ✓ delivered to {to}"),
-            Event::DirectFailed { reason, .. } => format!("  ✗ not delivered: {}", clean(reason)),
+            Event::Receipt { to, .. } => format!("  ✓ delivered to {}", names.show(to)),
+            Event::DirectFailed { to, reason, .. } => {
+                format!("  ✗ not delivered to {}: {}", names.show(to), clean(reason))
+            }
             Event::NotSaved {
                 room,
                 published,
@@ -208,6 +201,65 @@ impl Renderer {
         out
     }
 
+    /// The `/whois` answer: for each peer a name may mean, how it is shown,
+    /// its peer id and its connection if there is one.
+    pub(crate) fn whois(&self, rows: &[(String, String, Option<&PeerInfo>)]) -> String {
+        if self.is_json() {
+            let peers: Vec<_> = rows
+                .iter()
+                .map(|(_, peer, info)| json!({"peer": peer, "connected": info.is_some(), "info": info}))
+                .collect();
+            return json_line(&json!({"event": "whois", "peers": peers}));
+        }
+        let mut out = Vec::new();
+        for (shown, peer, info) in rows {
+            out.push(match info {
+                Some(p) => {
+                    let rtt = p
+                        .rtt_ms
+                        .map(|ms| format!(", rtt {ms:.1} ms"))
+                        .unwrap_or_default();
+                    let addrs: Vec<String> = p.addresses.iter().map(|a| clean(a)).collect();
+                    format!(
+                        "{shown}: peer id {peer}, connected ({}{rtt}) at {}",
+                        p.direction,
+                        addrs.join(" ")
+                    )
+                }
+                None => format!("{shown}: peer id {peer}, not connected"),
+            });
+        }
+        out.join("\n")
+    }
+
+    /// The `/names` answer: `me` (our nick), the connected `members` of
+    /// `room` and authors of its recent messages who are `away`.
+    pub(crate) fn names(
+        &self,
+        room: &str,
+        me: Option<&str>,
+        members: &[String],
+        away: &[String],
+        names: &Names,
+    ) -> String {
+        if self.is_json() {
+            return json_line(
+                &json!({"event": "names", "room": room, "connected": members, "not_connected": away}),
+            );
+        }
+        let mut here: Vec<String> = me
+            .map(|n| format!("{} (you)", clean(n)))
+            .into_iter()
+            .collect();
+        here.extend(members.iter().map(|p| names.show(p)));
+        let mut line = format!("#{}: {}", clean(room), here.join(", "));
+        if !away.is_empty() {
+            let away: Vec<String> = away.iter().map(|p| names.show(p)).collect();
+            line.push_str(&format!(" · not connected: {}", away.join(", ")));
+        }
+        line
+    }
+
     /// The `/rooms` listing; `current` is marked.
     pub fn rooms(&self, rooms: &[RoomInfo], current: Option<&str>) -> String {
         if self.is_json() {
@@ -236,42 +288,42 @@ impl Renderer {
     }
 
     /// The `/history` listing.
-    pub fn history(&mut self, room: &str, messages: &[ChatMessage]) -> String {
+    pub(crate) fn history(
+        &self,
+        room: &str,
+        messages: &[ChatMessage],
+        names: &mut Names,
+    ) -> String {
         if self.is_json() {
             return json_line(&json!({"event": "history", "room": room, "messages": messages}));
         }
         if messages.is_empty() {
             return format!("no messages in #{}", clean(room));
         }
-        self.lines(messages)
+        self.lines(messages, names)
     }
 
     /// Messages, one line each.
-    fn lines(&mut self, messages: &[ChatMessage]) -> String {
+    fn lines(&self, messages: &[ChatMessage], names: &mut Names) -> String {
         let lines: Vec<String> = messages
             .iter()
             .map(|m| {
-                let who = self.who(&m.from, &m.nick);
-                format!(
-                    "{} #{} <{who}> {}",
-                    time(m.ts),
-                    clean(&m.room),
-                    clean(&m.text)
-                )
+                let who = names.author(&m.from, &m.nick);
+                format!("{} #{} {}", time(m.ts), clean(&m.room), said(&who, &m.text))
             })
             .collect();
         lines.join("\n")
     }
 
     /// The `/search` listing.
-    pub fn search(&mut self, query: &str, found: &[ChatMessage]) -> String {
+    pub(crate) fn search(&self, query: &str, found: &[ChatMessage], names: &mut Names) -> String {
         if self.is_json() {
             return json_line(&json!({"event": "search", "query": query, "messages": found}));
         }
         if found.is_empty() {
             return format!("nothing found for \"{}\"", clean(query));
         }
-        self.lines(found)
+        self.lines(found, names)
     }
 
     /// The `/status` listing.
@@ -327,17 +379,21 @@ mod tests {
 
     #[test]
     fn human_lines_are_sanitized() {
-        let mut r = Renderer::new(Style::Human);
+        let r = Renderer::new(Style::Human);
         let line = r
-            .event(&Event::Message {
-                room: "lobby".into(),
-                id: "1".into(),
-                from: "12D3KooWabcdef".into(),
-                nick: "ev\x1b[2Jil".into(),
-                text: "hi\u{202e}there\x1b]0;pwned\x07".into(),
-                ts: 0,
-                recovered: false,
-            })
+            .event(
+                &Event::Message {
+                    room: "lobby".into(),
+                    id: "1".into(),
+                    from: "12D3KooWabcdef".into(),
+                    nick: "ev\x1b[2Jil".into(),
+                    text: "hi\u{202e}there\x1b]0;pwned\x07".into(),
+                    ts: 0,
+                    recovered: false,
+                },
+                &mut Names::default(),
+                &Notice::Quiet,
+            )
             .expect("line");
         assert!(
             !line.chars().any(|c| c.is_control() || c == '\u{202e}'),
@@ -346,29 +402,66 @@ mod tests {
         assert!(line.contains("\\x1b[2J"));
     }
 
+    fn message(from: &str, nick: &str, text: &str) -> Event {
+        Event::Message {
+            room: "lobby".into(),
+            id: "1".into(),
+            from: from.into(),
+            nick: nick.into(),
+            text: text.into(),
+            ts: 0,
+            recovered: false,
+        }
+    }
+
     #[test]
-    fn equal_nicks_get_a_suffix() {
-        let mut r = Renderer::new(Style::Human);
-        let a = r.who("12D3KooWaaaaaa", "sam");
-        let b = r.who("12D3KooWbbbbbb", "sam");
-        assert_eq!(a, "sam");
-        assert_eq!(b, "sam#bbbbbb");
+    fn equal_nicks_get_a_suffix_and_actions_read_as_actions() {
+        let r = Renderer::new(Style::Human);
+        let mut names = Names::default();
+        let mut line = |e: &Event| r.event(e, &mut names, &Notice::Quiet).expect("line");
+        assert!(line(&message("12D3KooWaaaaaa", "sam", "hi")).ends_with("#lobby <sam> hi"));
+        let b = line(&message("12D3KooWbbbbbb", "sam", "/me waves"));
+        assert!(b.ends_with("#lobby * sam#bbbbbb waves"), "{b}");
+        let r = Renderer::new(Style::Human);
+        let receipt = Event::Receipt {
+            id: "x".into(),
+            to: "12D3KooWbbbbbb".into(),
+        };
+        let line = r.event(&receipt, &mut names, &Notice::Quiet);
+        assert_eq!(line.as_deref(), Some("  ✓ delivered to sam#bbbbbb"));
+        let rename = Notice::Renamed {
+            old: "sam".into(),
+            new: "samuel".into(),
+        };
+        let nick = Event::PeerNick {
+            peer: "p".into(),
+            nick: "samuel".into(),
+        };
+        assert_eq!(
+            r.event(&nick, &mut names, &rename).as_deref(),
+            Some("* sam → samuel")
+        );
+        assert_eq!(r.event(&nick, &mut names, &Notice::Quiet), None);
     }
 
     #[test]
     fn json_lines_escape_every_line_terminator() {
-        let mut r = Renderer::new(Style::Json);
+        let r = Renderer::new(Style::Json);
         let text = "a\u{2028}b\u{2029}c\u{85}d\u{9b}e\nf\rg";
         let line = r
-            .event(&Event::Message {
-                room: "lobby".into(),
-                id: "1".into(),
-                from: "p".into(),
-                nick: "n\u{2028}".into(),
-                text: text.into(),
-                ts: 0,
-                recovered: false,
-            })
+            .event(
+                &Event::Message {
+                    room: "lobby".into(),
+                    id: "1".into(),
+                    from: "p".into(),
+                    nick: "n\u{2028}".into(),
+                    text: text.into(),
+                    ts: 0,
+                    recovered: false,
+                },
+                &mut Names::default(),
+                &Notice::Quiet,
+            )
             .expect("line");
         assert_eq!(line.lines().count(), 1, "{line:?}");
         assert!(
@@ -385,25 +478,29 @@ mod tests {
 
     #[test]
     fn a_nick_with_a_format_character_is_shown_escaped_with_its_peer() {
-        let mut r = Renderer::new(Style::Human);
+        let mut names = Names::default();
         assert_eq!(
-            r.who("12D3KooWcccccc", "ali\u{202e}ce"),
+            names.author("12D3KooWcccccc", "ali\u{202e}ce"),
             "ali\\u{202e}ce#cccccc"
         );
         assert_eq!(
-            r.who("12D3KooWdddddd", "\u{feff}bob"),
+            names.author("12D3KooWdddddd", "\u{feff}bob"),
             "\\u{feff}bob#dddddd"
         );
     }
 
     #[test]
     fn json_lines_have_the_event_tag() {
-        let mut r = Renderer::new(Style::Json);
+        let r = Renderer::new(Style::Json);
         let line = r
-            .event(&Event::Receipt {
-                id: "x".into(),
-                to: "p".into(),
-            })
+            .event(
+                &Event::Receipt {
+                    id: "x".into(),
+                    to: "p".into(),
+                },
+                &mut Names::default(),
+                &Notice::Quiet,
+            )
             .expect("line");
         let v: serde_json::Value = serde_json::from_str(&line).expect("json");
         assert_eq!(v["event"], "receipt");

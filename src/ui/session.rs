@@ -6,11 +6,14 @@
 //! the node: a key press never waits on the network.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     sync::{Arc, Mutex, PoisonError},
 };
 
-use super::command::{COMMANDS, Input, JoinKey};
+use super::{
+    command::{COMMANDS, Input, JoinKey},
+    names::{Names, Notice},
+};
 use crate::{
     node::{Event, RoomInfo},
     sanitize::for_terminal as clean,
@@ -25,11 +28,11 @@ pub(crate) struct Model {
 }
 
 /// What completion may offer: joined rooms (with whether each is
-/// encrypted) and the nicks seen, by peer id.
+/// encrypted) and the names seen.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Known {
     rooms: BTreeMap<String, bool>,
-    nicks: BTreeMap<String, String>,
+    names: Names,
 }
 
 impl Model {
@@ -88,20 +91,14 @@ impl Model {
         self.with(|k| k.rooms.remove(room));
     }
 
-    /// Learns nicks from what the node reports.
-    pub(crate) fn observe(&self, event: &Event) {
-        match event {
-            Event::PeerNick { peer, nick }
-            | Event::Message {
-                from: peer, nick, ..
-            }
-            | Event::Direct {
-                from: peer, nick, ..
-            } => {
-                self.with(|k| k.nicks.insert(peer.clone(), nick.clone()));
-            }
-            _ => {}
-        }
+    /// Takes in what the node reports; says what to tell about names.
+    pub(crate) fn observe(&self, event: &Event) -> Notice {
+        self.with(|k| k.names.observe(event))
+    }
+
+    /// Reads the names.
+    pub(crate) fn names<T>(&self, f: impl FnOnce(&mut Names) -> T) -> T {
+        self.with(|k| f(&mut k.names))
     }
 
     /// Whether input history may keep `input`: never a passphrase, never
@@ -115,7 +112,7 @@ impl Model {
                 key: JoinKey::Passphrase(_),
                 ..
             }) => false,
-            Ok(Input::Say(_)) => match &self.current {
+            Ok(Input::Say(_) | Input::Me(_)) => match &self.current {
                 Some(room) => self.with(|k| k.rooms.get(room) == Some(&false)),
                 None => false,
             },
@@ -153,7 +150,7 @@ pub(crate) fn complete(known: &Known, line: &str, pos: usize) -> (usize, Vec<Str
             Some("join" | "j" | "leave" | "part" | "switch" | "s") => {
                 rooms(known, word).map(|r| r.to_owned()).collect()
             }
-            Some("msg" | "m" | "whois") => nicks(known, word).collect(),
+            Some("msg" | "m" | "whois" | "me") => nicks(known, word).collect(),
             Some(_) => Vec::new(),
             // In text: a nick, addressed (`bob: `) at the start of a line.
             None if first_word => nicks(known, word).map(|n| format!("{n}: ")).collect(),
@@ -177,13 +174,9 @@ fn rooms<'a>(known: &'a Known, partial: &'a str) -> impl Iterator<Item = &'a str
 /// a person can type as shown.
 fn nicks<'a>(known: &'a Known, partial: &'a str) -> impl Iterator<Item = String> + 'a {
     let partial = partial.to_lowercase();
-    let unique: BTreeSet<&str> = known
-        .nicks
-        .values()
-        .filter(|n| !crate::sanitize::needs_escape(n))
-        .map(String::as_str)
-        .collect();
-    unique
+    known
+        .names
+        .typable()
         .into_iter()
         .filter(move |n| n.to_lowercase().starts_with(&partial))
         .map(str::to_owned)

@@ -362,3 +362,34 @@ fn input_history_keeps_no_secrets_and_tab_completes() {
     tmux.keys("/quit");
     tmux.wait_ended();
 }
+
+/// People are named by nick in every notice; the full peer id only in
+/// `/whois`; a nick change reads old → new; /names, /me.
+#[test]
+fn notices_name_people_by_nick() {
+    let (tmux, addr) = alice();
+    let mut bob = bob(&addr, "lobby", None);
+    let bob_id = Proc::peer_id(&bob.address());
+    bob.event("peer_nick", |v| v["nick"] == "alice");
+    tmux.wait_for("* bob connected");
+    bob.send("/nick bobby");
+    tmux.wait_for("* bob → bobby");
+    bob.send("/me waves");
+    tmux.wait_for("#lobby * bobby waves");
+    tmux.wait_for_prompt("#lobby>");
+    tmux.keys("/msg bobby just between us");
+    tmux.wait_for("✓ delivered to bobby");
+    tmux.keys("/names");
+    tmux.wait_for("#lobby: alice (you), bobby");
+    tmux.keys("/whois bobby");
+    tmux.wait_for(&format!("bobby: peer id {bob_id}, connected ("));
+    bob.kill();
+    let screen = tmux.wait_for("* bobby disconnected");
+    for line in screen
+        .lines()
+        .filter(|l| !l.contains("/whois") && !l.contains("peer id"))
+    {
+        assert!(!line.contains(&bob_id), "a full peer id in {line:?}");
+    }
+    tmux.keys("/quit");
+}

@@ -293,6 +293,25 @@ impl EventLoop {
         }
     }
 
+    /// The connected peers subscribed to `room` or in its mesh.
+    pub(super) fn members(&self, room: &str) -> Result<Vec<String>, Error> {
+        let topic = protocol::topic_for(room).hash();
+        if !self.rooms.contains(&topic) {
+            return Err(Error::NotJoined(room.to_owned()));
+        }
+        let gossip = &self.swarm.behaviour().gossipsub;
+        let mut members: Vec<String> = gossip
+            .all_peers()
+            .filter(|(_, topics)| topics.contains(&&topic))
+            .map(|(peer, _)| peer)
+            .chain(gossip.mesh_peers(&topic))
+            .map(ToString::to_string)
+            .collect();
+        members.sort();
+        members.dedup();
+        Ok(members)
+    }
+
     pub(super) fn room_infos(&self) -> Vec<RoomInfo> {
         let gossip = &self.swarm.behaviour().gossipsub;
         let mut rooms: Vec<RoomInfo> = self
