@@ -21,6 +21,12 @@ pub const RING_CAP: usize = 1000;
 pub const PENDING_CAP: usize = 1000;
 /// Message ids remembered for duplicate and replay detection.
 pub const SEEN_CAP: usize = 100_000;
+/// Authors (with their key) a room counts unreadable messages of, for
+/// notices; past it the room's total still counts every one.
+pub const UNREADABLE_AUTHORS_CAP: usize = 1024;
+/// A notice about unreadable messages from one author with one key is
+/// given for the first and again after every this many more.
+pub const UNREADABLE_NOTICE_EVERY: u64 = 100;
 
 /// Why our own user's input is refused; each message is one line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -425,6 +425,20 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
                             .model
                             .names(|names| self.render.history(&room, &messages, names));
                         self.print(&text);
+                        let unreadable = self.node.rooms().await.ok().and_then(|rooms| {
+                            rooms
+                                .into_iter()
+                                .find(|r| r.room == room)
+                                .map(|r| r.unreadable)
+                        });
+                        if let Some(n @ 1..) = unreadable
+                            && !self.render.is_json()
+                        {
+                            self.print(&format!(
+                                "({n} message(s) in #{} could not be read and are not listed: see the notices above)",
+                                crate::sanitize::for_terminal(&room)
+                            ));
+                        }
                     }
                     Err(e) => self.print(&self.render.error(&e.to_string())),
                 },

@@ -130,13 +130,21 @@ pub enum Event {
         /// Room name.
         room: String,
     },
-    /// A one-time notice about a room (e.g. it is encrypted and we cannot
-    /// read it).
-    Notice {
+    /// Messages in a room that this node cannot read: sealed with another
+    /// key than ours, sealed while we joined without a passphrase, or plain
+    /// while we hold a key. Given for an author and key the first time and
+    /// again after every 100 more.
+    Unreadable {
         /// Room name.
         room: String,
-        /// The notice, one line.
-        message: String,
+        /// The author's peer id.
+        from: String,
+        /// Unreadable messages from this author with this key so far.
+        count: u64,
+        /// The key id their messages are sealed with; None: not sealed.
+        theirs: Option<String>,
+        /// Our key id for the room; None: we joined without a passphrase.
+        ours: Option<String>,
     },
     /// Something the user must see, in one line.
     Error {

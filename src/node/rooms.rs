@@ -15,7 +15,7 @@ use libp2p::{
 mod ids;
 mod room;
 
-pub(crate) use room::{Outgoing, Reading, Room, SeenIds};
+pub(crate) use room::{Outgoing, PLAIN_IN_ENCRYPTED, Reading, Room, SeenIds};
 
 use super::{Error, Event, Retention, archive::Preload};
 use crate::{
@@ -127,7 +127,7 @@ impl Rooms {
         };
         if key.is_some() {
             room.key = key;
-            room.notices = Default::default();
+            room.unreadable = Default::default();
         }
         true
     }
@@ -357,6 +357,7 @@ impl Rooms {
         let recovered = via == Via::Sync || env.ts + MAX_SKEW_MS < now;
         let (ts, hash) = (env.ts, store::hash(&env.id));
         self.seen.insert(&env.id);
+        let from = env.from.clone();
         let reading = room.read(topic, env);
         let mut outs = Vec::with_capacity(3);
         let verdict = match reading {
@@ -379,15 +380,20 @@ impl Rooms {
                 }
                 MessageAcceptance::Accept
             }
-            Reading::Opaque => {
+            Reading::Opaque { theirs } => {
                 let name = room.name.clone();
-                if let Some(notice) = self.notice(topic) {
+                if let Some(notice) = self.unreadable(topic, &from, Some(theirs)) {
                     outs.push(Out::Show(notice));
                 }
                 outs.push(Out::Opaque { room: name });
                 MessageAcceptance::Accept
             }
             Reading::Refused(reason, verdict) => {
+                if reason == PLAIN_IN_ENCRYPTED
+                    && let Some(notice) = self.unreadable(topic, &from, None)
+                {
+                    outs.push(Out::Show(notice));
+                }
                 outs.push(self.refused(topic, reason));
                 verdict
             }
@@ -430,27 +436,22 @@ impl Rooms {
         }
     }
 
-    /// The room's one-time notice about a message it cannot read, the
-    /// first time.
-    fn notice(&mut self, topic: &TopicHash) -> Option<Event> {
+    /// Counts a message of `from` the room cannot read (sealed with key id
+    /// `theirs`, or plain if None); the notice for it when one is due.
+    fn unreadable(
+        &mut self,
+        topic: &TopicHash,
+        from: &str,
+        theirs: Option<String>,
+    ) -> Option<Event> {
         let room = self.joined.get_mut(topic)?;
-        let name = &room.name;
-        let message = if room.key.is_some() {
-            if std::mem::replace(&mut room.notices.wrong_key, true) {
-                return None;
-            }
-            format!(
-                "cannot read #{name}: wrong passphrase? Join again with /join {name} --encrypted"
-            )
-        } else {
-            if std::mem::replace(&mut room.notices.locked, true) {
-                return None;
-            }
-            format!("#{name} is encrypted: join it with /join {name} --encrypted to read it")
-        };
-        Some(Event::Notice {
-            room: name.clone(),
-            message,
+        let count = room.unreadable.count(from, theirs.as_deref())?;
+        Some(Event::Unreadable {
+            room: room.name.clone(),
+            from: from.to_owned(),
+            count,
+            theirs,
+            ours: room.key.as_ref().map(|k| k.id().to_owned()),
         })
     }
 

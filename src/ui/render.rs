@@ -151,7 +151,29 @@ impl Renderer {
             Event::StoreRecovered { message } => format!("* {}", clean(message)),
             Event::Joined { room } => format!("* joined #{}", clean(room)),
             Event::Left { room } => format!("* left #{}", clean(room)),
-            Event::Notice { room, message } => format!("* #{}: {}", clean(room), clean(message)),
+            Event::Unreadable {
+                room,
+                from,
+                count,
+                theirs,
+                ours,
+            } => {
+                let who = names.show(from);
+                let (room, n) = (clean(room), *count);
+                let head = format!("* {n} message(s) from {who} in #{room}");
+                match (theirs.as_deref().map(clean), ours.as_deref().map(clean)) {
+                    (Some(theirs), Some(ours)) => format!(
+                        "{head} use key {theirs}, yours is {ours}: one of you has another passphrase"
+                    ),
+                    (Some(theirs), None) => format!(
+                        "{head} are encrypted (key {theirs}) and you joined without a passphrase: /join {room} --encrypted to read them"
+                    ),
+                    (None, Some(ours)) => format!(
+                        "{head} are not encrypted, yours use key {ours}: {who} joined without the passphrase; they are not shown"
+                    ),
+                    (None, None) => format!("{head} could not be read"),
+                }
+            }
             Event::Error { message } => format!("error: {}", clean(message)),
         })
     }
@@ -275,8 +297,12 @@ impl Renderer {
             } else {
                 " "
             };
+            let unreadable = match r.unreadable {
+                0 => String::new(),
+                n => format!(", {n} unreadable"),
+            };
             out.push_str(&format!(
-                "\n {mark} #{:<20} {}{} member(s), {} in mesh, {} pending",
+                "\n {mark} #{:<20} {}{} member(s), {} in mesh, {} pending{unreadable}",
                 clean(&r.room),
                 if r.encrypted { "encrypted, " } else { "" },
                 r.members,

@@ -60,15 +60,32 @@ async fn members_read_each_other_and_others_get_one_notice() {
         })
         .await;
     }
-    for (n, notice) in [(&mut c, "is encrypted"), (&mut d, "wrong passphrase?")] {
+    let a_key = rooms
+        .iter()
+        .find(|r| r.room == ROOM)
+        .map(|r| r.unreadable)
+        .expect("room");
+    assert_eq!(a_key, 0, "a reads everything");
+    let a_id = a.node.peer_id().to_string();
+    for (n, has_key) in [(&mut c, false), (&mut d, true)] {
         let events = drain(n);
         let notices: Vec<&Event> = events
             .iter()
-            .filter(|e| matches!(e, Event::Notice { .. }))
+            .filter(|e| matches!(e, Event::Unreadable { from, .. } if *from == a_id))
             .collect();
+        // One notice per author and key: a's first message (b's is another
+        // author's).
         assert_eq!(notices.len(), 1, "{events:?}");
         assert!(
-            matches!(notices[0], Event::Notice { room, message } if room == ROOM && message.contains(notice))
+            matches!(notices[0], Event::Unreadable { room, count: 1, theirs: Some(_), ours, .. }
+                if room == ROOM && ours.is_some() == has_key),
+            "{:?}",
+            notices[0]
+        );
+        let rooms = n.node.rooms().await.expect("rooms");
+        assert_eq!(
+            rooms.iter().find(|r| r.room == ROOM).map(|r| r.unreadable),
+            Some(4)
         );
         assert!(
             !events.iter().any(|e| matches!(e, Event::Message { .. })),
@@ -105,7 +122,21 @@ async fn a_member_drops_plaintext_in_an_encrypted_room() {
     })
     .await;
     a.node.publish(ROOM, "sealed").await.expect("publish");
-    c.wait(|e| matches!(e, Event::Notice { .. })).await;
+    // Both sides are told, each naming the other.
+    let c_id = c.node.peer_id().to_string();
+    a.wait(|e| matches!(e, Event::Unreadable { from, theirs: None, ours: Some(_), .. } if *from == c_id))
+        .await;
+    c.wait(|e| {
+        matches!(
+            e,
+            Event::Unreadable {
+                theirs: Some(_),
+                ours: None,
+                ..
+            }
+        )
+    })
+    .await;
     assert!(
         !drain(&mut a)
             .iter()
@@ -383,14 +414,14 @@ mod processes {
             p.send("/quit");
             assert_eq!(p.wait_exit(), 0);
         }
-        for (p, notice) in [(&mut c, "is encrypted"), (&mut d, "wrong passphrase?")] {
+        for (p, ours) in [(&mut c, r#""ours":null"#), (&mut d, r#""ours":""#)] {
             let out = p.output();
             let notices: Vec<&String> = out
                 .iter()
-                .filter(|l| l.contains(r#""event":"notice""#))
+                .filter(|l| l.contains(r#""event":"unreadable""#))
                 .collect();
-            assert_eq!(notices.len(), 1, "{out:#?}");
-            assert!(notices[0].contains(notice), "{}", notices[0]);
+            assert_eq!(notices.len(), 2, "one per author (a and b): {out:#?}");
+            assert!(notices.iter().all(|n| n.contains(ours)), "{notices:?}");
             assert!(
                 !out.iter().any(|l| l.contains(r#""event":"message""#)),
                 "{out:#?}"

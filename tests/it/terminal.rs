@@ -393,3 +393,34 @@ fn notices_name_people_by_nick() {
     }
     tmux.keys("/quit");
 }
+
+/// Two members with different passphrases are both told, naming each
+/// other and both key ids; `/rooms` and `/history` count what was not read.
+#[test]
+fn a_wrong_passphrase_is_told_on_both_sides_with_the_key_ids() {
+    let (tmux, addr) = alice();
+    tmux.keys("/join plans first passphrase");
+    tmux.wait_for_prompt("#plans>");
+    let mut bob = bob(&addr, "plans", Some("second passphrase"));
+    bob.event("peer_nick", |v| v["nick"] == "alice");
+    tmux.wait_for("* bob connected");
+    tmux.keys("can you read me?");
+    let told = bob.event("unreadable", |v| v["room"] == "plans" && v["count"] == 1);
+    let (alices, bobs) = (
+        told["theirs"].as_str().expect("alice's key id").to_owned(),
+        told["ours"].as_str().expect("bob's key id").to_owned(),
+    );
+    assert_ne!(alices, bobs);
+    bob.send("and you me?");
+    tmux.wait_for(&format!(
+        "* 1 message(s) from bob in #plans use key {bobs}, yours is {alices}: \
+         one of you has another passphrase"
+    ));
+    tmux.keys("/rooms");
+    tmux.wait_for("0 pending, 1 unreadable");
+    tmux.keys("/history");
+    tmux.wait_for("(1 message(s) in #plans could not be read");
+    let screen = tmux.screen();
+    assert!(!screen.contains("and you me?"), "{screen}");
+    tmux.keys("/quit");
+}

@@ -326,6 +326,7 @@ impl EventLoop {
                     .count(),
                 mesh_peers: gossip.mesh_peers(topic).count(),
                 pending: room.pending.len(),
+                unreadable: room.unreadable.total(),
             })
             .collect();
         rooms.sort_by(|a, b| a.room.cmp(&b.room));

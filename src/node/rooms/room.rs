@@ -3,7 +3,7 @@
 //! peer; and a bounded set of ids already seen. No I/O.
 
 use std::{
-    collections::{HashSet, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     sync::Arc,
 };
 
@@ -12,7 +12,7 @@ use libp2p::gossipsub::{MessageAcceptance, TopicHash};
 use super::ids::Ids;
 use crate::{
     crypto::{CryptoError, RoomKey},
-    limits::SEEN_CAP,
+    limits::{SEEN_CAP, UNREADABLE_AUTHORS_CAP, UNREADABLE_NOTICE_EVERY},
     node::Retention,
     protocol::{Author, Body, ChatMessage, Envelope, Inner},
 };
@@ -29,13 +29,39 @@ pub(crate) struct Outgoing {
     pub(crate) committed: bool,
 }
 
-/// Notices a person sees once per room, not once per message.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Notices {
-    /// "This room is encrypted": shown to a member without the passphrase.
-    pub(crate) locked: bool,
-    /// "Wrong passphrase?": shown to a member whose key does not fit.
-    pub(crate) wrong_key: bool,
+/// Why a plain message in a room we hold a key for is refused.
+pub(crate) const PLAIN_IN_ENCRYPTED: &str = "plaintext_in_encrypted_room";
+
+/// Messages of a room this member cannot read (sealed with another key,
+/// sealed while it has none, or plain while it has one), counted by author
+/// and key id so that a notice names them, and in total for `/rooms`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Unreadable {
+    total: u64,
+    by_author: HashMap<(String, Option<String>), u64>,
+}
+
+impl Unreadable {
+    /// Counts one from `from` sealed with `theirs` (None: not sealed).
+    /// Returns how many from them with that key so far when a notice is
+    /// due: the first, then after every [`UNREADABLE_NOTICE_EVERY`] more.
+    pub(crate) fn count(&mut self, from: &str, theirs: Option<&str>) -> Option<u64> {
+        self.total += 1;
+        let key = (from.to_owned(), theirs.map(str::to_owned));
+        if !self.by_author.contains_key(&key) && self.by_author.len() >= UNREADABLE_AUTHORS_CAP {
+            return None;
+        }
+        let n = self.by_author.entry(key).or_default();
+        *n += 1;
+        (*n - 1)
+            .is_multiple_of(UNREADABLE_NOTICE_EVERY)
+            .then_some(*n)
+    }
+
+    /// Unreadable messages so far.
+    pub(crate) fn total(&self) -> u64 {
+        self.total
+    }
 }
 
 /// One joined room.
@@ -45,8 +71,8 @@ pub(crate) struct Room {
     pub(crate) name: String,
     /// The room key, if joined with a passphrase.
     pub(crate) key: Option<Arc<RoomKey>>,
-    /// Which one-time notices were shown.
-    pub(crate) notices: Notices,
+    /// Messages it could not read.
+    pub(crate) unreadable: Unreadable,
     /// `(ts, id hash)` of every message kept: what history sync reconciles.
     pub(crate) index: Ids,
     /// The newest readable messages, in the store's order, `(ts, id hash)`,
@@ -64,7 +90,7 @@ impl Room {
         Room {
             name: name.to_owned(),
             key,
-            notices: Notices::default(),
+            unreadable: Unreadable::default(),
             index: Ids::default(),
             ring: VecDeque::new(),
             ring_cap: ring_cap.max(1),
@@ -158,8 +184,9 @@ impl Room {
 pub(crate) enum Reading {
     /// Readable: show it.
     Shown(ChatMessage),
-    /// Sealed and we cannot read it: relay and keep it, show a notice once.
-    Opaque,
+    /// Sealed and we cannot read it (sealed with key id `theirs`): relay
+    /// and keep it, count it, tell the user now and then.
+    Opaque { theirs: String },
     /// Refused, counted under this reason.
     Refused(&'static str, MessageAcceptance),
 }
@@ -206,24 +233,32 @@ impl Room {
         let sealed = match (&env.body, &self.key) {
             (Body::Text { .. }, Some(_)) => {
                 // Plaintext in a protected room would look protected: drop it.
-                return Reading::Refused("plaintext_in_encrypted_room", MessageAcceptance::Ignore);
+                return Reading::Refused(PLAIN_IN_ENCRYPTED, MessageAcceptance::Ignore);
             }
             (Body::Text { .. }, None) => {
                 return env
                     .readable()
                     .map(Reading::Shown)
-                    .unwrap_or(Reading::Opaque);
+                    .unwrap_or(Reading::Refused("malformed", MessageAcceptance::Reject));
             }
-            (Body::Sealed(_), None) => return Reading::Opaque,
+            (Body::Sealed(sealed), None) => {
+                return Reading::Opaque {
+                    theirs: sealed.key_id.clone(),
+                };
+            }
             (Body::Sealed(sealed), Some(_)) => sealed,
         };
         let Some(key) = &self.key else {
-            return Reading::Opaque;
+            return Reading::Refused("malformed", MessageAcceptance::Reject);
         };
         let topic = topic.to_string();
         let plaintext = match key.open(&env.binding(&topic), sealed) {
             Ok(p) => p,
-            Err(CryptoError::WrongKey) => return Reading::Opaque,
+            Err(CryptoError::WrongKey) => {
+                return Reading::Opaque {
+                    theirs: sealed.key_id.clone(),
+                };
+            }
             Err(_) => return Reading::Refused("bad_ciphertext", MessageAcceptance::Reject),
         };
         if std::str::from_utf8(&plaintext).is_err() {

@@ -3,7 +3,7 @@
 use libp2p::identity::Keypair;
 
 use super::*;
-use crate::{crypto::RoomKey, protocol::Body};
+use crate::{crypto::RoomKey, limits::UNREADABLE_NOTICE_EVERY};
 
 const NOW: u64 = 1_800_000_000_000;
 
@@ -15,9 +15,24 @@ fn rooms_in(name: &str, key: Option<Arc<RoomKey>>) -> (Rooms, TopicHash) {
 
 /// A signed message of `room` from a new author, at `ts`.
 fn message(room: &str, key: Option<Arc<RoomKey>>, text: &str, ts: u64) -> Envelope {
+    message_by(
+        &Author::new(Keypair::generate_ed25519()),
+        room,
+        key,
+        text,
+        ts,
+    )
+}
+
+fn message_by(
+    author: &Author,
+    room: &str,
+    key: Option<Arc<RoomKey>>,
+    text: &str,
+    ts: u64,
+) -> Envelope {
     let topic = protocol::topic_for(room).hash();
-    let author = Author::new(Keypair::generate_ed25519());
-    let mut out = Room::new(room, key, 1).outgoing(&author, &topic, "ann", text.into());
+    let mut out = Room::new(room, key, 1).outgoing(author, &topic, "ann", text.into());
     out.env.ts = ts;
     out.env
 }
@@ -110,22 +125,56 @@ fn messages_past_retention_are_refused() {
 }
 
 #[test]
-fn an_unreadable_message_is_kept_with_one_notice() {
+fn unreadable_messages_are_kept_counted_and_told_now_and_then() {
     let key = Arc::new(RoomKey::derive("right passphrase", "vault").expect("derives"));
-    let (mut rooms, topic) = rooms_in("vault", None);
-    for (i, text) in ["a", "b"].into_iter().enumerate() {
-        let env = message("vault", Some(key.clone()), text, NOW);
-        assert!(matches!(env.body, Body::Sealed(_)));
+    let other = Arc::new(RoomKey::derive("another passphrase", "vault").expect("derives"));
+    let (mut rooms, topic) = rooms_in("vault", Some(other.clone()));
+    let bob = Author::new(Keypair::generate_ed25519());
+    let mut told = Vec::new();
+    for i in 0..=UNREADABLE_NOTICE_EVERY {
+        let env = message_by(&bob, "vault", Some(key.clone()), &format!("m{i}"), NOW + i);
         let (verdict, outs) = rooms.receive(&topic, Ok(env), b"f", Via::Live, NOW);
         assert_eq!(verdict, MessageAcceptance::Accept, "relayed");
         assert_eq!(kept(&outs), 1);
         assert!(outs.iter().any(|o| matches!(o, Out::Opaque { .. })));
-        let notices = outs
-            .iter()
-            .filter(|o| matches!(o, Out::Show(Event::Notice { .. })))
-            .count();
-        assert_eq!(notices, usize::from(i == 0), "one notice per room");
+        for o in outs {
+            if let Out::Show(Event::Unreadable {
+                from,
+                count,
+                theirs,
+                ours,
+                ..
+            }) = o
+            {
+                assert_eq!(from, bob.id());
+                assert_eq!(theirs.as_deref(), Some(key.id()), "their key named");
+                assert_eq!(ours.as_deref(), Some(other.id()), "ours named");
+                told.push(count);
+            }
+        }
     }
+    assert_eq!(
+        told,
+        vec![1, UNREADABLE_NOTICE_EVERY + 1],
+        "the first, then every 100"
+    );
+    // Another author gets a notice of their own.
+    let env = message("vault", Some(key.clone()), "x", NOW);
+    let (_, outs) = rooms.receive(&topic, Ok(env), b"f", Via::Live, NOW);
+    assert!(
+        outs.iter()
+            .any(|o| matches!(o, Out::Show(Event::Unreadable { count: 1, .. })))
+    );
+}
+
+#[test]
+fn a_member_without_the_passphrase_is_told_whose_key_it_lacks() {
+    let key = Arc::new(RoomKey::derive("right passphrase", "vault").expect("derives"));
+    let (mut rooms, topic) = rooms_in("vault", None);
+    let env = message("vault", Some(key.clone()), "a", NOW);
+    let (_, outs) = rooms.receive(&topic, Ok(env), b"f", Via::Live, NOW);
+    assert!(outs.iter().any(|o| matches!(o,
+        Out::Show(Event::Unreadable { count: 1, theirs: Some(t), ours: None, .. }) if t == key.id())));
 }
 
 #[test]
@@ -137,6 +186,18 @@ fn plaintext_in_an_encrypted_room_is_refused_but_kept() {
     assert_eq!(verdict, MessageAcceptance::Ignore);
     assert_eq!(refusal(&outs), Some("plaintext_in_encrypted_room"));
     assert_eq!(kept(&outs), 1, "the store holds the room's whole set");
+    assert!(
+        outs.iter().any(|o| matches!(
+            o,
+            Out::Show(Event::Unreadable {
+                count: 1,
+                theirs: None,
+                ours: Some(_),
+                ..
+            })
+        )),
+        "the member with the key is told too"
+    );
 }
 
 #[test]
