@@ -2,7 +2,7 @@
 //! and the terminal front end, and exits 0 on a clean stop, 1 with one line
 //! on an error.
 
-use std::{process::ExitCode, time::Duration};
+use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use p2p_chat::{
@@ -15,7 +15,7 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let mut cfg = Config::from_env_and_args();
-    init_tracing(&cfg);
+    let log_file = init_tracing(&cfg);
     if let Err(e) = cfg.load_passphrase() {
         return fail(e.into());
     }
@@ -23,7 +23,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(anyhow::Error::from(e).context("starting the runtime")),
     };
-    let result = runtime.block_on(run(cfg));
+    let result = runtime.block_on(run(cfg, log_file));
     // stdin's reader thread may still be blocked in read(): do not wait for it.
     runtime.shutdown_background();
     match result {
@@ -37,7 +37,7 @@ const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long the node task may take to close its connections on a stop.
 const NODE_STOP_TIMEOUT: Duration = Duration::from_secs(1);
 
-async fn run(cfg: Config) -> anyhow::Result<()> {
+async fn run(cfg: Config, log_file: Option<PathBuf>) -> anyhow::Result<()> {
     if let Some(Command::Healthcheck { url }) = &cfg.command {
         let url = url.clone().unwrap_or_else(|| cfg.http.health_url());
         http::healthcheck(&url, HEALTHCHECK_TIMEOUT).await?;
@@ -53,8 +53,16 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     let server = match token {
         Some(token) => Some(bind_http(&cfg, node.clone(), token).await?),
         None => None,
-    }
-    .map(|server| {
+    };
+    let http = match &server {
+        Some(server) => Some(format!(
+            "http://{} ({})",
+            server.local_addr()?,
+            cfg.http.token_source()
+        )),
+        None => None,
+    };
+    let server = server.map(|server| {
         tokio::spawn(server.run(async {
             let _ = stopped.await;
         }))
@@ -72,7 +80,13 @@ async fn run(cfg: Config) -> anyhow::Result<()> {
     // The session ends on /quit, end of input, or SIGINT/SIGTERM; then
     // everything stops in order: HTTP (in-flight requests finish), the node.
     let exit = tokio::select! {
-        exit = ui::run(node.clone(), events, front, style, &cfg.room) => exit,
+        exit = ui::run(node.clone(), events, front, ui::Options {
+            style,
+            room: cfg.room.clone(),
+            program: program(),
+            http,
+            log_file,
+        }) => exit,
         () = stop_signal => ui::Exit::Signal,
     };
     tracing::debug!(?exit, "front end ended");
@@ -129,7 +143,56 @@ fn fail(e: anyhow::Error) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn init_tracing(cfg: &Config) {
+/// This program as it was started, for a dial hint that works when pasted:
+/// the path it was run by (`target/release/p2p-chat` after `cargo run`), or
+/// its name when found on the PATH.
+fn program() -> String {
+    std::env::args()
+        .next()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "p2p-chat".into())
+}
+
+/// Logs of an interactive session go to this file, not into the chat.
+const LOG_FILE: &str = "p2p-chat.log";
+/// A log file past this size is moved to `.1` at start.
+const LOG_FILE_MAX: u64 = 10 * 1024 * 1024;
+
+/// Where an interactive session writes its logs: the data dir, or the temp
+/// dir with `--ephemeral`. None (stderr) for headless nodes, `--json` and
+/// pipes.
+fn log_path(cfg: &Config) -> Option<PathBuf> {
+    if cfg.headless || cfg.json || !ui::is_terminal() {
+        return None;
+    }
+    if cfg.ephemeral {
+        return Some(std::env::temp_dir().join(format!("p2p-chat-{}.log", std::process::id())));
+    }
+    let dir = cfg
+        .data_dir
+        .clone()
+        .or_else(p2p_chat::identity::default_data_dir)?;
+    Some(dir.join(LOG_FILE))
+}
+
+/// Opens the log file (mode 0600, appended; moved aside when large).
+fn open_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > LOG_FILE_MAX) {
+        std::fs::rename(path, path.with_extension("log.1"))?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Sets up logging; returns the log file when logs go to one.
+fn init_tracing(cfg: &Config) -> Option<PathBuf> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new(if cfg.headless {
             "warn,libp2p_kad=error,p2p_chat=info"
@@ -137,11 +200,35 @@ fn init_tracing(cfg: &Config) {
             "warn,libp2p_kad=error"
         })
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cfg.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
+    let file = log_path(cfg).and_then(|path| match open_log(&path) {
+        Ok(file) => Some((path, file)),
+        Err(e) => {
+            eprintln!(
+                "p2p-chat: logging to stderr: cannot open {}: {e}",
+                path.display()
+            );
+            None
+        }
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match file {
+        Some((path, file)) => {
+            let builder = builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file));
+            match cfg.log_format {
+                LogFormat::Json => builder.json().init(),
+                LogFormat::Text => builder.init(),
+            }
+            Some(path)
+        }
+        None => {
+            let builder = builder.with_writer(std::io::stderr);
+            match cfg.log_format {
+                LogFormat::Json => builder.json().init(),
+                LogFormat::Text => builder.init(),
+            }
+            None
+        }
     }
 }

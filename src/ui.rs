@@ -28,6 +28,8 @@ use crate::node::{Error, Event, Events, Node};
 
 /// Lines from background tasks (direct-message replies) back to the printer.
 const LINE_CAP: usize = 64;
+/// Messages of a room shown on start and on `/join`.
+const BACKLOG: usize = 20;
 /// How many recent messages `/names` looks through for members who are
 /// not connected.
 const NAMES_FROM_RECENT: usize = 100;
@@ -46,6 +48,22 @@ pub enum Exit {
     Signal,
     /// The node stopped by itself.
     NodeStopped,
+}
+
+/// What a session is started with, besides the node and its input.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Lines for a person or NDJSON.
+    pub style: Style,
+    /// The room current at start.
+    pub room: String,
+    /// This program as it was started, for the dial hint others paste.
+    pub program: String,
+    /// The HTTP API's address and where its token is, for the banner; None
+    /// when it is off.
+    pub http: Option<String>,
+    /// Where logs go, when not to stderr (shown by `/status`).
+    pub log_file: Option<PathBuf>,
 }
 
 /// Where the user's input comes from.
@@ -83,9 +101,16 @@ pub async fn run<R: AsyncBufRead + Unpin>(
     node: Node,
     mut events: Events,
     front: Front<R>,
-    style: Style,
-    room: &str,
+    options: Options,
 ) -> Exit {
+    let Options {
+        style,
+        room,
+        program,
+        http,
+        log_file,
+    } = options;
+    let room = room.as_str();
     let model = Model::new(Some(room.to_owned()));
     if let Ok(rooms) = node.rooms().await {
         model.set_rooms(&rooms);
@@ -93,8 +118,9 @@ pub async fn run<R: AsyncBufRead + Unpin>(
     let headless = matches!(front, Front::Headless);
     let mut session = Session {
         node,
-        render: Renderer::new(style),
+        render: Renderer::new(style).with_program(&program),
         model,
+        log_file,
         lines: mpsc::channel(LINE_CAP),
         prompt: !headless && style == Style::Human && tty::stdin_is_terminal(),
         show_text: !headless || style == Style::Json,
@@ -107,11 +133,22 @@ pub async fn run<R: AsyncBufRead + Unpin>(
         && let Ok(status) = session.node.status().await
     {
         println!(
-            "p2p-chat {} · peer id {} · nick {} · room #{room} · /help for commands",
+            "p2p-chat {} · nick {} · room #{} · /help for commands",
             env!("CARGO_PKG_VERSION"),
-            status.peer_id,
-            status.nick
+            crate::sanitize::for_terminal(&status.nick),
+            crate::sanitize::for_terminal(room),
         );
+        println!("  peer id {}", status.peer_id);
+        match &http {
+            Some(http) => println!("  HTTP API {http}"),
+            None => println!("  HTTP API off"),
+        }
+        if let Some(log) = &session.log_file {
+            println!("  log {}", log.display());
+        }
+    }
+    if session.show_text {
+        session.backlog(room).await;
     }
     // The terminal as it was, put back at /quit, end of input, a signal
     // (even at the hidden passphrase prompt, and when the caller drops this
@@ -230,6 +267,8 @@ struct Session<R> {
     /// many more did not fit.
     held: Mutex<Option<(Vec<String>, usize)>>,
     reader: Reader<R>,
+    /// Where logs go, if to a file.
+    log_file: Option<PathBuf>,
 }
 
 impl<R: AsyncBufRead + Unpin> Session<R> {
@@ -291,7 +330,7 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
             self.print(&self.render.info(&format!("not joined #{room}: cancelled")));
         } else {
             let result = self.node.join_encrypted(&room, pass).await;
-            self.joined(room, true, result);
+            self.joined(room, true, result).await;
         }
         self.release_held();
     }
@@ -383,7 +422,7 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
                     }
                     _ => (self.node.join(&room).await, false),
                 };
-                self.joined(room, encrypted, result);
+                self.joined(room, encrypted, result).await;
             }
             Input::Leave(room) => self.leave(room).await,
             Input::Switch(room) => {
@@ -460,7 +499,8 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
             }
             Input::Status => {
                 let result = self.node.status().await;
-                self.print_result(result, |s| Some(self.render.status(&s)));
+                let log = self.log_file.as_ref().map(|p| p.display().to_string());
+                self.print_result(result, |s| Some(self.render.status(&s, log.as_deref())));
             }
         }
         Flow::Continue
@@ -533,16 +573,38 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
         self.print(&line);
     }
 
-    fn joined(&mut self, room: String, encrypted: bool, result: Result<bool, Error>) {
+    async fn joined(&mut self, room: String, encrypted: bool, result: Result<bool, Error>) {
         let info = self.render.info(&format!(
             "current room: #{}",
             crate::sanitize::for_terminal(&room)
         ));
-        if result.is_ok() {
+        let ok = result.is_ok();
+        self.print_result(result, |_| Some(info));
+        if ok {
             self.model.joined(&room, encrypted);
+            self.backlog(&room).await;
             self.model.set_current(Some(room));
         }
-        self.print_result(result, |_| Some(info));
+    }
+
+    /// The room's last messages, after a line saying how many came before.
+    async fn backlog(&self, room: &str) {
+        let Ok(messages) = self.node.history(room, BACKLOG, None).await else {
+            return;
+        };
+        let info = self.node.rooms().await.ok().and_then(|rooms| {
+            rooms
+                .into_iter()
+                .find(|r| r.room == room)
+                .map(|r| r.messages.saturating_sub(r.unreadable))
+        });
+        let earlier = info.unwrap_or(0).saturating_sub(messages.len() as u64);
+        let text = self
+            .model
+            .names(|names| self.render.backlog(room, &messages, earlier, names));
+        if let Some(text) = text {
+            self.print(&text);
+        }
     }
 
     async fn leave(&mut self, room: Option<String>) {

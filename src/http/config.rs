@@ -86,6 +86,16 @@ impl Config {
         Ok(token)
     }
 
+    /// Where the token comes from, for a person: the file, the variable, or
+    /// none (loopback only).
+    pub fn token_source(&self) -> String {
+        match &self.token_file {
+            Some(path) => format!("token in {}", path.display()),
+            None if std::env::var_os(TOKEN_ENV).is_some() => format!("token from ${TOKEN_ENV}"),
+            None => "no token: loopback only".into(),
+        }
+    }
+
     /// The URL of `/health` on this address, as a local client reaches it:
     /// an unspecified address (`0.0.0.0`, `::`) becomes loopback.
     pub fn health_url(&self) -> String {

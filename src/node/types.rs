@@ -54,6 +54,9 @@ pub struct RoomInfo {
     pub mesh_peers: usize,
     /// Messages waiting for a peer.
     pub pending: usize,
+    /// Messages of the room this node keeps (in its store, or in memory
+    /// with `--ephemeral`), readable or not.
+    pub messages: u64,
     /// Messages in it this node could not read (another key, no key, or
     /// plain in a room we hold a key for) since it joined with this key.
     pub unreadable: u64,

@@ -26,6 +26,8 @@ pub enum Style {
 #[derive(Debug)]
 pub struct Renderer {
     style: Style,
+    /// How this program was started, for the dial hint others paste.
+    program: String,
 }
 
 /// The text that starts an action (`/me waves` is shown `* alice waves`).
@@ -39,20 +41,32 @@ fn said(who: &str, text: &str) -> String {
     }
 }
 
+/// The local time of `ts` (ms), with the date when it is not today.
 fn time(ts: u64) -> String {
-    chrono::DateTime::from_timestamp_millis(ts as i64)
-        .map(|t| {
-            t.with_timezone(&chrono::Local)
-                .format("%H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|| "--:--:--".into())
+    let Some(t) = chrono::DateTime::from_timestamp_millis(ts as i64) else {
+        return "--:--:--".into();
+    };
+    let t = t.with_timezone(&chrono::Local);
+    if t.date_naive() == chrono::Local::now().date_naive() {
+        t.format("%H:%M:%S").to_string()
+    } else {
+        t.format("%Y-%m-%d %H:%M:%S").to_string()
+    }
 }
 
 impl Renderer {
     /// A renderer of `style`.
     pub fn new(style: Style) -> Self {
-        Renderer { style }
+        Renderer {
+            style,
+            program: "p2p-chat".into(),
+        }
+    }
+
+    /// The command the dial hint shows: this program as it was started.
+    pub fn with_program(mut self, program: &str) -> Self {
+        self.program = program.to_owned();
+        self
     }
 
     /// Whether output is JSON.
@@ -72,9 +86,10 @@ impl Renderer {
             return Some(json_line(event));
         }
         Some(match event {
-            Event::Listening { address } => {
-                format!("listening on {address}\n  others join with: p2p-chat --dial {address}")
-            }
+            Event::Listening { address } => format!(
+                "listening on {address}\n  others join with:\n    {} --dial {address}",
+                clean(&self.program)
+            ),
             Event::PeerConnected { .. }
             | Event::PeerDisconnected { .. }
             | Event::PeerNick { .. } => match notice {
@@ -313,6 +328,29 @@ impl Renderer {
         out
     }
 
+    /// What a room held before now, shown on start and on `/join`: its
+    /// last messages, after a line saying how many earlier ones there are.
+    pub(crate) fn backlog(
+        &self,
+        room: &str,
+        messages: &[ChatMessage],
+        earlier: u64,
+        names: &mut Names,
+    ) -> Option<String> {
+        if self.is_json() || messages.is_empty() {
+            return None;
+        }
+        let mut out = String::new();
+        if earlier > 0 {
+            out.push_str(&format!(
+                "— {earlier} earlier message(s) in #{}, /history N for more —\n",
+                clean(room)
+            ));
+        }
+        out.push_str(&self.lines(messages, names));
+        Some(out)
+    }
+
     /// The `/history` listing.
     pub(crate) fn history(
         &self,
@@ -353,9 +391,9 @@ impl Renderer {
     }
 
     /// The `/status` listing.
-    pub fn status(&self, status: &Status) -> String {
+    pub fn status(&self, status: &Status, log_file: Option<&str>) -> String {
         if self.is_json() {
-            return json_line(&json!({"event": "status", "status": status}));
+            return json_line(&json!({"event": "status", "status": status, "log_file": log_file}));
         }
         let mut out = format!(
             "peer id: {}\nnick: {}\naddresses:",
@@ -376,6 +414,9 @@ impl Renderer {
             status.stats.direct_failed,
             status.stats.rejected,
         ));
+        if let Some(log) = log_file {
+            out.push_str(&format!("\nlog: {log}"));
+        }
         out
     }
 }
@@ -513,6 +554,14 @@ mod tests {
             names.author("12D3KooWdddddd", "\u{feff}bob"),
             "\\u{feff}bob#dddddd"
         );
+    }
+
+    #[test]
+    fn a_message_from_another_day_shows_its_date() {
+        let now = chrono::Utc::now().timestamp_millis() as u64;
+        assert_eq!(time(now).len(), "12:34:56".len());
+        let long_ago = time(86_400_000 * 400);
+        assert!(long_ago.starts_with("1971-02-"), "{long_ago}");
     }
 
     #[test]

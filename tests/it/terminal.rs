@@ -154,10 +154,12 @@ fn alice() -> (Tmux, String) {
     let tmux = Tmux::start(&format!(
         "{BIN} --ephemeral --no-mdns --nick alice --listen /ip4/127.0.0.1/tcp/0 2>/dev/null"
     ));
-    let screen = tmux.wait_for("others join with: p2p-chat --dial ");
+    // The hint is a command that works as pasted: this binary's path.
+    let hint = format!("{BIN} --dial ");
+    let screen = tmux.wait_for(&hint);
     let addr = screen
         .lines()
-        .find_map(|l| l.trim().strip_prefix("others join with: p2p-chat --dial "))
+        .find_map(|l| l.trim().strip_prefix(&hint))
         .expect("dial line")
         .trim()
         .to_owned();
@@ -250,7 +252,7 @@ fn ctrl_c_at_the_hidden_prompt_leaves_the_terminal_as_it_was() {
         before.display(),
         after.display()
     ));
-    tmux.wait_for("others join with: p2p-chat --dial ");
+    tmux.wait_for("others join with:");
     tmux.keys("/join vault --encrypted");
     tmux.wait_for("passphrase for #vault (hidden, empty line cancels):");
     tmux.press("C-c");
@@ -423,4 +425,71 @@ fn a_wrong_passphrase_is_told_on_both_sides_with_the_key_ids() {
     let screen = tmux.screen();
     assert!(!screen.contains("and you me?"), "{screen}");
     tmux.keys("/quit");
+}
+
+/// The banner says where the HTTP API and the log are; logs stay out of
+/// the chat; on start and on `/join` a room's last 20 messages are shown
+/// after a line counting the earlier ones.
+#[test]
+fn the_banner_backlog_and_log_file() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().display().to_string();
+    let first = Tmux::start(&format!(
+        "RUST_LOG=debug {BIN} --data-dir {data} --no-mdns --nick alice --http 127.0.0.1:0 \
+         --listen /ip4/127.0.0.1/tcp/0"
+    ));
+    let hint = format!("{BIN} --dial ");
+    let screen = first.wait_for(&hint);
+    assert!(
+        screen.contains("  HTTP API http://127.0.0.1:")
+            && screen.contains("(no token: loopback only)"),
+        "{screen}"
+    );
+    let addr = screen
+        .lines()
+        .find_map(|l| l.trim().strip_prefix(&hint))
+        .expect("dial line")
+        .trim()
+        .to_owned();
+    let mut bob = bob(&addr, "lobby", None);
+    bob.event("peer_nick", |v| v["nick"] == "alice");
+    for n in 0..25 {
+        bob.send(&format!("old message {n:02}"));
+    }
+    first.wait_for("<bob> old message 24");
+    first.keys("/status");
+    let log = dir.path().join("p2p-chat.log");
+    first.wait_for(&format!("log: {}", log.display()));
+    let screen = first.screen();
+    for level in [" DEBUG ", " INFO ", " WARN "] {
+        assert!(
+            !screen.contains(level),
+            "no log line in the chat:\n{screen}"
+        );
+    }
+    let logged = std::fs::read_to_string(&log).expect("log file");
+    assert!(logged.contains(" DEBUG "), "RUST_LOG still works");
+    let mode = std::fs::metadata(&log).expect("log").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    first.keys("/quit");
+    first.wait_ended();
+    bob.kill();
+
+    let again = Tmux::start(&format!(
+        "{BIN} --data-dir {data} --no-mdns --no-http --nick alice --room dev \
+         --listen /ip4/127.0.0.1/tcp/0 2>/dev/null"
+    ));
+    again.wait_for_prompt("#dev>");
+    again.keys("/join lobby");
+    let screen = again.wait_for("— 5 earlier message(s) in #lobby, /history N for more —");
+    // The last 20 (messages of one millisecond are in the store's order).
+    let mut shown: Vec<&str> = screen
+        .lines()
+        .filter_map(|l| l.split("<bob> old message ").nth(1))
+        .collect();
+    shown.sort();
+    let want: Vec<String> = (5..25).map(|n| format!("{n:02}")).collect();
+    assert_eq!(shown, want, "{screen}");
+    again.keys("/quit");
 }

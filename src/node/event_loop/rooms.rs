@@ -326,6 +326,7 @@ impl EventLoop {
                     .count(),
                 mesh_peers: gossip.mesh_peers(topic).count(),
                 pending: room.pending.len(),
+                messages: room.index.len() as u64,
                 unreadable: room.unreadable.total(),
             })
             .collect();

@@ -7,6 +7,7 @@ fn room(name: &str, encrypted: bool) -> RoomInfo {
         members: 0,
         mesh_peers: 0,
         pending: 0,
+        messages: 0,
         unreadable: 0,
     }
 }
