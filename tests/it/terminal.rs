@@ -154,7 +154,13 @@ fn alice() -> (Tmux, String) {
     let tmux = Tmux::start(&format!(
         "{BIN} --ephemeral --no-mdns --nick alice --listen /ip4/127.0.0.1/tcp/0 2>/dev/null"
     ));
-    // The hint is a command that works as pasted: this binary's path.
+    let (_, addr) = dial_hint(&tmux);
+    (tmux, addr)
+}
+
+/// Waits for the dial hint; returns the screen and the address in it. The
+/// hint is a command that works as pasted: this binary's path.
+fn dial_hint(tmux: &Tmux) -> (String, String) {
     let hint = format!("{BIN} --dial ");
     let screen = tmux.wait_for(&hint);
     let addr = screen
@@ -163,7 +169,7 @@ fn alice() -> (Tmux, String) {
         .expect("dial line")
         .trim()
         .to_owned();
-    (tmux, addr)
+    (screen, addr)
 }
 
 /// Bob's node in `--json` mode, in `room` (encrypted with `passphrase`),
@@ -439,19 +445,12 @@ fn the_banner_backlog_and_log_file() {
         "RUST_LOG=debug {BIN} --data-dir {data} --no-mdns --nick alice --http 127.0.0.1:0 \
          --listen /ip4/127.0.0.1/tcp/0"
     ));
-    let hint = format!("{BIN} --dial ");
-    let screen = first.wait_for(&hint);
+    let (screen, addr) = dial_hint(&first);
     assert!(
         screen.contains("  HTTP API http://127.0.0.1:")
             && screen.contains("(no token: loopback only)"),
         "{screen}"
     );
-    let addr = screen
-        .lines()
-        .find_map(|l| l.trim().strip_prefix(&hint))
-        .expect("dial line")
-        .trim()
-        .to_owned();
     let mut bob = bob(&addr, "lobby", None);
     bob.event("peer_nick", |v| v["nick"] == "alice");
     for n in 0..25 {
