@@ -12,6 +12,7 @@ mod config;
 mod error;
 mod events;
 mod healthcheck;
+mod open;
 mod routes;
 mod server;
 

@@ -56,11 +56,35 @@ pub(super) async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
+    match presented(&state, request.headers()) {
+        Access::Granted => next.run(request).await,
+        Access::WrongToken => {
+            AppError::unauthorized("the bearer token is not valid").into_response()
+        }
+        Access::NoToken => {
+            AppError::unauthorized("this endpoint needs 'Authorization: Bearer <token>'")
+                .into_response()
+        }
+    }
+}
+
+/// What a request's credentials are worth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Access {
+    /// The token, or none is configured (loopback only).
+    Granted,
+    /// A token that is not ours.
+    WrongToken,
+    /// No `Authorization: Bearer` header while a token is configured.
+    NoToken,
+}
+
+/// Checks a request's bearer token against the configured one.
+pub(super) fn presented(state: &AppState, headers: &axum::http::HeaderMap) -> Access {
     let Some(token) = &state.token else {
-        return next.run(request).await;
+        return Access::Granted;
     };
-    let presented = request
-        .headers()
+    let presented = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| {
@@ -68,10 +92,9 @@ pub(super) async fn require_token(
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         });
     match presented {
-        Some(candidate) if token.matches(candidate) => next.run(request).await,
-        Some(_) => AppError::unauthorized("the bearer token is not valid").into_response(),
-        None => AppError::unauthorized("this endpoint needs 'Authorization: Bearer <token>'")
-            .into_response(),
+        Some(candidate) if token.matches(candidate) => Access::Granted,
+        Some(_) => Access::WrongToken,
+        None => Access::NoToken,
     }
 }
 

@@ -7,16 +7,21 @@ use axum::{
         Path, Query, State,
         rejection::{JsonRejection, PathRejection, QueryRejection},
     },
-    http::{Method, StatusCode, Uri, header},
+    http::{HeaderMap, Method, StatusCode, Uri, header},
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, error::AppError};
+use super::{
+    AppState,
+    auth::{self, Access},
+    error::AppError,
+    open,
+};
 use crate::{
     limits::RING_CAP,
-    node::{self, PeerInfo, RoomInfo, Status},
+    node::{self, PeerInfo, RoomInfo},
     protocol::ChatMessage,
 };
 
@@ -52,16 +57,34 @@ pub(super) async fn ready(State(state): State<AppState>) -> Response {
     }
 }
 
-pub(super) async fn status(State(state): State<AppState>) -> Result<Json<Status>> {
-    Ok(Json(state.node.status().await?))
+/// The node's status; to a caller without the token, its public face
+/// (see `open`).
+pub(super) async fn status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>> {
+    let status = state.node.status().await?;
+    if auth::presented(&state, &headers) == Access::Granted {
+        return Ok(Json(json!(status)));
+    }
+    let rooms = state.node.rooms().await?;
+    Ok(Json(open::status(&status, &rooms)))
 }
 
 pub(super) async fn peers(State(state): State<AppState>) -> Result<Json<Vec<PeerInfo>>> {
     Ok(Json(state.node.peers().await?))
 }
 
-pub(super) async fn rooms(State(state): State<AppState>) -> Result<Json<Vec<RoomInfo>>> {
-    Ok(Json(state.node.rooms().await?))
+/// Joined rooms; to a caller without the token, the plain ones only.
+pub(super) async fn rooms(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<RoomInfo>>> {
+    let rooms = state.node.rooms().await?;
+    if auth::presented(&state, &headers) == Access::Granted {
+        return Ok(Json(rooms));
+    }
+    Ok(Json(open::rooms(rooms)))
 }
 
 #[derive(Debug, Deserialize)]

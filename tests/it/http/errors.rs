@@ -190,3 +190,40 @@ async fn unknown_routes_and_methods_answer_json() {
         "no CORS"
     );
 }
+
+/// The open routes show a caller without the token nothing of the user's
+/// own: not where history is kept, not the names of encrypted rooms.
+#[tokio::test]
+async fn open_routes_keep_private_things_from_a_caller_without_the_token() {
+    let a = TestNode::start_with("alice", &[]).await;
+    assert!(a.node.join_encrypted("vault", "pw").await.expect("join"));
+    let token = Token::new("s3cret-token").expect("non-empty");
+    let app = http::router(AppState::new(a.node.clone(), Some(token), Vec::new()));
+    let as_owner = |uri: &str| {
+        Request::get(uri)
+            .header(header::AUTHORIZATION, "Bearer s3cret-token")
+            .body(Body::empty())
+            .expect("request")
+    };
+    let open = send(&app, get("/status")).await;
+    assert_eq!(open.status, StatusCode::OK);
+    let status: serde_json::Value = serde_json::from_str(&open.body).expect("json");
+    assert_eq!(status["rooms"], json!(["lobby"]), "{status}");
+    assert_eq!(status["encrypted_rooms"], 1);
+    assert!(status.get("history").is_none(), "{status}");
+    assert!(!open.body.contains("vault"));
+    let owner = send(&app, as_owner("/status")).await;
+    let status: serde_json::Value = serde_json::from_str(&owner.body).expect("json");
+    assert_eq!(status["rooms"], json!(["lobby", "vault"]), "{status}");
+    assert_eq!(status["history"], "memory");
+
+    let open = send(&app, get("/rooms")).await;
+    assert_eq!(open.status, StatusCode::OK);
+    assert!(
+        open.body.contains("lobby") && !open.body.contains("vault"),
+        "{}",
+        open.body
+    );
+    let owner = send(&app, as_owner("/rooms")).await;
+    assert!(owner.body.contains("vault"), "{}", owner.body);
+}
