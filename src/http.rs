@@ -12,6 +12,7 @@ mod config;
 mod error;
 mod events;
 mod healthcheck;
+mod journal;
 mod open;
 mod routes;
 mod server;
@@ -83,17 +84,31 @@ pub struct AppState {
     /// Set once the server stops: long-lived answers (the event stream)
     /// end, so the graceful shutdown does not wait for them.
     closing: Arc<watch::Sender<bool>>,
+    /// The last events, numbered, for clients that reconnect.
+    journal: Arc<std::sync::Mutex<journal::Journal>>,
 }
 
 impl AppState {
     /// State for a node, guarded by `token` if given, answering to IP
     /// addresses, `localhost` and `allowed_hosts`.
+    /// Starts recording the node's events for the event stream: call it
+    /// inside the runtime.
     pub fn new(node: Node, token: Option<Token>, allowed_hosts: Vec<String>) -> Self {
+        let journal = Arc::new(std::sync::Mutex::new(journal::Journal::new(
+            journal::JOURNAL_CAP,
+        )));
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(journal::record(node.subscribe(), journal.clone()));
+            }
+            Err(e) => tracing::warn!(error = %e, "no runtime: the event stream stays empty"),
+        }
         AppState {
             node,
             token,
             allowed_hosts: allowed_hosts.into(),
             closing: Arc::new(watch::Sender::new(false)),
+            journal,
         }
     }
 

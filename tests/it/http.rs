@@ -385,6 +385,48 @@ async fn events_stream_carries_the_json_events() {
     assert_eq!(event, serde_json::to_value(&expected).expect("json"));
 }
 
+/// A client that comes back with `Last-Event-ID` gets what it missed; one
+/// whose id is not held gets a `reset` first.
+#[tokio::test]
+async fn events_missed_while_away_are_replayed_from_last_event_id() {
+    let a = TestNode::start_with("alice", &[]).await;
+    let app = app(&a);
+    let open = |last: Option<&str>| {
+        let mut request = axum::http::Request::get("/events");
+        if let Some(last) = last {
+            request = request.header("last-event-id", last);
+        }
+        let request = request.body(axum::body::Body::empty()).expect("request");
+        let app = app.clone();
+        async move {
+            let response = app.oneshot(request).await.expect("infallible");
+            let body = response.into_body().into_data_stream();
+            socket::SseReader::new(body.map(|c| c.expect("chunk")))
+        }
+    };
+    let mut first = open(None).await;
+    a.node.publish("lobby", "one").await.expect("publish");
+    let (id, _) = first.wait_with_id(|v| v["text"] == "one").await;
+    let id = id.expect("numbered");
+    drop(first);
+    for text in ["two", "three"] {
+        a.node.publish("lobby", text).await.expect("publish");
+    }
+    let mut back = open(Some(&id)).await;
+    let (id2, two) = back.wait_with_id(|v| v["event"] == "pending").await;
+    assert_eq!(two["text"], "two", "the first missed event comes first");
+    let (id3, three) = back.wait_with_id(|v| v["event"] == "pending").await;
+    assert_eq!(three["text"], "three");
+    let n = |id: Option<String>| id.expect("numbered").parse::<u64>().expect("a number");
+    assert!(n(Some(id.clone())) < n(id2.clone()) && n(id2) < n(id3));
+
+    let mut stale = open(Some("999999")).await;
+    let (none, reset) = stale.next_event().await;
+    assert_eq!(reset["event"], "reset", "{reset}");
+    assert_eq!(none, None);
+    stale.wait(|v| v["text"] == "three").await;
+}
+
 #[tokio::test]
 async fn joining_an_encrypted_room_through_the_api() {
     let a = TestNode::start_with("a", &[]).await;

@@ -455,6 +455,9 @@ fn the_banner_backlog_and_log_file() {
     bob.event("peer_nick", |v| v["nick"] == "alice");
     for n in 0..25 {
         bob.send(&format!("old message {n:02}"));
+        // Distinct times: the store orders messages of one millisecond by
+        // their hash, and "the last 20" should be the last 20 sent.
+        std::thread::sleep(Duration::from_millis(3));
     }
     first.wait_for("<bob> old message 24");
     first.keys("/status");
@@ -482,7 +485,6 @@ fn the_banner_backlog_and_log_file() {
     again.wait_for_prompt("#dev>");
     again.keys("/join lobby");
     let screen = again.wait_for("— 5 earlier message(s) in #lobby, /history N for more —");
-    // The last 20 (messages of one millisecond are in the store's order).
     let mut shown: Vec<&str> = screen
         .lines()
         .filter_map(|l| l.split("<bob> old message ").nth(1))

@@ -39,27 +39,45 @@ impl SseReader {
         }))
     }
 
-    fn pop(&mut self) -> Option<Value> {
+    fn pop(&mut self) -> Option<(Option<String>, Value)> {
         while let Some(end) = self.buf.find("\n\n") {
             let frame: String = self.buf.drain(..end + 2).collect();
             let data: Vec<&str> = frame
                 .lines()
                 .filter_map(|l| l.strip_prefix("data: "))
                 .collect();
+            let id = frame
+                .lines()
+                .find_map(|l| l.strip_prefix("id: "))
+                .map(str::to_owned);
             if !data.is_empty() {
-                return Some(serde_json::from_str(&data.join("\n")).expect("data is JSON"));
+                let value = serde_json::from_str(&data.join("\n")).expect("data is JSON");
+                return Some((id, value));
             }
         }
         None
     }
 
     /// Reads until an event matches `pred`, failing after [`WAIT`].
-    pub async fn wait(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Value {
+    pub async fn wait(&mut self, pred: impl FnMut(&Value) -> bool) -> Value {
+        self.wait_with_id(pred).await.1
+    }
+
+    /// The next event, with its `id:` if it has one.
+    pub async fn next_event(&mut self) -> (Option<String>, Value) {
+        self.wait_with_id(|_| true).await
+    }
+
+    /// As [`SseReader::wait`], with the event's `id:`.
+    pub async fn wait_with_id(
+        &mut self,
+        mut pred: impl FnMut(&Value) -> bool,
+    ) -> (Option<String>, Value) {
         let found = tokio::time::timeout(WAIT, async {
             loop {
-                while let Some(v) = self.pop() {
+                while let Some((id, v)) = self.pop() {
                     if pred(&v) {
-                        return v;
+                        return (id, v);
                     }
                 }
                 let chunk = self.source.next().await.expect("the stream goes on");
