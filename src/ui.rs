@@ -450,8 +450,10 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
                 if let Ok(rooms) = &result {
                     self.model.set_rooms(rooms);
                 }
-                let current = self.model.current();
-                self.print_result(result, |rooms| Some(render.rooms(&rooms, current)));
+                let (current, model) = (self.model.current(), &self.model);
+                self.print_result(result, |rooms| {
+                    Some(render.rooms(&rooms, current, |r| model.unread(r)))
+                });
             }
             Input::Peers => {
                 let result = self.node.peers().await;

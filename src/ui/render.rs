@@ -297,10 +297,22 @@ impl Renderer {
         line
     }
 
-    /// The `/rooms` listing; `current` is marked.
-    pub fn rooms(&self, rooms: &[RoomInfo], current: Option<&str>) -> String {
+    /// The `/rooms` listing; `current` is marked, `unread` counts what
+    /// arrived in each other room since it was last current.
+    pub(crate) fn rooms(
+        &self,
+        rooms: &[RoomInfo],
+        current: Option<&str>,
+        unread: impl Fn(&str) -> u64,
+    ) -> String {
         if self.is_json() {
-            return json_line(&json!({"event": "rooms", "current": current, "rooms": rooms}));
+            let unread: serde_json::Map<String, serde_json::Value> = rooms
+                .iter()
+                .map(|r| (r.room.clone(), json!(unread(&r.room))))
+                .collect();
+            return json_line(
+                &json!({"event": "rooms", "current": current, "rooms": rooms, "unread": unread}),
+            );
         }
         if rooms.is_empty() {
             return "no rooms joined: /join ROOM".into();
@@ -316,8 +328,12 @@ impl Renderer {
                 0 => String::new(),
                 n => format!(", {n} unreadable"),
             };
+            let unread = match unread(&r.room) {
+                0 => String::new(),
+                n => format!(", {n} unread"),
+            };
             out.push_str(&format!(
-                "\n {mark} #{:<20} {}{} member(s), {} in mesh, {} pending{unreadable}",
+                "\n {mark} #{:<20} {}{} member(s), {} in mesh, {} pending{unreadable}{unread}",
                 clean(&r.room),
                 if r.encrypted { "encrypted, " } else { "" },
                 r.members,

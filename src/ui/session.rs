@@ -25,6 +25,9 @@ use crate::{
 pub(crate) struct Model {
     current: Option<String>,
     known: Arc<Mutex<Known>>,
+    /// Messages that arrived in rooms other than the current one since it
+    /// was last current.
+    unread: BTreeMap<String, u64>,
 }
 
 /// What completion may offer: joined rooms (with whether each is
@@ -41,6 +44,7 @@ impl Model {
         Model {
             current: room,
             known: Arc::default(),
+            unread: BTreeMap::new(),
         }
     }
 
@@ -58,9 +62,17 @@ impl Model {
         self.current.as_deref()
     }
 
-    /// Makes `room` current.
+    /// Makes `room` current: its messages count as read.
     pub(crate) fn set_current(&mut self, room: Option<String>) {
+        if let Some(room) = &room {
+            self.unread.remove(room);
+        }
         self.current = room;
+    }
+
+    /// Messages in `room` since it was last current.
+    pub(crate) fn unread(&self, room: &str) -> u64 {
+        self.unread.get(room).copied().unwrap_or(0)
     }
 
     /// The prompt: the current room, e.g. `#lobby> `.
@@ -91,8 +103,18 @@ impl Model {
         self.with(|k| k.rooms.remove(room));
     }
 
-    /// Takes in what the node reports; says what to tell about names.
-    pub(crate) fn observe(&self, event: &Event) -> Notice {
+    /// Takes in what the node reports: names and unread counts; says what
+    /// to tell about names.
+    pub(crate) fn observe(&mut self, event: &Event) -> Notice {
+        match event {
+            Event::Message { room, .. } if self.current.as_deref() != Some(room) => {
+                *self.unread.entry(room.clone()).or_default() += 1;
+            }
+            Event::Left { room } => {
+                self.unread.remove(room);
+            }
+            _ => {}
+        }
         self.with(|k| k.names.observe(event))
     }
 

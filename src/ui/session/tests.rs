@@ -13,7 +13,7 @@ fn room(name: &str, encrypted: bool) -> RoomInfo {
 }
 
 fn model() -> Model {
-    let m = Model::new(Some("lobby".into()));
+    let mut m = Model::new(Some("lobby".into()));
     m.set_rooms(&[
         room("lobby", false),
         room("plans", true),
@@ -83,7 +83,7 @@ fn tab_completes_commands_rooms_and_nicks() {
 
 #[test]
 fn nicks_come_from_what_the_node_reports_and_stay_typable() {
-    let m = Model::new(None);
+    let mut m = Model::new(None);
     m.observe(&Event::Message {
         room: "lobby".into(),
         id: "1".into(),
@@ -126,4 +126,34 @@ fn history_never_keeps_secrets_or_encrypted_text() {
     assert!(!keep(&m, "text"), "a room not known to be plain");
     m.joined("plans", false);
     assert!(keep(&m, "text"));
+}
+
+#[test]
+fn messages_in_other_rooms_count_as_unread_until_the_room_is_current() {
+    let mut m = model();
+    let said = |room: &str| Event::Message {
+        room: room.into(),
+        id: "1".into(),
+        from: "p3".into(),
+        nick: "bob".into(),
+        text: "hi".into(),
+        ts: 0,
+        recovered: false,
+    };
+    m.observe(&said("lobby"));
+    m.observe(&said("dev"));
+    m.observe(&said("dev"));
+    assert_eq!(
+        (m.unread("lobby"), m.unread("dev")),
+        (0, 2),
+        "the current room is read"
+    );
+    m.set_current(Some("dev".into()));
+    assert_eq!(m.unread("dev"), 0);
+    m.observe(&said("lobby"));
+    assert_eq!(m.unread("lobby"), 1);
+    m.observe(&Event::Left {
+        room: "lobby".into(),
+    });
+    assert_eq!(m.unread("lobby"), 0);
 }
