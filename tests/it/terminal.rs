@@ -245,30 +245,39 @@ fn a_plain_join_asks_nothing_and_quit_is_text() {
     tmux.keys("/quit");
 }
 
-/// Ctrl+C while the hidden passphrase prompt has echo off: the program
-/// stops and the shell gets its terminal back as it was.
+/// Ctrl+C while the hidden passphrase prompt has echo off, and Ctrl+C at
+/// the line editor's prompt (raw mode): the program stops and the shell
+/// gets its terminal back as it was.
 #[test]
-fn ctrl_c_at_the_hidden_prompt_leaves_the_terminal_as_it_was() {
+fn ctrl_c_at_either_prompt_leaves_the_terminal_as_it_was() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (before, after) = (dir.path().join("before"), dir.path().join("after"));
     let tmux = Tmux::start("bash --norc --noprofile");
-    tmux.keys(&format!(
-        "stty -a > {}; {BIN} --ephemeral --no-mdns --nick alice --no-http \
-         --listen /ip4/127.0.0.1/tcp/0 2>/dev/null; stty -a > {}; echo exited-with-$?",
-        before.display(),
-        after.display()
-    ));
-    tmux.wait_for("others join with:");
-    tmux.keys("/join vault --encrypted");
-    tmux.wait_for("passphrase for #vault (hidden, empty line cancels):");
-    tmux.press("C-c");
-    tmux.wait_for("exited-with-0");
-    let (before, after) = (
-        std::fs::read_to_string(before).expect("stty before"),
-        std::fs::read_to_string(after).expect("stty after"),
-    );
-    assert!(before.contains(" echo "), "{before}");
-    assert_eq!(before, after, "the terminal's settings are as before");
+    for (round, hidden) in [(1, true), (2, false)] {
+        let before = dir.path().join(format!("before{round}"));
+        let after = dir.path().join(format!("after{round}"));
+        tmux.keys(&format!(
+            "stty -a > {}; {BIN} --ephemeral --no-mdns --nick alice --no-http \
+             --listen /ip4/127.0.0.1/tcp/0 2>/dev/null; stty -a > {}; echo exited-{round}-with-$?",
+            before.display(),
+            after.display()
+        ));
+        tmux.wait_for_n("others join with:", round);
+        if hidden {
+            tmux.keys("/join vault --encrypted");
+            tmux.wait_for("passphrase for #vault (hidden, empty line cancels):");
+        } else {
+            tmux.wait_for_prompt("#lobby>");
+            tmux.typed("half a line");
+        }
+        tmux.press("C-c");
+        tmux.wait_for(&format!("exited-{round}-with-0"));
+        let (before, after) = (
+            std::fs::read_to_string(before).expect("stty before"),
+            std::fs::read_to_string(after).expect("stty after"),
+        );
+        assert!(before.contains(" echo "), "{before}");
+        assert_eq!(before, after, "the terminal's settings are as before");
+    }
 }
 
 /// Lines from the network are printed above the prompt while a person
