@@ -166,7 +166,9 @@ fn log_path(cfg: &Config) -> Option<PathBuf> {
         return None;
     }
     if cfg.ephemeral {
-        return Some(std::env::temp_dir().join(format!("p2p-chat-{}.log", std::process::id())));
+        // A name nobody can guess and create first (it is opened only if new).
+        let name = format!("p2p-chat-{}-{}.log", std::process::id(), ulid::Ulid::new());
+        return Some(std::env::temp_dir().join(name));
     }
     let dir = cfg
         .data_dir
@@ -175,20 +177,30 @@ fn log_path(cfg: &Config) -> Option<PathBuf> {
     Some(dir.join(LOG_FILE))
 }
 
-/// Opens the log file (mode 0600, appended; moved aside when large).
-fn open_log(path: &std::path::Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+/// Opens the log file (mode 0600, appended; moved aside when large; a
+/// new data dir is made 0700 as the node makes it). With `--ephemeral` the
+/// file must be new: one that exists in the temp dir is someone else's.
+fn open_log(path: &std::path::Path, ephemeral: bool) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    if let Some(dir) = path.parent()
+        && !ephemeral
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
     if std::fs::metadata(path).is_ok_and(|m| m.len() > LOG_FILE_MAX) {
         std::fs::rename(path, path.with_extension("log.1"))?;
     }
-    std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
+    let mut options = std::fs::OpenOptions::new();
+    options.append(true).mode(0o600);
+    if ephemeral {
+        options.create_new(true);
+    } else {
+        options.create(true);
+    }
+    options.open(path)
 }
 
 /// Sets up logging; returns the log file when logs go to one.
@@ -200,7 +212,7 @@ fn init_tracing(cfg: &Config) -> Option<PathBuf> {
             "warn,libp2p_kad=error"
         })
     });
-    let file = log_path(cfg).and_then(|path| match open_log(&path) {
+    let file = log_path(cfg).and_then(|path| match open_log(&path, cfg.ephemeral) {
         Ok(file) => Some((path, file)),
         Err(e) => {
             eprintln!(

@@ -118,7 +118,10 @@ pub async fn run<R: AsyncBufRead + Unpin>(
     let headless = matches!(front, Front::Headless);
     let mut session = Session {
         node,
-        render: Renderer::new(style).with_program(&program),
+        // Errors dim in a terminal a person reads; plain in a pipe.
+        render: Renderer::new(style)
+            .with_program(&program)
+            .with_dim_errors(matches!(front, Front::Terminal { .. })),
         model,
         log_file,
         lines: mpsc::channel(LINE_CAP),
@@ -583,7 +586,12 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
         let ok = result.is_ok();
         self.print_result(result, |_| Some(info));
         if ok {
-            self.model.joined(&room, encrypted);
+            // As the node has it: joining an encrypted room again without
+            // its passphrase keeps its key.
+            match self.node.rooms().await {
+                Ok(rooms) => self.model.set_rooms(&rooms),
+                Err(_) => self.model.joined(&room, encrypted),
+            }
             self.backlog(&room).await;
             self.model.set_current(Some(room));
         }
@@ -598,7 +606,7 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
             rooms
                 .into_iter()
                 .find(|r| r.room == room)
-                .map(|r| r.messages.saturating_sub(r.unreadable))
+                .map(|r| r.messages)
         });
         let earlier = info.unwrap_or(0).saturating_sub(messages.len() as u64);
         let text = self

@@ -47,8 +47,8 @@ pub(super) async fn stream(
     Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
 }
 
-fn numbered((seq, json): &Entry) -> sse::Event {
-    sse::Event::default().id(seq.to_string()).data(&**json)
+fn numbered((id, json): &Entry) -> sse::Event {
+    sse::Event::default().id(id.as_str()).data(&**json)
 }
 
 /// Tells a client that what it holds may be stale.

@@ -12,12 +12,14 @@ use serde_json::{Value, json};
 use crate::node::{RoomInfo, Status};
 
 /// `/status` for a caller without the token: encrypted rooms counted, not
-/// named; no store path or store error text.
+/// named; no store path or store error text. `rooms` is read before
+/// `status`.
 pub(super) fn status(status: &Status, rooms: &[RoomInfo]) -> Value {
-    let encrypted = |name: &str| rooms.iter().any(|r| r.encrypted && r.room == name);
+    // Plain as `rooms` (read first) says: a room joined since is hidden.
+    let plain = |name: &str| rooms.iter().any(|r| !r.encrypted && r.room == name);
     let mut value = json!(status);
     if let Some(map) = value.as_object_mut() {
-        let public: Vec<&String> = status.rooms.iter().filter(|r| !encrypted(r)).collect();
+        let public: Vec<&String> = status.rooms.iter().filter(|r| plain(r)).collect();
         let hidden = status.rooms.len() - public.len();
         map.insert("rooms".into(), json!(public));
         map.insert("encrypted_rooms".into(), json!(hidden));

@@ -63,11 +63,11 @@ pub(super) async fn status(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>> {
-    let status = state.node.status().await?;
     if auth::presented(&state, &headers) == Access::Granted {
-        return Ok(Json(json!(status)));
+        return Ok(Json(json!(state.node.status().await?)));
     }
     let rooms = state.node.rooms().await?;
+    let status = state.node.status().await?;
     Ok(Json(open::status(&status, &rooms)))
 }
 

@@ -101,6 +101,12 @@ commands:
   /help                  this text
   /quit                  leave the chat (or Ctrl+D on an empty line)";
 
+/// A room as typed: `#lobby` (an IRC habit, and how rooms are shown) is
+/// `lobby`.
+fn room_name(typed: &str) -> String {
+    typed.strip_prefix('#').unwrap_or(typed).to_owned()
+}
+
 /// Parses one line. An error is a one-line message for the user.
 pub fn parse(line: &str) -> Result<Input, String> {
     let line = line.trim_end_matches(['\r', '\n']);
@@ -144,16 +150,21 @@ pub fn parse(line: &str) -> Result<Input, String> {
                 ),
                 None => (args, JoinKey::Open),
             };
+            if room.starts_with('-') {
+                return Err(format!(
+                    "room names cannot start with '-': /join ROOM {ENCRYPTED_FLAG}"
+                ));
+            }
             Ok(Input::Join {
-                room: room.to_owned(),
+                room: room_name(room),
                 key,
             })
         }
         "leave" | "part" => match args {
             "" => Ok(Input::Leave(None)),
-            _ => one_arg("/leave [ROOM]").map(|r| Input::Leave(Some(r))),
+            _ => one_arg("/leave [ROOM]").map(|r| Input::Leave(Some(room_name(&r)))),
         },
-        "switch" | "s" => one_arg("/switch ROOM").map(Input::Switch),
+        "switch" | "s" => one_arg("/switch ROOM").map(|r| Input::Switch(room_name(&r))),
         "rooms" => Ok(Input::Rooms),
         "peers" => Ok(Input::Peers),
         "history" => match args {
@@ -224,6 +235,12 @@ mod tests {
             Ok(Input::Join { room, key: JoinKey::Passphrase(p) }) if room == "dev" && p.expose() == "two words"
         ));
         assert_eq!(parse("/leave"), Ok(Input::Leave(None)));
+        assert!(
+            matches!(parse("/join #dev"), Ok(Input::Join { room, .. }) if room == "dev"),
+            "#room is how rooms are shown"
+        );
+        assert_eq!(parse("/switch #dev"), Ok(Input::Switch("dev".into())));
+        assert_eq!(parse("/part #dev"), Ok(Input::Leave(Some("dev".into()))));
         assert_eq!(parse("/history 5"), Ok(Input::History(5)));
         assert_eq!(parse("/history"), Ok(Input::History(HISTORY_DEFAULT)));
         assert_eq!(parse("/me waves  hi"), Ok(Input::Me("waves  hi".into())));
@@ -242,6 +259,10 @@ mod tests {
             matches!(parse("/join"), Err(e) if e == "usage: /join ROOM [--encrypted | PASSPHRASE]")
         );
         assert!(parse("/history x").is_err());
+        assert!(
+            matches!(parse("/join --encrypted plans"), Err(e) if e.contains("/join ROOM --encrypted")),
+            "not a room named --encrypted with the passphrase plans"
+        );
         assert_eq!(parse("/me"), Err("usage: /me ACTION".into()));
         assert_eq!(parse("/whois"), Err("usage: /whois NICK".into()));
         let err = parse("/frobnicate now").unwrap_err();

@@ -73,11 +73,16 @@ impl Names {
     }
 
     /// How the author of a message is shown: by the nick the message
-    /// carries.
+    /// carries (an old message keeps its old nick). Learned only for a
+    /// peer not known yet: an old message never renames a peer.
     pub(crate) fn author(&mut self, peer: &str, nick: &str) -> String {
-        if self.nick_of.get(peer).map(String::as_str) != Some(nick) {
+        if !self.nick_of.contains_key(peer) {
             self.learn(peer, nick);
         }
+        self.peers_of
+            .entry(nick.to_owned())
+            .or_default()
+            .insert(peer.to_owned());
         self.show_nick(peer, nick)
     }
 
@@ -95,8 +100,11 @@ impl Names {
             }
             Event::PeerDisconnected { peer } => {
                 self.connected.remove(peer);
-                self.announced.remove(peer);
-                Notice::Disconnected(self.show(peer))
+                if self.announced.remove(peer) {
+                    Notice::Disconnected(self.show(peer))
+                } else {
+                    Notice::Quiet
+                }
             }
             Event::PeerNick { peer, nick } => {
                 let before = self.nick_of.contains_key(peer).then(|| self.show(peer));
@@ -112,8 +120,18 @@ impl Names {
                     _ => Notice::Quiet,
                 }
             }
-            Event::Message { from, nick, .. } | Event::Direct { from, nick, .. } => {
+            Event::Message {
+                from,
+                nick,
+                recovered: false,
+                ..
+            }
+            | Event::Direct { from, nick, .. } => {
                 self.learn(from, nick);
+                Notice::Quiet
+            }
+            Event::Message { from, nick, .. } => {
+                self.author(from, nick);
                 Notice::Quiet
             }
             _ => Notice::Quiet,

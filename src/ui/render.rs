@@ -28,7 +28,12 @@ pub struct Renderer {
     style: Style,
     /// How this program was started, for the dial hint others paste.
     program: String,
+    /// Errors are shown dim (a terminal a person reads).
+    dim: bool,
 }
+
+/// Dim text on, and every attribute off, in a terminal.
+const DIM: (&str, &str) = ("\x1b[2m", "\x1b[0m");
 
 /// The text that starts an action (`/me waves` is shown `* alice waves`).
 const ACTION: &str = "/me ";
@@ -60,6 +65,7 @@ impl Renderer {
         Renderer {
             style,
             program: "p2p-chat".into(),
+            dim: false,
         }
     }
 
@@ -67,6 +73,21 @@ impl Renderer {
     pub fn with_program(mut self, program: &str) -> Self {
         self.program = program.to_owned();
         self
+    }
+
+    /// Shows error notices dim: for a terminal, never for a pipe.
+    pub fn with_dim_errors(mut self, dim: bool) -> Self {
+        self.dim = dim;
+        self
+    }
+
+    /// One notice line, dim in a terminal. `line` is already sanitized.
+    fn notice(&self, line: &str) -> String {
+        if self.dim {
+            format!("{}{line}{}", DIM.0, DIM.1)
+        } else {
+            line.to_owned()
+        }
     }
 
     /// Whether output is JSON.
@@ -189,7 +210,7 @@ impl Renderer {
                     (None, None) => format!("{head} could not be read"),
                 }
             }
-            Event::Error { message } => format!("error: {}", clean(message)),
+            Event::Error { message } => self.notice(&format!("error: {}", clean(message))),
         })
     }
 
@@ -197,7 +218,7 @@ impl Renderer {
     pub fn error(&self, message: &str) -> String {
         match self.style {
             Style::Json => json_line(&json!({"event": "error", "message": message})),
-            Style::Human => format!("error: {}", clean(message)),
+            Style::Human => self.notice(&format!("error: {}", clean(message))),
         }
     }
 
@@ -570,6 +591,14 @@ mod tests {
             names.author("12D3KooWdddddd", "\u{feff}bob"),
             "\\u{feff}bob#dddddd"
         );
+    }
+
+    #[test]
+    fn errors_are_dim_in_a_terminal_only() {
+        let plain = Renderer::new(Style::Human);
+        assert_eq!(plain.error("no \x1b[31m"), "error: no \\x1b[31m");
+        let dim = Renderer::new(Style::Human).with_dim_errors(true);
+        assert_eq!(dim.error("gone"), "\x1b[2merror: gone\x1b[0m");
     }
 
     #[test]

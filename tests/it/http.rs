@@ -417,10 +417,14 @@ async fn events_missed_while_away_are_replayed_from_last_event_id() {
     assert_eq!(two["text"], "two", "the first missed event comes first");
     let (id3, three) = back.wait_with_id(|v| v["event"] == "pending").await;
     assert_eq!(three["text"], "three");
-    let n = |id: Option<String>| id.expect("numbered").parse::<u64>().expect("a number");
+    let n = |id: Option<String>| {
+        let id = id.expect("numbered");
+        let (_, n) = id.rsplit_once('-').expect("run-n");
+        n.parse::<u64>().expect("a number")
+    };
     assert!(n(Some(id.clone())) < n(id2.clone()) && n(id2) < n(id3));
 
-    let mut stale = open(Some("999999")).await;
+    let mut stale = open(Some("01KBOLDRUN0000000000000000-2")).await;
     let (none, reset) = stale.next_event().await;
     assert_eq!(reset["event"], "reset", "{reset}");
     assert_eq!(none, None);
