@@ -252,11 +252,13 @@ fn a_plain_join_asks_nothing_and_quit_is_text() {
 fn ctrl_c_at_either_prompt_leaves_the_terminal_as_it_was() {
     let dir = tempfile::tempdir().expect("temp dir");
     let tmux = Tmux::start("bash --norc --noprofile");
-    for (round, hidden) in [(1, true), (2, false)] {
+    // Round 3 is SIGTERM (a service manager, `kill`) while the editor has
+    // the terminal in raw mode.
+    for (round, hidden, sigterm) in [(1, true, false), (2, false, false), (3, false, true)] {
         let before = dir.path().join(format!("before{round}"));
         let after = dir.path().join(format!("after{round}"));
         tmux.keys(&format!(
-            "stty -a > {}; {BIN} --ephemeral --no-mdns --nick alice --no-http \
+            "stty -a > {}; {BIN} --ephemeral --no-mdns --nick alice{round} --no-http \
              --listen /ip4/127.0.0.1/tcp/0 2>/dev/null; stty -a > {}; echo exited-{round}-with-$?",
             before.display(),
             after.display()
@@ -269,7 +271,15 @@ fn ctrl_c_at_either_prompt_leaves_the_terminal_as_it_was() {
             tmux.wait_for_prompt("#lobby>");
             tmux.typed("half a line");
         }
-        tmux.press("C-c");
+        if sigterm {
+            let killed = Command::new("pkill")
+                .args(["-TERM", "-f", "--", &format!("--nick alice{round} ")])
+                .status()
+                .expect("pkill");
+            assert!(killed.success());
+        } else {
+            tmux.press("C-c");
+        }
         tmux.wait_for(&format!("exited-{round}-with-0"));
         let (before, after) = (
             std::fs::read_to_string(before).expect("stty before"),
@@ -502,4 +512,21 @@ fn the_banner_backlog_and_log_file() {
     let want: Vec<String> = (5..25).map(|n| format!("{n:02}")).collect();
     assert_eq!(shown, want, "{screen}");
     again.keys("/quit");
+}
+
+/// A member who joined without the passphrase is told the room is
+/// encrypted and how to join it, as soon as a sealed message arrives.
+#[test]
+fn a_plain_join_of_an_encrypted_room_says_how_to_read_it() {
+    let (tmux, addr) = alice();
+    tmux.keys("/join vault");
+    tmux.wait_for_prompt("#vault>");
+    let mut bob = bob(&addr, "vault", Some("the passphrase"));
+    bob.event("peer_nick", |v| v["nick"] == "alice");
+    tmux.wait_for("* bob connected");
+    bob.send("sealed words");
+    tmux.wait_for("* 1 message(s) from bob in #vault are encrypted (key ");
+    tmux.wait_for("and you joined without a passphrase: /join vault --encrypted to read them");
+    assert!(!tmux.screen().contains("sealed words"));
+    tmux.keys("/quit");
 }
