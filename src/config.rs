@@ -49,6 +49,13 @@ pub struct Config {
     #[arg(long, env = "P2P_CHAT_BOOTSTRAP", value_delimiter = ',', value_parser = parse_dial)]
     pub bootstrap: Vec<Multiaddr>,
 
+    /// Address where others reach this node (repeatable): a public IP or
+    /// DNS name with TCP or QUIC, for operators who know it (a public host,
+    /// a forwarded port). Told to peers as this node's; addresses peers
+    /// merely observe are not.
+    #[arg(long, env = "P2P_CHAT_EXTERNAL", value_delimiter = ',', value_parser = parse_external)]
+    pub external: Vec<Multiaddr>,
+
     /// Room to join at start.
     #[arg(long, env = "P2P_CHAT_ROOM", default_value = DEFAULT_ROOM, value_parser = parse_room)]
     pub room: String,
@@ -211,6 +218,7 @@ impl Config {
             ],
             dial: Vec::new(),
             bootstrap: Vec::new(),
+            external: Vec::new(),
             room: DEFAULT_ROOM.into(),
             nick: None,
             passphrase_file: None,
@@ -239,6 +247,7 @@ impl From<&Config> for crate::node::Options {
             listen: cfg.listen.clone(),
             dial: cfg.dial.clone(),
             bootstrap: cfg.bootstrap.clone(),
+            external: cfg.external.clone(),
             room: cfg.room.clone(),
             nick: cfg.nick.clone(),
             passphrase: cfg.passphrase.clone(),
@@ -338,6 +347,22 @@ fn parse_listen(s: &str) -> Result<Multiaddr, String> {
     Ok(addr)
 }
 
+fn parse_external(s: &str) -> Result<Multiaddr, String> {
+    let addr = parse_multiaddr(s)?;
+    let has_peer = addr.iter().any(|p| matches!(p, Protocol::P2p(_)));
+    let any_port = addr
+        .iter()
+        .any(|p| matches!(p, Protocol::Tcp(0) | Protocol::Udp(0)));
+    if transport_of(&addr).is_none() || has_peer || any_port {
+        return Err(format!(
+            "cannot use '{s}' as an external address: give a public IP or DNS name with a TCP \
+             or QUIC port and no /p2p part (e.g. /ip4/203.0.113.7/tcp/4001 or \
+             /dns4/chat.example.org/udp/4001/quic-v1)"
+        ));
+    }
+    Ok(addr)
+}
+
 fn parse_dial(s: &str) -> Result<Multiaddr, String> {
     let addr = parse_multiaddr(s)?;
     if transport_of(&addr).is_none() {
@@ -376,6 +401,29 @@ mod tests {
         assert!(parse_dial("/ip4/127.0.0.1/udp/4001/quic-v1").is_ok());
         let err = parse_dial("hello").unwrap_err();
         assert!(err.contains("invalid multiaddr 'hello'"), "{err}");
+    }
+
+    #[test]
+    fn external_addresses_need_a_port_and_no_peer_id() {
+        assert!(parse_external("/ip4/203.0.113.7/tcp/4001").is_ok());
+        assert!(parse_external("/dns4/chat.example.org/udp/4001/quic-v1").is_ok());
+        for bad in [
+            "/ip4/203.0.113.7/tcp/0",
+            "/ip4/203.0.113.7",
+            "/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN",
+        ] {
+            let err = parse_external(bad).unwrap_err();
+            assert!(err.contains("external address"), "{err}");
+        }
+        let cfg = Config::try_parse_from([
+            "p2p-chat",
+            "--external",
+            "/ip4/203.0.113.7/tcp/4001",
+            "--external",
+            "/ip4/203.0.113.7/udp/4001/quic-v1",
+        ])
+        .expect("valid");
+        assert_eq!(cfg.external.len(), 2);
     }
 
     #[test]

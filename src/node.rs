@@ -167,6 +167,9 @@ impl Node {
         let mut swarm = swarm::build(keypair.clone(), cfg, &mut registry)?;
         let metrics = metrics::Metrics::new(&mut registry);
         listen::listen(&mut swarm, cfg)?;
+        for addr in &cfg.external {
+            swarm.add_external_address(addr.clone());
+        }
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAP);
         let (events_tx, events_rx) = broadcast::channel(EVENT_CAP);
         let key = match &cfg.passphrase {

@@ -31,6 +31,8 @@ pub struct Options {
     pub dial: Vec<Multiaddr>,
     /// Peers to dial until enough others are found.
     pub bootstrap: Vec<Multiaddr>,
+    /// Addresses where others reach us, as the operator knows them.
+    pub external: Vec<Multiaddr>,
     /// The room joined at start.
     pub room: String,
     /// Our nick; none: the login name, else a short peer id.

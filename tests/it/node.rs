@@ -537,3 +537,31 @@ async fn what_is_shown_as_sent_or_queued_is_already_in_the_store() {
     }
     a.wait(|e| text_of(e) == Some("burst 19")).await;
 }
+
+/// `--external`: an address the operator knows is this node's is in its
+/// status and reaches its peers as one of its addresses.
+#[tokio::test]
+async fn an_external_address_is_told_to_peers() {
+    let mut cfg = Config::for_tests();
+    cfg.nick = Some("public".into());
+    let external = "/ip4/203.0.113.7/tcp/4001";
+    cfg.external = vec![external.parse().expect("valid")];
+    let a = TestNode::start(cfg).await;
+    let status = a.node.status().await.expect("status");
+    assert!(
+        status.external_addrs.iter().any(|x| x == external),
+        "{:?}",
+        status.external_addrs
+    );
+    let mut b = TestNode::start_with("b", &[&a]).await;
+    b.wait_nick(&a).await;
+    eventually("a's external address known to b", || async {
+        b.node
+            .peers()
+            .await
+            .expect("peers")
+            .iter()
+            .any(|p| p.peer == a.id() && p.addresses.iter().any(|x| x.starts_with(external)))
+    })
+    .await;
+}
