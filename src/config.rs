@@ -188,6 +188,17 @@ impl Config {
         Config::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
     }
 
+    /// The data dir the node writes to: `--data-dir`, else the platform's;
+    /// None with `--ephemeral` (nothing on disk) or without a home.
+    pub fn disk_dir(&self) -> Option<PathBuf> {
+        if self.ephemeral {
+            return None;
+        }
+        self.data_dir
+            .clone()
+            .or_else(crate::identity::default_data_dir)
+    }
+
     /// Reads `--passphrase-file` into `passphrase`, if given.
     pub fn load_passphrase(&mut self) -> Result<(), ConfigError> {
         let Some(path) = &self.passphrase_file else {

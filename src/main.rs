@@ -11,7 +11,7 @@ use p2p_chat::{
     http, shutdown,
     ui::{self, Style},
 };
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, fmt::writer::BoxMakeWriter};
 
 fn main() -> ExitCode {
     let mut cfg = Config::from_env_and_args();
@@ -105,14 +105,7 @@ async fn run(cfg: Config, log_file: Option<PathBuf>) -> anyhow::Result<()> {
 /// The input history file: in the data dir, or none with `--ephemeral`
 /// (history stays in memory).
 fn input_history(cfg: &Config) -> Option<std::path::PathBuf> {
-    if cfg.ephemeral {
-        return None;
-    }
-    let dir = cfg
-        .data_dir
-        .clone()
-        .or_else(p2p_chat::identity::default_data_dir)?;
-    Some(dir.join(ui::INPUT_HISTORY_FILE))
+    Some(cfg.disk_dir()?.join(ui::INPUT_HISTORY_FILE))
 }
 
 /// Binds the sidecar. If the default address is taken (another node on this
@@ -170,11 +163,7 @@ fn log_path(cfg: &Config) -> Option<PathBuf> {
         let name = format!("p2p-chat-{}-{}.log", std::process::id(), ulid::Ulid::new());
         return Some(std::env::temp_dir().join(name));
     }
-    let dir = cfg
-        .data_dir
-        .clone()
-        .or_else(p2p_chat::identity::default_data_dir)?;
-    Some(dir.join(LOG_FILE))
+    Some(cfg.disk_dir()?.join(LOG_FILE))
 }
 
 /// Opens the log file (mode 0600, appended; moved aside when large; a
@@ -222,25 +211,22 @@ fn init_tracing(cfg: &Config) -> Option<PathBuf> {
             None
         }
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    match file {
-        Some((path, file)) => {
-            let builder = builder
-                .with_ansi(false)
-                .with_writer(std::sync::Mutex::new(file));
-            match cfg.log_format {
-                LogFormat::Json => builder.json().init(),
-                LogFormat::Text => builder.init(),
-            }
-            Some(path)
-        }
-        None => {
-            let builder = builder.with_writer(std::io::stderr);
-            match cfg.log_format {
-                LogFormat::Json => builder.json().init(),
-                LogFormat::Text => builder.init(),
-            }
-            None
-        }
+    let (writer, path) = match file {
+        Some((path, file)) => (BoxMakeWriter::new(std::sync::Mutex::new(file)), Some(path)),
+        None => (BoxMakeWriter::new(std::io::stderr), None),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    // No colour codes in a file.
+    let builder = if path.is_some() {
+        builder.with_ansi(false)
+    } else {
+        builder
+    };
+    match cfg.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
     }
+    path
 }

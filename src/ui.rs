@@ -24,7 +24,7 @@ use editor::{Answer, Ask, Editor};
 pub use render::{Renderer, Style};
 use session::Model;
 
-use crate::node::{Error, Event, Events, Node};
+use crate::node::{Error, Event, Events, Node, RoomInfo};
 
 /// Lines from background tasks (direct-message replies) back to the printer.
 const LINE_CAP: usize = 64;
@@ -112,9 +112,8 @@ pub async fn run<R: AsyncBufRead + Unpin>(
     } = options;
     let room = room.as_str();
     let model = Model::new(Some(room.to_owned()));
-    if let Ok(rooms) = node.rooms().await {
-        model.set_rooms(&rooms);
-    }
+    let rooms = node.rooms().await.unwrap_or_default();
+    model.set_rooms(&rooms);
     let headless = matches!(front, Front::Headless);
     let mut session = Session {
         node,
@@ -151,7 +150,7 @@ pub async fn run<R: AsyncBufRead + Unpin>(
         }
     }
     if session.show_text {
-        session.backlog(room).await;
+        session.backlog(room, &rooms).await;
     }
     // The terminal as it was, put back at /quit, end of input, a signal
     // (even at the hidden passphrase prompt, and when the caller drops this
@@ -231,6 +230,11 @@ async fn next_answer<R: AsyncBufRead + Unpin>(reader: &mut Reader<R>) -> Answer 
         Reader::Editor(editor) => editor.answer().await.unwrap_or(Answer::End),
         Reader::Nothing => std::future::pending().await,
     }
+}
+
+/// `room`'s entry in the node's rooms.
+fn room_of<'a>(rooms: &'a [RoomInfo], room: &str) -> Option<&'a RoomInfo> {
+    rooms.iter().find(|r| r.room == room)
 }
 
 fn plain(line: std::io::Result<Option<String>>) -> Answer {
@@ -469,12 +473,8 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
                             .model
                             .names(|names| self.render.history(&room, &messages, names));
                         self.print(&text);
-                        let unreadable = self.node.rooms().await.ok().and_then(|rooms| {
-                            rooms
-                                .into_iter()
-                                .find(|r| r.room == room)
-                                .map(|r| r.unreadable)
-                        });
+                        let rooms = self.node.rooms().await.unwrap_or_default();
+                        let unreadable = room_of(&rooms, &room).map(|r| r.unreadable);
                         if let Some(n @ 1..) = unreadable
                             && !self.render.is_json()
                         {
@@ -588,27 +588,29 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
         if ok {
             // As the node has it: joining an encrypted room again without
             // its passphrase keeps its key.
-            match self.node.rooms().await {
-                Ok(rooms) => self.model.set_rooms(&rooms),
-                Err(_) => self.model.joined(&room, encrypted),
-            }
-            self.backlog(&room).await;
+            let rooms = match self.node.rooms().await {
+                Ok(rooms) => {
+                    self.model.set_rooms(&rooms);
+                    rooms
+                }
+                Err(_) => {
+                    self.model.joined(&room, encrypted);
+                    Vec::new()
+                }
+            };
+            self.backlog(&room, &rooms).await;
             self.model.set_current(Some(room));
         }
     }
 
-    /// The room's last messages, after a line saying how many came before.
-    async fn backlog(&self, room: &str) {
+    /// The room's last messages, after a line saying how many came before
+    /// (`rooms`: the node's rooms, just read).
+    async fn backlog(&self, room: &str, rooms: &[RoomInfo]) {
         let Ok(messages) = self.node.history(room, BACKLOG, None).await else {
             return;
         };
-        let info = self.node.rooms().await.ok().and_then(|rooms| {
-            rooms
-                .into_iter()
-                .find(|r| r.room == room)
-                .map(|r| r.messages)
-        });
-        let earlier = info.unwrap_or(0).saturating_sub(messages.len() as u64);
+        let kept = room_of(rooms, room).map_or(0, |r| r.messages);
+        let earlier = kept.saturating_sub(messages.len() as u64);
         let text = self
             .model
             .names(|names| self.render.backlog(room, &messages, earlier, names));

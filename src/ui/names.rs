@@ -76,13 +76,13 @@ impl Names {
     /// carries (an old message keeps its old nick). Learned only for a
     /// peer not known yet: an old message never renames a peer.
     pub(crate) fn author(&mut self, peer: &str, nick: &str) -> String {
-        if !self.nick_of.contains_key(peer) {
-            self.learn(peer, nick);
-        }
         self.peers_of
             .entry(nick.to_owned())
             .or_default()
             .insert(peer.to_owned());
+        self.nick_of
+            .entry(peer.to_owned())
+            .or_insert_with(|| nick.to_owned());
         self.show_nick(peer, nick)
     }
 

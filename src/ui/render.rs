@@ -46,6 +46,11 @@ fn said(who: &str, text: &str) -> String {
     }
 }
 
+/// One room message: `12:34:56 #room <who> text`.
+fn room_line(ts: u64, room: &str, who: &str, text: &str) -> String {
+    format!("{} #{} {}", time(ts), clean(room), said(who, text))
+}
+
 /// The local time of `ts` (ms), with the date when it is not today.
 fn time(ts: u64) -> String {
     let Some(t) = chrono::DateTime::from_timestamp_millis(ts as i64) else {
@@ -134,7 +139,7 @@ impl Renderer {
                 } else {
                     ""
                 };
-                format!("{} #{} {}{mark}", time(*ts), clean(room), said(&who, text))
+                format!("{}{mark}", room_line(*ts, room, &who, text))
             }
             Event::Sent {
                 room,
@@ -142,14 +147,7 @@ impl Renderer {
                 text,
                 ts,
                 ..
-            } => {
-                format!(
-                    "{} #{} {}",
-                    time(*ts),
-                    clean(room),
-                    said(&clean(nick), text)
-                )
-            }
+            } => room_line(*ts, room, &clean(nick), text),
             Event::Pending { room, text, .. } => {
                 format!(
                     "(pending: no peer in #{} yet; sent when one joins) {}",
@@ -410,7 +408,7 @@ impl Renderer {
             .iter()
             .map(|m| {
                 let who = names.author(&m.from, &m.nick);
-                format!("{} #{} {}", time(m.ts), clean(&m.room), said(&who, &m.text))
+                room_line(m.ts, &m.room, &who, &m.text)
             })
             .collect();
         lines.join("\n")

@@ -173,7 +173,7 @@ fn dial_hint(tmux: &Tmux) -> (String, String) {
 }
 
 /// Bob's node in `--json` mode, in `room` (encrypted with `passphrase`),
-/// dialing Alice.
+/// dialing Alice; returned once it knows her nick.
 fn bob(addr: &str, room: &str, passphrase: Option<&str>) -> Proc {
     let mut cmd = Command::new(BIN);
     cmd.args(["--ephemeral", "--no-mdns", "--json", "--nick", "bob"])
@@ -184,7 +184,9 @@ fn bob(addr: &str, room: &str, passphrase: Option<&str>) -> Proc {
     if let Some(pass) = passphrase {
         cmd.env("P2P_CHAT_PASSPHRASE", pass);
     }
-    Proc::from_child(cmd.spawn().expect("binary starts"))
+    let mut bob = Proc::from_child(cmd.spawn().expect("binary starts"));
+    bob.event("peer_nick", |v| v["nick"] == "alice");
+    bob
 }
 
 #[test]
@@ -206,7 +208,6 @@ fn join_asks_for_the_passphrase_without_echoing_it() {
 
     // A member who has the same passphrase reads and is read.
     let mut bob = bob(&addr, "vault", Some("typed but never shown"));
-    bob.event("peer_nick", |v| v["nick"] == "alice");
     bob.send("hello through the vault");
     tmux.wait_for("#vault <bob> hello through the vault");
     tmux.keys("hi bob");
@@ -223,7 +224,6 @@ fn join_asks_for_the_passphrase_without_echoing_it() {
 fn a_plain_join_asks_nothing_and_quit_is_text() {
     let (tmux, addr) = alice();
     let mut bob = bob(&addr, "plans", None);
-    bob.event("peer_nick", |v| v["nick"] == "alice");
     tmux.keys("/join plans");
     tmux.wait_for("current room: #plans");
     // The next line is a message, not a passphrase.
@@ -297,7 +297,6 @@ fn ctrl_c_at_either_prompt_leaves_the_terminal_as_it_was() {
 fn incoming_messages_print_above_the_line_being_typed() {
     let (tmux, addr) = alice();
     let mut bob = bob(&addr, "lobby", None);
-    bob.event("peer_nick", |v| v["nick"] == "alice");
     tmux.wait_for_prompt("#lobby>");
     let typed = "I am typing a long sentence here, slowly, while bob talks";
     let mut words = typed.split_inclusive(' ');
@@ -397,7 +396,6 @@ fn notices_name_people_by_nick() {
     let (tmux, addr) = alice();
     let mut bob = bob(&addr, "lobby", None);
     let bob_id = Proc::peer_id(&bob.address());
-    bob.event("peer_nick", |v| v["nick"] == "alice");
     tmux.wait_for("* bob connected");
     bob.send("/nick bobby");
     tmux.wait_for("* bob → bobby");
@@ -429,7 +427,6 @@ fn a_wrong_passphrase_is_told_on_both_sides_with_the_key_ids() {
     tmux.keys("/join plans first passphrase");
     tmux.wait_for_prompt("#plans>");
     let mut bob = bob(&addr, "plans", Some("second passphrase"));
-    bob.event("peer_nick", |v| v["nick"] == "alice");
     tmux.wait_for("* bob connected");
     tmux.keys("can you read me?");
     let told = bob.event("unreadable", |v| v["room"] == "plans" && v["count"] == 1);
@@ -471,7 +468,6 @@ fn the_banner_backlog_and_log_file() {
         "{screen}"
     );
     let mut bob = bob(&addr, "lobby", None);
-    bob.event("peer_nick", |v| v["nick"] == "alice");
     for n in 0..25 {
         bob.send(&format!("old message {n:02}"));
         // Distinct times: the store orders messages of one millisecond by
@@ -522,7 +518,6 @@ fn a_plain_join_of_an_encrypted_room_says_how_to_read_it() {
     tmux.keys("/join vault");
     tmux.wait_for_prompt("#vault>");
     let mut bob = bob(&addr, "vault", Some("the passphrase"));
-    bob.event("peer_nick", |v| v["nick"] == "alice");
     tmux.wait_for("* bob connected");
     bob.send("sealed words");
     tmux.wait_for("* 1 message(s) from bob in #vault are encrypted (key ");
