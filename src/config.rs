@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 pub use crate::{
     crypto::Secret,
-    node::{DEFAULT_PORT, Retention},
+    node::{DEFAULT_PORT, RelayLimits, Retention},
 };
 
 /// Default room.
@@ -55,6 +55,10 @@ pub struct Config {
     /// merely observe are not.
     #[arg(long, env = "P2P_CHAT_EXTERNAL", value_delimiter = ',', value_parser = parse_external)]
     pub external: Vec<Multiaddr>,
+
+    /// Circuit relays: the ones to use, and serving as one.
+    #[command(flatten)]
+    pub relay: RelayConfig,
 
     /// Room to join at start.
     #[arg(long, env = "P2P_CHAT_ROOM", default_value = DEFAULT_ROOM, value_parser = parse_room)]
@@ -230,6 +234,15 @@ impl Config {
             dial: Vec::new(),
             bootstrap: Vec::new(),
             external: Vec::new(),
+            relay: RelayConfig {
+                relays: Vec::new(),
+                relay_server: false,
+                relay_max_reservations: RelayLimits::default().max_reservations,
+                relay_max_circuits: RelayLimits::default().max_circuits,
+                relay_max_circuits_per_peer: RelayLimits::default().max_circuits_per_peer,
+                relay_circuit_bytes: RelayLimits::default().circuit_bytes,
+                relay_circuit_secs: RelayLimits::default().circuit_duration.as_secs(),
+            },
             room: DEFAULT_ROOM.into(),
             nick: None,
             passphrase_file: None,
@@ -251,6 +264,59 @@ impl Config {
     }
 }
 
+/// Circuit relay v2: reaching peers behind NAT through a public node.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelayConfig {
+    /// A relay to hold a reservation on, so peers reach this node through it
+    /// (repeatable): its full address with `/p2p/PEER_ID`. Without one, a
+    /// node that finds itself unreachable uses its dial and bootstrap peers
+    /// that serve as relays.
+    #[arg(long = "relay", env = "P2P_CHAT_RELAY", value_delimiter = ',', value_parser = parse_relay)]
+    pub relays: Vec<Multiaddr>,
+
+    /// Serve as a circuit relay for peers behind NAT (for public nodes).
+    #[arg(long, env = "P2P_CHAT_RELAY_SERVER")]
+    pub relay_server: bool,
+
+    /// Relay server: reservations held at once.
+    #[arg(long, env = "P2P_CHAT_RELAY_MAX_RESERVATIONS", default_value_t = RelayLimits::default().max_reservations,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub relay_max_reservations: usize,
+
+    /// Relay server: circuits open at once.
+    #[arg(long, env = "P2P_CHAT_RELAY_MAX_CIRCUITS", default_value_t = RelayLimits::default().max_circuits,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub relay_max_circuits: usize,
+
+    /// Relay server: circuits open at once per peer.
+    #[arg(long, env = "P2P_CHAT_RELAY_MAX_CIRCUITS_PER_PEER", default_value_t = RelayLimits::default().max_circuits_per_peer,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub relay_max_circuits_per_peer: usize,
+
+    /// Relay server: bytes one circuit may carry, both ways together.
+    #[arg(long, env = "P2P_CHAT_RELAY_CIRCUIT_BYTES", default_value_t = RelayLimits::default().circuit_bytes,
+          value_parser = clap::value_parser!(u64).range(1024..))]
+    pub relay_circuit_bytes: u64,
+
+    /// Relay server: seconds one circuit may stay open.
+    #[arg(long, env = "P2P_CHAT_RELAY_CIRCUIT_SECS", default_value_t = RelayLimits::default().circuit_duration.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub relay_circuit_secs: u64,
+}
+
+impl RelayConfig {
+    /// The server's limits, when it serves.
+    fn limits(&self) -> Option<RelayLimits> {
+        self.relay_server.then(|| RelayLimits {
+            max_reservations: self.relay_max_reservations,
+            max_circuits: self.relay_max_circuits,
+            max_circuits_per_peer: self.relay_max_circuits_per_peer,
+            circuit_bytes: self.relay_circuit_bytes,
+            circuit_duration: Duration::from_secs(self.relay_circuit_secs),
+        })
+    }
+}
+
 /// The node's part: nothing of the terminal or the HTTP sidecar.
 impl From<&Config> for crate::node::Options {
     fn from(cfg: &Config) -> Self {
@@ -259,6 +325,8 @@ impl From<&Config> for crate::node::Options {
             dial: cfg.dial.clone(),
             bootstrap: cfg.bootstrap.clone(),
             external: cfg.external.clone(),
+            relays: cfg.relay.relays.clone(),
+            relay_server: cfg.relay.limits(),
             room: cfg.room.clone(),
             nick: cfg.nick.clone(),
             passphrase: cfg.passphrase.clone(),
@@ -374,6 +442,18 @@ fn parse_external(s: &str) -> Result<Multiaddr, String> {
     Ok(addr)
 }
 
+fn parse_relay(s: &str) -> Result<Multiaddr, String> {
+    let addr = parse_multiaddr(s)?;
+    let peer = matches!(addr.iter().last(), Some(Protocol::P2p(_)));
+    if transport_of(&addr).is_none() || !peer {
+        return Err(format!(
+            "cannot use '{s}' as a relay: give its IP or DNS name with TCP or QUIC and its \
+             /p2p/PEER_ID (e.g. /ip4/203.0.113.7/tcp/4001/p2p/12D3Koo...)"
+        ));
+    }
+    Ok(addr)
+}
+
 fn parse_dial(s: &str) -> Result<Multiaddr, String> {
     let addr = parse_multiaddr(s)?;
     if transport_of(&addr).is_none() {
@@ -412,6 +492,46 @@ mod tests {
         assert!(parse_dial("/ip4/127.0.0.1/udp/4001/quic-v1").is_ok());
         let err = parse_dial("hello").unwrap_err();
         assert!(err.contains("invalid multiaddr 'hello'"), "{err}");
+    }
+
+    #[test]
+    fn a_relay_needs_its_peer_id_and_the_server_its_limits() {
+        let id = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+        assert!(parse_relay(&format!("/ip4/203.0.113.7/tcp/4001/p2p/{id}")).is_ok());
+        assert!(
+            parse_relay(&format!(
+                "/dns4/relay.example.org/udp/4001/quic-v1/p2p/{id}"
+            ))
+            .is_ok()
+        );
+        for bad in [
+            "/ip4/203.0.113.7/tcp/4001".to_owned(),
+            format!("/ip4/203.0.113.7/tcp/4001/p2p/{id}/p2p-circuit"),
+            format!("/p2p/{id}"),
+        ] {
+            let err = parse_relay(&bad).unwrap_err();
+            assert!(
+                err.contains("as a relay") && err.contains("/p2p/PEER_ID"),
+                "{err}"
+            );
+        }
+        let cfg = Config::try_parse_from([
+            "p2p-chat",
+            "--relay-server",
+            "--relay-circuit-bytes",
+            "32768",
+            "--relay-circuit-secs",
+            "20",
+        ])
+        .expect("parses");
+        let limits = crate::node::Options::from(&cfg)
+            .relay_server
+            .expect("serving");
+        assert_eq!(limits.circuit_bytes, 32768);
+        assert_eq!(limits.circuit_duration, Duration::from_secs(20));
+        assert_eq!(limits.max_circuits, RelayLimits::default().max_circuits);
+        let cfg = Config::try_parse_from(["p2p-chat"]).expect("parses");
+        assert!(crate::node::Options::from(&cfg).relay_server.is_none());
     }
 
     #[test]

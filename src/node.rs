@@ -16,8 +16,10 @@ mod listen;
 mod metrics;
 mod options;
 mod peers;
+mod reachability;
 mod readiness;
 mod redial;
+mod relays;
 mod rooms;
 mod swarm;
 mod sync;
@@ -37,11 +39,12 @@ use tokio::{
 
 pub use error::Error;
 pub use event::{Event, Events};
-pub use options::{DEFAULT_PORT, Options, Retention, default_listen};
+pub use options::{DEFAULT_PORT, Options, RelayLimits, Retention, default_listen};
 pub use readiness::Readiness;
 
 use archive::Preload;
-pub use types::{PeerInfo, Receipt, RoomInfo, Sent, Stats, Status};
+pub use reachability::Reachability;
+pub use types::{PeerInfo, Receipt, RelayServerStatus, RoomInfo, Sent, Stats, Status};
 
 use crate::{
     crypto::RoomKey,

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use libp2p::{
-    connection_limits, gossipsub, identify,
+    autonat, connection_limits, dcutr, gossipsub, identify,
     identity::Keypair,
-    kad, mdns, ping, request_response,
+    kad, mdns, ping, relay, request_response,
     swarm::{NetworkBehaviour, behaviour::toggle::Toggle},
 };
 
@@ -36,11 +36,22 @@ pub(crate) struct Behaviour {
     pub(crate) ping: ping::Behaviour,
     pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
     pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    /// Reservations on relays and circuits through them.
+    pub(crate) relay_client: relay::client::Behaviour,
+    /// Serving as a relay (`--relay-server`).
+    pub(crate) relay: Toggle<relay::Behaviour>,
+    /// Hole punching: a relayed connection upgraded to a direct one.
+    pub(crate) dcutr: dcutr::Behaviour,
+    /// Asks peers to dial our addresses back: are we reachable?
+    pub(crate) autonat: autonat::v2::client::Behaviour,
+    /// Dials back others' addresses when they ask.
+    pub(crate) autonat_server: autonat::v2::server::Behaviour,
 }
 
 impl Behaviour {
     pub(crate) fn new(
         key: &Keypair,
+        relay_client: relay::client::Behaviour,
         cfg: &super::Options,
         registry: &mut Registry,
     ) -> Result<Self, Error> {
@@ -131,6 +142,27 @@ impl Behaviour {
             ping: ping::Behaviour::new(ping::Config::new()),
             kad,
             mdns: mdns.into(),
+            relay_client,
+            relay: cfg.relay_server.map(|l| relay_server(peer_id, l)).into(),
+            dcutr: dcutr::Behaviour::new(peer_id),
+            autonat: autonat::v2::client::Behaviour::default(),
+            autonat_server: autonat::v2::server::Behaviour::default(),
         })
     }
+}
+
+/// A relay server within `limits`; it offers relay whatever its own
+/// reachability says, since the operator asked for it.
+fn relay_server(peer_id: libp2p::PeerId, limits: super::RelayLimits) -> relay::Behaviour {
+    let config = relay::Config {
+        max_reservations: limits.max_reservations,
+        max_circuits: limits.max_circuits,
+        max_circuits_per_peer: limits.max_circuits_per_peer,
+        max_circuit_bytes: limits.circuit_bytes,
+        max_circuit_duration: limits.circuit_duration,
+        ..relay::Config::default()
+    };
+    let mut server = relay::Behaviour::new(peer_id, config);
+    server.set_status(Some(relay::Status::Enable));
+    server
 }

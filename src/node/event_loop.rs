@@ -7,6 +7,7 @@
 //! the event channel.
 
 mod direct;
+mod nat;
 mod on_swarm;
 mod rooms;
 mod sync;
@@ -28,15 +29,17 @@ use tokio::{
 };
 
 use super::{
-    Command, Error, Event, PeerInfo, Reply, Sent, Status,
+    Command, Error, Event, PeerInfo, RelayServerStatus, Reply, Sent, Status,
     archive::{self, Archive, HistoryAnswer, RoomAccess, Saved, Step},
     behaviour::Behaviour,
     blocking,
     direct::Direct,
     metrics::Metrics,
     peers::PeerBook,
+    reachability::{self, Reachability},
     readiness::{self, Readiness},
     redial::Redial,
+    relays::{Relays, Served},
     rooms::Rooms,
     sync::SyncState,
     trim,
@@ -78,6 +81,12 @@ pub(crate) struct EventLoop {
     trim_wait: trim::Wait,
     /// Joins waiting for what the store holds of their room.
     loading: FuturesUnordered<BoxFuture<'static, Loaded>>,
+    /// Whether peers can dial us.
+    reachability: reachability::Tracker,
+    /// Relays we hold reservations on.
+    relays: Relays,
+    /// Peers we relay for, when serving as a relay.
+    served: Served,
 }
 
 /// What the node task is started with besides the swarm.
@@ -135,6 +144,9 @@ impl EventLoop {
             next_sync: now + cfg.sync_interval,
             trim_wait: trim::Wait::default(),
             loading: FuturesUnordered::new(),
+            reachability: reachability::Tracker::new(cfg.external.clone()),
+            relays: Relays::new(&cfg.relays, now),
+            served: Served::default(),
         }
     }
 
@@ -411,6 +423,22 @@ impl EventLoop {
                 .external_addresses()
                 .map(ToString::to_string)
                 .collect(),
+            reachability: self.reachability.state(),
+            relay_addrs: self
+                .listen_addrs
+                .iter()
+                .filter(|a| reachability::is_relayed(a))
+                .map(ToString::to_string)
+                .collect(),
+            relay_server: self
+                .swarm
+                .behaviour()
+                .relay
+                .is_enabled()
+                .then(|| RelayServerStatus {
+                    reservations: self.served.reservations(),
+                    circuits: self.served.circuits(),
+                }),
             rooms,
             connected_peers: self.peers.len(),
             stats: self.metrics.stats(),
@@ -464,6 +492,8 @@ impl EventLoop {
         for topic in self.rooms.waiting() {
             self.flush_pending(&topic);
         }
+        self.reserve_relays(now);
+        self.close_superseded();
         for (_, room) in self.rooms.iter() {
             self.metrics.set_pending(&room.name, room.pending.len());
         }
@@ -481,9 +511,11 @@ impl EventLoop {
         keep.extend(self.redial.peers());
         keep.extend(self.direct.peers());
         keep.extend(self.sync.peers());
-        let candidates = self
-            .peers
-            .candidates(super::swarm::IDLE_TIMEOUT, |p| keep.contains(p));
+        keep.extend(self.relays.held());
+        let served = &self.served;
+        let candidates = self.peers.candidates(super::swarm::IDLE_TIMEOUT, |p| {
+            keep.contains(p) || served.uses(p)
+        });
         for peer in trim::victims(candidates, now) {
             tracing::debug!(%peer, "closing an unused connection: too many peers");
             self.metrics.trimmed();

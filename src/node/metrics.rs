@@ -20,7 +20,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use super::{Event, Stats, behaviour::BehaviourEvent};
+use super::{Event, Reachability, Stats, behaviour::BehaviourEvent};
 use crate::protocol;
 
 /// Prefix of the chat's own metric names.
@@ -35,6 +35,17 @@ struct RoomLabel {
 struct RejectLabel {
     room: String,
     reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeniedLabel {
+    request: &'static str,
+    status: String,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -61,6 +72,11 @@ pub(crate) struct Metrics {
     latency: Histogram,
     store_failures: Counter,
     trimmed: Counter,
+    reachability: Family<StateLabel, Gauge>,
+    relay_reservations: Gauge,
+    relay_circuits: Gauge,
+    relay_denied: Family<DeniedLabel, Counter>,
+    relayed_closed: Counter,
     /// The same counts as totals, for `/status`.
     totals: Stats,
 }
@@ -87,6 +103,11 @@ impl Metrics {
             latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             store_failures: Counter::default(),
             trimmed: Counter::default(),
+            reachability: Family::default(),
+            relay_reservations: Gauge::default(),
+            relay_circuits: Gauge::default(),
+            relay_denied: Family::default(),
+            relayed_closed: Counter::default(),
             totals: Stats::default(),
         };
         let r = registry.sub_registry_with_prefix(PREFIX);
@@ -156,6 +177,32 @@ impl Metrics {
             "Our room messages waiting for a peer of the room, by room",
             metrics.pending.clone(),
         );
+        r.register(
+            "reachability",
+            "1 for the node's reachability (public, private, unknown), 0 for the others",
+            metrics.reachability.clone(),
+        );
+        r.register(
+            "relay_reservations",
+            "Peers holding a reservation on this relay server",
+            metrics.relay_reservations.clone(),
+        );
+        r.register(
+            "relay_circuits",
+            "Circuits open through this relay server",
+            metrics.relay_circuits.clone(),
+        );
+        r.register(
+            "relay_denied",
+            "Reservations and circuits this relay server refused, by request and status",
+            metrics.relay_denied.clone(),
+        );
+        r.register(
+            "relayed_connections_closed",
+            "Relayed connections closed because a direct one to the peer was up",
+            metrics.relayed_closed.clone(),
+        );
+        metrics.set_reachability(Reachability::Unknown);
         r.register_with_unit(
             "message_latency",
             "Time from a room message's timestamp at its author to its receipt here",
@@ -175,6 +222,8 @@ impl Metrics {
                 BehaviourEvent::Identify(e) => self.libp2p.record(e),
                 BehaviourEvent::Ping(e) => self.libp2p.record(e),
                 BehaviourEvent::Kad(e) => self.libp2p.record(e),
+                BehaviourEvent::Relay(e) => self.libp2p.record(e),
+                BehaviourEvent::Dcutr(e) => self.libp2p.record(e),
                 _ => {}
             }
         }
@@ -238,6 +287,38 @@ impl Metrics {
             reason: reason.to_owned(),
         };
         self.rejected.get_or_create(&label).inc();
+    }
+
+    pub(crate) fn set_reachability(&self, now: Reachability) {
+        for state in [
+            Reachability::Public,
+            Reachability::Private,
+            Reachability::Unknown,
+        ] {
+            let label = StateLabel {
+                state: state.as_str(),
+            };
+            self.reachability
+                .get_or_create(&label)
+                .set(i64::from(state == now));
+        }
+    }
+
+    /// What the relay server holds now.
+    pub(crate) fn relay_served(&self, reservations: usize, circuits: usize) {
+        self.relay_reservations.set(gauge_value(reservations));
+        self.relay_circuits.set(gauge_value(circuits));
+    }
+
+    /// The relay server refused a `request` ("reservation" or "circuit").
+    pub(crate) fn relay_denied(&self, request: &'static str, status: String) {
+        self.relay_denied
+            .get_or_create(&DeniedLabel { request, status })
+            .inc();
+    }
+
+    pub(crate) fn relayed_closed(&self) {
+        self.relayed_closed.inc();
     }
 
     /// A direct message refused.

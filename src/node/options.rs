@@ -18,6 +18,35 @@ pub struct Retention {
     pub max_age: Option<std::time::Duration>,
 }
 
+/// What a relay server lends to others. Defaults suit a small public node:
+/// a chat needs few bytes, and a circuit only has to last until the two
+/// ends hole-punch a direct connection or give up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelayLimits {
+    /// Reservations held at once, all peers together.
+    pub max_reservations: usize,
+    /// Circuits open at once, all peers together.
+    pub max_circuits: usize,
+    /// Circuits open at once per peer (either end).
+    pub max_circuits_per_peer: usize,
+    /// Bytes a circuit may carry, both ways together.
+    pub circuit_bytes: u64,
+    /// How long a circuit may stay open.
+    pub circuit_duration: Duration,
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        RelayLimits {
+            max_reservations: 128,
+            max_circuits: 64,
+            max_circuits_per_peer: 4,
+            circuit_bytes: 1 << 20,
+            circuit_duration: Duration::from_secs(10 * 60),
+        }
+    }
+}
+
 /// The well-known port, TCP and QUIC, used when no listen address is given.
 pub const DEFAULT_PORT: u16 = 4001;
 
@@ -33,6 +62,10 @@ pub struct Options {
     pub bootstrap: Vec<Multiaddr>,
     /// Addresses where others reach us, as the operator knows them.
     pub external: Vec<Multiaddr>,
+    /// Relays to hold a reservation on, whatever our reachability.
+    pub relays: Vec<Multiaddr>,
+    /// Serve circuit relay v2 to others, within these limits.
+    pub relay_server: Option<RelayLimits>,
     /// The room joined at start.
     pub room: String,
     /// Our nick; none: the login name, else a short peer id.

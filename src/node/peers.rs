@@ -4,7 +4,7 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use libp2p::{Multiaddr, PeerId};
+use libp2p::{Multiaddr, PeerId, swarm::ConnectionId};
 use tokio::time::Instant;
 
 use super::{Error, PeerInfo, trim::Candidate};
@@ -35,6 +35,8 @@ struct Entry {
     used: Option<Instant>,
     outbound: bool,
     connections: usize,
+    /// Connections that go through a relay, of `connections`.
+    relayed: Vec<ConnectionId>,
 }
 
 impl Entry {
@@ -49,6 +51,7 @@ impl Entry {
             used: None,
             outbound: false,
             connections: 0,
+            relayed: Vec::new(),
         }
     }
 }
@@ -91,6 +94,30 @@ impl PeerBook {
             return true;
         }
         false
+    }
+
+    /// Notes that connection `conn` to `peer` goes through a relay.
+    pub(crate) fn relayed(&mut self, peer: &PeerId, conn: ConnectionId) {
+        if let Some(entry) = self.peers.get_mut(peer) {
+            entry.relayed.push(conn);
+        }
+    }
+
+    /// Forgets a relayed connection that closed.
+    pub(crate) fn relayed_closed(&mut self, peer: &PeerId, conn: ConnectionId) {
+        if let Some(entry) = self.peers.get_mut(peer) {
+            entry.relayed.retain(|c| *c != conn);
+        }
+    }
+
+    /// Relayed connections of peers that also have a direct one: closed,
+    /// as the direct one does their work without the relay's limits.
+    pub(crate) fn superseded(&self) -> Vec<(PeerId, ConnectionId)> {
+        self.peers
+            .iter()
+            .filter(|(_, e)| e.connections > e.relayed.len())
+            .flat_map(|(peer, e)| e.relayed.iter().map(|c| (*peer, *c)))
+            .collect()
     }
 
     pub(crate) fn is_connected(&self, peer: &PeerId) -> bool {
@@ -255,6 +282,11 @@ impl PeerBook {
                 rtt_ms: e.rtt.map(|d| d.as_secs_f64() * 1000.0),
                 connected_since: e.connected_since,
                 direction: if e.outbound { "outbound" } else { "inbound" },
+                connection: if e.connections > e.relayed.len() {
+                    "direct"
+                } else {
+                    "relayed"
+                },
             })
             .collect();
         list.sort_by(|a, b| a.display.cmp(&b.display));
@@ -318,6 +350,24 @@ mod tests {
         assert!(book.disconnected(&a));
         assert_eq!(book.name(&a), None);
         assert!(!book.set_nick_of_named(&a.to_string(), "bob"));
+    }
+
+    #[test]
+    fn a_relayed_connection_gives_way_to_a_direct_one() {
+        let mut book = PeerBook::default();
+        let a = PeerId::random();
+        let relayed = ConnectionId::new_unchecked(1);
+        book.connected(a, None, false);
+        book.relayed(&a, relayed);
+        assert_eq!(book.list()[0].connection, "relayed");
+        assert!(book.superseded().is_empty(), "the only way to reach it");
+        book.connected(a, None, true);
+        assert_eq!(book.list()[0].connection, "direct");
+        assert_eq!(book.superseded(), vec![(a, relayed)]);
+        book.relayed_closed(&a, relayed);
+        book.disconnected(&a);
+        assert!(book.superseded().is_empty());
+        assert_eq!(book.list()[0].connection, "direct");
     }
 
     #[test]

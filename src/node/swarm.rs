@@ -1,4 +1,5 @@
-//! Builds the swarm: TCP (Noise + Yamux) and QUIC, DNS names, our behaviour,
+//! Builds the swarm: TCP (Noise + Yamux) and QUIC, DNS names, circuits
+//! through relays, our behaviour,
 //! with bandwidth and gossipsub metrics registered in the node's registry.
 
 use std::time::Duration;
@@ -32,15 +33,19 @@ pub(crate) fn build(
         .with_quic()
         .with_dns()
         .map_err(|e| transport(&format!("reading the DNS configuration: {e}")))?
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| transport(&e))?
         .with_bandwidth_metrics(registry)
-        .with_behaviour(|key| match Behaviour::new(key, cfg, registry) {
-            Ok(b) => Ok(b),
-            Err(e) => {
-                let msg = e.to_string();
-                behaviour_error = Some(e);
-                Err(msg.into())
-            }
-        });
+        .with_behaviour(
+            |key, relay| match Behaviour::new(key, relay, cfg, registry) {
+                Ok(b) => Ok(b),
+                Err(e) => {
+                    let msg = e.to_string();
+                    behaviour_error = Some(e);
+                    Err(msg.into())
+                }
+            },
+        );
     let swarm = match swarm {
         Ok(builder) => builder,
         Err(e) => return Err(behaviour_error.unwrap_or_else(|| transport(&e))),

@@ -1,6 +1,7 @@
 //! What the node answers with: plain data, serializable for the JSON front
 //! ends.
 
+use crate::node::reachability::Reachability;
 use serde::Serialize;
 
 /// The result of publishing a room message.
@@ -39,6 +40,8 @@ pub struct PeerInfo {
     pub connected_since: u64,
     /// "inbound" or "outbound" (of the first current connection).
     pub direction: &'static str,
+    /// "direct", or "relayed" while every connection goes through a relay.
+    pub connection: &'static str,
 }
 
 /// A joined room.
@@ -90,6 +93,15 @@ pub struct Stats {
     pub trimmed: u64,
 }
 
+/// What a relay server holds for others now.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RelayServerStatus {
+    /// Peers holding a reservation.
+    pub reservations: usize,
+    /// Circuits open through us.
+    pub circuits: usize,
+}
+
 /// A snapshot of the node.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -103,8 +115,16 @@ pub struct Status {
     pub uptime_secs: u64,
     /// Full addresses to reach us (ending in `/p2p/<id>`).
     pub listen_addrs: Vec<String>,
-    /// Addresses peers observed or confirmed for us.
+    /// Addresses confirmed to reach us: declared by `--external`, dialed
+    /// back by AutoNAT, or a relay's circuit address holding our reservation.
     pub external_addrs: Vec<String>,
+    /// Whether peers can dial us: "public", "private" or "unknown".
+    pub reachability: Reachability,
+    /// Our addresses through relays (`…/p2p-circuit/p2p/<id>`): the ones
+    /// to share when we are private.
+    pub relay_addrs: Vec<String>,
+    /// Serving as a relay: what it holds now; none when not serving.
+    pub relay_server: Option<RelayServerStatus>,
     /// Joined rooms.
     pub rooms: Vec<String>,
     /// Connected peers.

@@ -243,9 +243,10 @@ impl Renderer {
                 .map(|ms| format!("{ms:.1} ms"))
                 .unwrap_or_else(|| "-".into());
             out.push_str(&format!(
-                "\n  {:<20} {}  rtt {rtt}  {}  {}",
+                "\n  {:<20} {}  rtt {rtt}  {} {}  {}",
                 clean(&p.display),
                 p.peer,
+                p.connection,
                 p.direction,
                 p.addresses
                     .iter()
@@ -277,7 +278,8 @@ impl Renderer {
                         .unwrap_or_default();
                     let addrs: Vec<String> = p.addresses.iter().map(|a| clean(a)).collect();
                     format!(
-                        "{shown}: peer id {peer}, connected ({}{rtt}) at {}",
+                        "{shown}: peer id {peer}, connected ({} {}{rtt}) at {}",
+                        p.connection,
                         p.direction,
                         addrs.join(" ")
                     )
@@ -437,6 +439,16 @@ impl Renderer {
         );
         for a in &status.listen_addrs {
             out.push_str(&format!("\n  {a}"));
+        }
+        out.push_str(&format!("\nreachability: {}", status.reachability.as_str()));
+        if !status.external_addrs.is_empty() {
+            out.push_str(&format!(" at {}", status.external_addrs.join(" ")));
+        }
+        if let Some(relay) = status.relay_server {
+            out.push_str(&format!(
+                "\nrelay server: {} reservation(s), {} circuit(s)",
+                relay.reservations, relay.circuits
+            ));
         }
         out.push_str(&format!(
             "\nrooms: {}\npeers: {}\nsent {} / received {} room messages; direct: {} delivered, {} received, {} failed; rejected: {:?}",

@@ -12,6 +12,7 @@ mod history;
 mod http;
 mod lab;
 mod lan;
+mod nat;
 mod node;
 mod sync_abuse;
 mod terminal;

@@ -246,6 +246,8 @@ def main():
         # The declared p2p ports are the ones the node listens on.
         status, body = http(f"{base[0]}/status")
         listen = json.loads(body)["listen_addrs"]
+        if json.loads(body).get("relay_server") is None:
+            raise Failure(f"pod 0 does not serve as a relay: {body}")
         for pname, (port, proto) in ports.items():
             if pname == "http":
                 continue

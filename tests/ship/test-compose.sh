@@ -73,6 +73,8 @@ reply="compose-reply-$RANDOM"
 post_message "$url3" "$P2P_CHAT_HTTP_TOKEN" lobby "$reply" >/dev/null || fail "POST on node3 failed"
 wait_until 30 "'$reply' from node3 to arrive at node1" has_message "$url1" "$P2P_CHAT_HTTP_TOKEN" lobby "$reply"
 curl -fsS --max-time 3 "$url3/peers" | grep -q '"nick":"node1"' || fail "node3 does not list node1 among its peers"
+curl -fsS --max-time 3 "$url1/status" | grep -q '"relay_server":{' || fail "node1 (the public node) does not serve as a relay"
+curl -fsS --max-time 3 "$url3/status" | grep -q '"relay_server":null' || fail "node3 serves as a relay, but only node1 should"
 
 note "down -v"
 dc down -v --timeout 10 >/dev/null 2>&1 || fail "compose down failed"

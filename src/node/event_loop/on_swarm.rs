@@ -6,7 +6,7 @@ use libp2p::{
     core::ConnectedPoint,
     gossipsub, identify, kad, mdns,
     multiaddr::Protocol,
-    ping,
+    ping, relay,
     swarm::{SwarmEvent, dial_opts::DialOpts},
 };
 use tokio::time::Instant;
@@ -24,6 +24,10 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Identify(ev)) => self.on_identify(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Kad(ev)) => self.on_kad(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Mdns(ev)) => self.on_mdns(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(ev)) => self.on_autonat(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(ev)) => self.on_relay_client(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(ev)) => self.on_relay_server(ev),
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(ev)) => self.on_dcutr(ev),
             SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
                 peer,
                 result: Ok(rtt),
@@ -32,9 +36,7 @@ impl EventLoop {
                 self.peers.set_rtt(&peer, rtt);
             }
             SwarmEvent::NewListenAddr { address, .. } => {
-                let full = address
-                    .clone()
-                    .with(Protocol::P2p(*self.swarm.local_peer_id()));
+                let full = self.full(address);
                 tracing::info!(address = %full, "listening");
                 self.listen_addrs.push(full.clone());
                 self.emit(Event::Listening {
@@ -42,8 +44,19 @@ impl EventLoop {
                 });
             }
             SwarmEvent::ExpiredListenAddr { address, .. } => {
-                let full = address.with(Protocol::P2p(*self.swarm.local_peer_id()));
+                let full = self.full(address);
                 self.listen_addrs.retain(|a| *a != full);
+            }
+            SwarmEvent::ListenerClosed {
+                listener_id,
+                addresses,
+                ..
+            } => {
+                for address in addresses {
+                    let full = self.full(address);
+                    self.listen_addrs.retain(|a| *a != full);
+                }
+                self.listener_closed(listener_id);
             }
             SwarmEvent::ConnectionEstablished {
                 peer_id,
@@ -59,13 +72,18 @@ impl EventLoop {
                     self.redial
                         .on_established(connection_id, peer_id, Instant::now())
                 {
+                    self.relays.dialed(peer_id, &addr);
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                     if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
                         tracing::debug!(error = %e, "kademlia bootstrap");
                     }
                 }
-                if self.peers.connected(peer_id, addr, outbound) {
-                    tracing::info!(peer = %peer_id, "peer connected");
+                let first = self.peers.connected(peer_id, addr, outbound);
+                if endpoint.is_relayed() {
+                    self.peers.relayed(&peer_id, connection_id);
+                }
+                if first {
+                    tracing::info!(peer = %peer_id, relayed = endpoint.is_relayed(), "peer connected");
                     self.emit(Event::PeerConnected {
                         peer: peer_id.to_string(),
                     });
@@ -74,9 +92,11 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
+                connection_id,
                 num_established: 0,
                 ..
             } => {
+                self.peers.relayed_closed(&peer_id, connection_id);
                 self.redial.on_disconnected(peer_id, Instant::now());
                 if self.peers.disconnected(&peer_id) {
                     tracing::info!(peer = %peer_id, "peer disconnected");
@@ -85,7 +105,12 @@ impl EventLoop {
                     });
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, .. } => {
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                ..
+            } => {
+                self.peers.relayed_closed(&peer_id, connection_id);
                 self.peers.disconnected(&peer_id);
             }
             SwarmEvent::OutgoingConnectionError {
@@ -100,6 +125,17 @@ impl EventLoop {
                 tracing::warn!(%error, "listener error");
             }
             _ => {}
+        }
+    }
+
+    /// A listen address with our peer id at the end (a relay's circuit
+    /// address has it already).
+    fn full(&self, address: Multiaddr) -> Multiaddr {
+        let me = *self.swarm.local_peer_id();
+        if address.iter().last() == Some(Protocol::P2p(me)) {
+            address
+        } else {
+            address.with(Protocol::P2p(me))
         }
     }
 
@@ -135,6 +171,8 @@ impl EventLoop {
 
     fn on_identify(&mut self, event: identify::Event) {
         if let identify::Event::Received { peer_id, info, .. } = event {
+            let hop = info.protocols.contains(&relay::HOP_PROTOCOL_NAME);
+            self.relays.identified(peer_id, hop, Instant::now());
             self.peers
                 .add_addresses(&peer_id, info.listen_addrs.iter().cloned());
             for addr in info.listen_addrs {

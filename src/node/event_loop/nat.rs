@@ -1,0 +1,133 @@
+//! Reaching and being reached across NAT: AutoNAT results, reservations on
+//! relays, the relay we serve, and hole punching. `reachability.rs` and
+//! `relays.rs` decide; this applies their decisions to the swarm.
+
+use libp2p::{autonat, core::transport::ListenerId, dcutr, kad, relay};
+use tokio::time::Instant;
+
+use super::{EventLoop, Reachability};
+
+impl EventLoop {
+    pub(super) fn on_autonat(&mut self, event: autonat::v2::client::Event) {
+        let reachable = event.result.is_ok();
+        tracing::debug!(
+            address = %event.tested_addr,
+            server = %event.server,
+            reachable,
+            "address tested"
+        );
+        if let Some(now) = self.reachability.tested(event.tested_addr, reachable) {
+            tracing::info!(reachability = now.as_str(), "reachability changed");
+            self.metrics.set_reachability(now);
+            // A node others cannot dial would only stall their lookups.
+            let mode = if now == Reachability::Private {
+                kad::Mode::Client
+            } else {
+                kad::Mode::Server
+            };
+            self.swarm.behaviour_mut().kad.set_mode(Some(mode));
+        }
+    }
+
+    pub(super) fn on_relay_client(&mut self, event: relay::client::Event) {
+        match event {
+            relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                renewal,
+                ..
+            } => {
+                if !renewal {
+                    tracing::info!(relay = %relay_peer_id, "reservation accepted: peers can reach us through this relay");
+                }
+                self.relays.reserved(&relay_peer_id);
+            }
+            other => tracing::debug!(event = ?other, "relay client"),
+        }
+    }
+
+    /// Our relay server's events: counted by libp2p's recorder, refusals
+    /// logged once each and counted by status here.
+    pub(super) fn on_relay_server(&mut self, event: relay::Event) {
+        match event {
+            relay::Event::ReservationReqAccepted { src_peer_id, .. } => {
+                self.served.reserved(src_peer_id);
+            }
+            relay::Event::ReservationReqDenied {
+                src_peer_id,
+                status,
+            } => {
+                tracing::info!(peer = %src_peer_id, ?status, "relay reservation refused");
+                self.metrics
+                    .relay_denied("reservation", format!("{status:?}"));
+            }
+            relay::Event::ReservationClosed { src_peer_id }
+            | relay::Event::ReservationTimedOut { src_peer_id } => {
+                self.served.unreserved(&src_peer_id);
+            }
+            relay::Event::CircuitReqAccepted {
+                src_peer_id,
+                dst_peer_id,
+            } => self.served.circuit_opened(src_peer_id, dst_peer_id),
+            relay::Event::CircuitReqDenied {
+                src_peer_id,
+                dst_peer_id,
+                status,
+            } => {
+                tracing::info!(src = %src_peer_id, dst = %dst_peer_id, ?status, "relay circuit refused");
+                self.metrics.relay_denied("circuit", format!("{status:?}"));
+            }
+            relay::Event::CircuitClosed {
+                src_peer_id,
+                dst_peer_id,
+                ..
+            } => self.served.circuit_closed(&src_peer_id, &dst_peer_id),
+            other => tracing::debug!(event = ?other, "relay server"),
+        }
+        self.metrics
+            .relay_served(self.served.reservations(), self.served.circuits());
+    }
+
+    pub(super) fn on_dcutr(&mut self, event: dcutr::Event) {
+        match event.result {
+            Ok(_) => {
+                tracing::info!(peer = %event.remote_peer_id, "direct connection by hole punching")
+            }
+            Err(e) => {
+                tracing::info!(peer = %event.remote_peer_id, error = %e, "hole punching failed; the connection stays relayed")
+            }
+        }
+    }
+
+    /// Asks relays for the reservations `relays.rs` says are due.
+    pub(super) fn reserve_relays(&mut self, now: Instant) {
+        let private = self.reachability.state() == Reachability::Private;
+        for (relay, addr) in self.relays.due(now, private) {
+            match self.swarm.listen_on(addr.clone()) {
+                Ok(id) => self.relays.listening(&relay, id),
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, "cannot ask the relay for a reservation");
+                    self.relays.refused(&relay, now);
+                }
+            }
+        }
+    }
+
+    /// A listener closed: a relay's reservation ended, to be asked again.
+    pub(super) fn listener_closed(&mut self, id: ListenerId) {
+        if let Some(relay) = self.relays.closed(id, Instant::now()) {
+            tracing::info!(%relay, "reservation on a relay ended; asking again soon");
+        }
+    }
+
+    /// Closes relayed connections to peers that have a direct one.
+    pub(super) fn close_superseded(&mut self) {
+        for (peer, conn) in self.peers.superseded() {
+            tracing::debug!(%peer, "closing the relayed connection: a direct one is up");
+            if self.swarm.close_connection(conn) {
+                self.metrics.relayed_closed();
+            }
+            // Told closed by the swarm in due course; not counted twice.
+            self.peers.relayed_closed(&peer, conn);
+        }
+    }
+}

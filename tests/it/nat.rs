@@ -1,0 +1,101 @@
+//! Reaching peers through a relay, in-process on loopback: reservations,
+//! circuits, the upgrade to a direct connection, reachability. The same
+//! behind real NAT is in `lab.rs`.
+
+use p2p_chat::{Config, Event, node::Reachability};
+
+use crate::support::{TestNode, eventually, text_of};
+
+fn relay_server(nick: &str) -> Config {
+    let mut cfg = Config::for_tests();
+    cfg.nick = Some(nick.into());
+    cfg.relay.relay_server = true;
+    cfg
+}
+
+/// A holds a reservation on R; B dials A's circuit address and the two
+/// chat through R (a room message and a direct message); hole punching
+/// then gives them a direct connection and the relayed one is closed.
+#[tokio::test]
+async fn a_peer_reached_through_a_relay_chats_and_then_goes_direct() {
+    let r = TestNode::start(relay_server("relay")).await;
+    let mut cfg = Config::for_tests();
+    cfg.nick = Some("alice".into());
+    cfg.relay.relays = vec![r.addr.parse().expect("relay address")];
+    let mut a = TestNode::start(cfg).await;
+    eventually("a's address through the relay", || async {
+        !a.node
+            .status()
+            .await
+            .expect("status")
+            .relay_addrs
+            .is_empty()
+    })
+    .await;
+    let circuit = a.node.status().await.expect("status").relay_addrs[0].clone();
+    assert!(
+        circuit.starts_with(&r.addr) && circuit.ends_with(&format!("/p2p-circuit/p2p/{}", a.id())),
+        "{circuit}"
+    );
+    let held = r.node.status().await.expect("status").relay_server;
+    assert_eq!(held.map(|h| h.reservations), Some(1));
+
+    let mut cfg = Config::for_tests();
+    cfg.nick = Some("bob".into());
+    cfg.dial = vec![circuit.parse().expect("circuit address")];
+    let mut b = TestNode::start(cfg).await;
+    b.wait_nick(&a).await;
+    b.wait_members("lobby", 2).await;
+    a.wait_members("lobby", 2).await;
+
+    a.node
+        .publish("lobby", "through the relay")
+        .await
+        .expect("publish");
+    b.wait(|e| text_of(e) == Some("through the relay")).await;
+    let bob = b.id();
+    b.node
+        .send_direct(&a.id(), "just us")
+        .await
+        .expect("delivered");
+    a.wait(|e| matches!(e, Event::Direct { from, text, .. } if *from == bob && text == "just us"))
+        .await;
+
+    eventually("a direct connection between a and b", || async {
+        let peers = b.node.peers().await.expect("peers");
+        peers
+            .iter()
+            .any(|p| p.peer == a.id() && p.connection == "direct")
+    })
+    .await;
+    let text = r.node.encode_metrics().expect("metrics");
+    assert!(
+        text.contains("libp2p_relay_events_total{event=\"CircuitReqAccepted\"} 1"),
+        "{text}"
+    );
+}
+
+/// Nodes that can dial each other back find themselves public; the
+/// reachability is in the status and the metrics.
+#[tokio::test]
+async fn nodes_that_dial_each_other_back_are_public() {
+    let r = TestNode::start(relay_server("r")).await;
+    let a = TestNode::start_with("a", &[&r]).await;
+    for node in [&a, &r] {
+        eventually("reachability public", || async {
+            node.node.status().await.expect("status").reachability == Reachability::Public
+        })
+        .await;
+    }
+    let status = a.node.status().await.expect("status");
+    assert!(!status.external_addrs.is_empty(), "{status:?}");
+    let text = a.node.encode_metrics().expect("metrics");
+    assert!(
+        text.contains("p2p_chat_reachability{state=\"public\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("p2p_chat_reachability{state=\"private\"} 0"),
+        "{text}"
+    );
+}
