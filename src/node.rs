@@ -173,6 +173,12 @@ impl Node {
         for addr in &cfg.external {
             swarm.add_external_address(addr.clone());
         }
+        if cfg.relay_server.is_some() && cfg.external.is_empty() {
+            tracing::warn!(
+                "--relay-server without --external: reservations are refused until AutoNAT \
+                 confirms an address of this node (a peer it dials must dial it back)"
+            );
+        }
         let (commands_tx, commands_rx) = mpsc::channel(COMMAND_CAP);
         let (events_tx, events_rx) = broadcast::channel(EVENT_CAP);
         let key = match &cfg.passphrase {

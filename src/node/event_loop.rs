@@ -7,6 +7,7 @@
 //! the event channel.
 
 mod direct;
+mod discovery;
 mod nat;
 mod on_swarm;
 mod rooms;
@@ -87,6 +88,8 @@ pub(crate) struct EventLoop {
     relays: Relays,
     /// Peers we relay for, when serving as a relay.
     served: Served,
+    /// When to next ask the DHT for our rooms' members.
+    next_discover: Instant,
 }
 
 /// What the node task is started with besides the swarm.
@@ -147,6 +150,7 @@ impl EventLoop {
             reachability: reachability::Tracker::new(cfg.external.clone()),
             relays: Relays::new(&cfg.relays, now),
             served: Served::default(),
+            next_discover: now + discovery::DISCOVER_EVERY,
         }
     }
 
@@ -438,6 +442,7 @@ impl EventLoop {
                 .then(|| RelayServerStatus {
                     reservations: self.served.reservations(),
                     circuits: self.served.circuits(),
+                    circuits_opened: self.served.opened(),
                 }),
             rooms,
             connected_peers: self.peers.len(),
@@ -493,6 +498,7 @@ impl EventLoop {
             self.flush_pending(&topic);
         }
         self.reserve_relays(now);
+        self.discover(now);
         self.close_superseded();
         for (_, room) in self.rooms.iter() {
             self.metrics.set_pending(&room.name, room.pending.len());

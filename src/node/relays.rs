@@ -201,6 +201,7 @@ pub(crate) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
 pub(crate) struct Served {
     reservations: HashSet<PeerId>,
     circuits: HashMap<PeerId, usize>,
+    opened: u64,
 }
 
 impl Served {
@@ -213,6 +214,7 @@ impl Served {
     }
 
     pub(crate) fn circuit_opened(&mut self, src: PeerId, dst: PeerId) {
+        self.opened += 1;
         for p in [src, dst] {
             *self.circuits.entry(p).or_default() += 1;
         }
@@ -235,6 +237,11 @@ impl Served {
 
     pub(crate) fn circuits(&self) -> usize {
         self.circuits.values().sum::<usize>() / 2
+    }
+
+    /// Circuits opened since the start.
+    pub(crate) fn opened(&self) -> u64 {
+        self.opened
     }
 
     /// Whether `peer` holds a reservation or a circuit here.
@@ -323,6 +330,7 @@ mod tests {
         served.reserved(a);
         served.circuit_opened(b, a);
         assert_eq!((served.reservations(), served.circuits()), (1, 1));
+        assert_eq!(served.opened(), 1);
         served.unreserved(&a);
         assert!(served.uses(&a) && served.uses(&b));
         served.circuit_closed(&b, &a);

@@ -100,6 +100,8 @@ pub struct RelayServerStatus {
     pub reservations: usize,
     /// Circuits open through us.
     pub circuits: usize,
+    /// Circuits opened through us since the start.
+    pub circuits_opened: u64,
 }
 
 /// A snapshot of the node.

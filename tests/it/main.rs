@@ -13,6 +13,7 @@ mod http;
 mod lab;
 mod lan;
 mod nat;
+mod nat_lab;
 mod node;
 mod sync_abuse;
 mod terminal;

@@ -26,6 +26,7 @@ impl EventLoop {
                 kad::Mode::Server
             };
             self.swarm.behaviour_mut().kad.set_mode(Some(mode));
+            self.announce_all();
         }
     }
 
@@ -36,10 +37,12 @@ impl EventLoop {
                 renewal,
                 ..
             } => {
+                self.relays.reserved(&relay_peer_id);
                 if !renewal {
                     tracing::info!(relay = %relay_peer_id, "reservation accepted: peers can reach us through this relay");
+                    // Our rooms' records should carry the new address.
+                    self.announce_all();
                 }
-                self.relays.reserved(&relay_peer_id);
             }
             other => tracing::debug!(event = ?other, "relay client"),
         }

@@ -77,6 +77,7 @@ impl EventLoop {
                     if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
                         tracing::debug!(error = %e, "kademlia bootstrap");
                     }
+                    self.announce_all();
                 }
                 let first = self.peers.connected(peer_id, addr, outbound);
                 if endpoint.is_relayed() {
@@ -182,11 +183,19 @@ impl EventLoop {
     }
 
     fn on_kad(&mut self, event: kad::Event) {
-        if let kad::Event::RoutingUpdated {
-            peer, addresses, ..
-        } = event
-        {
-            self.dial_if_wanted(peer, addresses.into_vec());
+        match event {
+            kad::Event::RoutingUpdated {
+                peer, addresses, ..
+            } => self.dial_if_wanted(peer, addresses.into_vec()),
+            kad::Event::OutboundQueryProgressed {
+                result:
+                    kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
+                        providers,
+                        ..
+                    })),
+                ..
+            } => self.found_members(providers),
+            _ => {}
         }
     }
 

@@ -94,6 +94,7 @@ impl EventLoop {
             room: room.to_owned(),
         });
         self.sync_room(&hash, None);
+        self.announce(&hash);
         Ok(true)
     }
 
@@ -104,6 +105,7 @@ impl EventLoop {
             return false;
         }
         self.swarm.behaviour_mut().gossipsub.unsubscribe(&topic);
+        self.unannounce(&topic.hash());
         self.sync.forget_room(&topic.hash());
         self.emit(Event::Left {
             room: room.to_owned(),

@@ -1,0 +1,92 @@
+//! Finding the members of our rooms through the DHT. Each node announces
+//! itself as a provider of every room it is in (the key is the room's topic
+//! hash), and asks who provides them while it has few peers. A provider
+//! record carries the provider's confirmed addresses, its relay addresses
+//! among them: this is how two nodes behind NAT that share only a public
+//! node find each other. Announced again when a relay reservation gives us
+//! a new address.
+
+use std::time::Duration;
+
+use libp2p::{
+    PeerId,
+    gossipsub::TopicHash,
+    kad,
+    swarm::dial_opts::{DialOpts, PeerCondition},
+};
+use tokio::time::Instant;
+
+use super::EventLoop;
+
+/// How often to ask for the members of our rooms while peers are few.
+pub(super) const DISCOVER_EVERY: Duration = Duration::from_secs(30);
+
+fn room_key(topic: &TopicHash) -> kad::RecordKey {
+    kad::RecordKey::new(&topic.as_str())
+}
+
+impl EventLoop {
+    /// Announces that we are in `topic`'s room, and asks who else is.
+    pub(super) fn announce(&mut self, topic: &TopicHash) {
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        if let Err(e) = kad.start_providing(room_key(topic)) {
+            tracing::debug!(error = %e, "cannot announce a room in the DHT");
+        }
+        kad.get_providers(room_key(topic));
+    }
+
+    /// Announces every room again (our addresses changed).
+    pub(super) fn announce_all(&mut self) {
+        let topics: Vec<TopicHash> = self.rooms.iter().map(|(t, _)| t.clone()).collect();
+        for topic in &topics {
+            self.announce(topic);
+        }
+    }
+
+    pub(super) fn unannounce(&mut self, topic: &TopicHash) {
+        self.swarm
+            .behaviour_mut()
+            .kad
+            .stop_providing(&room_key(topic));
+    }
+
+    /// Asks for our rooms' members now and then while peers are few.
+    pub(super) fn discover(&mut self, now: Instant) {
+        if now < self.next_discover {
+            return;
+        }
+        self.next_discover = now + DISCOVER_EVERY;
+        if self.peers.enough() {
+            return;
+        }
+        let topics: Vec<TopicHash> = self.rooms.iter().map(|(t, _)| t.clone()).collect();
+        for topic in topics {
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .get_providers(room_key(&topic));
+        }
+    }
+
+    /// Members of a room of ours found: dialed while peers are few. The
+    /// DHT query that found them supplies their addresses.
+    pub(super) fn found_members(&mut self, providers: impl IntoIterator<Item = PeerId>) {
+        let me = *self.swarm.local_peer_id();
+        for peer in providers {
+            let dialing = self
+                .swarm
+                .network_info()
+                .connection_counters()
+                .num_pending_outgoing() as usize;
+            if peer == me || !self.peers.worth_dialing(&peer, dialing) {
+                continue;
+            }
+            let opts = DialOpts::peer_id(peer)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            if let Err(e) = self.swarm.dial(opts) {
+                tracing::debug!(%peer, error = %e, "room member not dialed");
+            }
+        }
+    }
+}
