@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 pub use crate::{
     crypto::Secret,
     node::{DEFAULT_PORT, RelayLimits, Retention},
+    ticket::Ticket,
 };
 
 /// Default room.
@@ -59,6 +60,12 @@ pub struct Config {
     /// Circuit relays: the ones to use, and serving as one.
     #[command(flatten)]
     pub relay: RelayConfig,
+
+    /// An invite ticket (`p2pchat1…`, from `/invite` or `p2p-chat invite`):
+    /// dial the inviting node and join its room at start. An encrypted
+    /// room's passphrase comes from --passphrase-file or P2P_CHAT_PASSPHRASE.
+    #[arg(long, env = "P2P_CHAT_JOIN", value_parser = parse_ticket, conflicts_with = "room")]
+    pub join: Option<Ticket>,
 
     /// Room to join at start.
     #[arg(long, env = "P2P_CHAT_ROOM", default_value = DEFAULT_ROOM, value_parser = parse_room)]
@@ -152,6 +159,20 @@ pub enum Command {
         #[arg(long, env = "P2P_CHAT_HEALTHCHECK_URL")]
         url: Option<String>,
     },
+    /// Print an invite ticket for a room of the node running here (asked
+    /// over its HTTP sidecar, with its token if one is set); `--qr` also
+    /// draws it as a QR code.
+    Invite {
+        /// The room; default: --room (lobby).
+        room: Option<String>,
+        /// The sidecar's URL. Default: the --http address (loopback if it
+        /// is 0.0.0.0 or ::).
+        #[arg(long)]
+        url: Option<String>,
+        /// Also draw the ticket as a QR code.
+        #[arg(long)]
+        qr: bool,
+    },
 }
 
 fn parse_secret(s: &str) -> Result<Secret, String> {
@@ -189,7 +210,23 @@ impl Config {
                 )
                 .exit();
         }
-        Config::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+        let mut cfg = Config::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        if let Some(ticket) = &cfg.join {
+            if ticket.encrypted && cfg.passphrase_file.is_none() && cfg.passphrase.is_none() {
+                Config::command()
+                    .error(
+                        clap::error::ErrorKind::MissingRequiredArgument,
+                        format!(
+                            "--join: #{} is encrypted: give its passphrase with \
+                             --passphrase-file FILE or P2P_CHAT_PASSPHRASE",
+                            crate::sanitize::for_terminal(&ticket.room)
+                        ),
+                    )
+                    .exit();
+            }
+            cfg.room = ticket.room.clone();
+        }
+        cfg
     }
 
     /// The data dir the node writes to: `--data-dir`, else the platform's;
@@ -234,6 +271,7 @@ impl Config {
             dial: Vec::new(),
             bootstrap: Vec::new(),
             external: Vec::new(),
+            join: None,
             relay: RelayConfig {
                 relays: Vec::new(),
                 relay_server: false,
@@ -440,6 +478,10 @@ fn parse_external(s: &str) -> Result<Multiaddr, String> {
         ));
     }
     Ok(addr)
+}
+
+fn parse_ticket(s: &str) -> Result<Ticket, String> {
+    Ticket::parse(s, crate::protocol::now_ms() / 1000).map_err(|e| e.to_string())
 }
 
 fn parse_relay(s: &str) -> Result<Multiaddr, String> {

@@ -33,7 +33,7 @@ use tower_http::trace::TraceLayer;
 pub use auth::Token;
 pub use config::{Config, DEFAULT_ADDR, TOKEN_ENV};
 pub use error::AppError;
-pub use healthcheck::{HealthcheckError, healthcheck};
+pub use healthcheck::{HealthcheckError, fetch_invite, healthcheck};
 pub use server::{GRACE, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, Server};
 
 use crate::node::Node;
@@ -127,6 +127,7 @@ pub fn router(state: AppState) -> Router {
             get(routes::history).post(routes::publish),
         )
         .route("/rooms/{room}/search", get(routes::search))
+        .route("/rooms/{room}/invite", get(routes::invite))
         .route("/rooms/{room}/join", post(routes::join))
         .route("/rooms/{room}/leave", post(routes::leave))
         .route("/direct/{peer}", post(routes::direct))

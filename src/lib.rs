@@ -42,6 +42,7 @@ pub mod sanitize;
 pub mod shutdown;
 pub mod store;
 pub mod sync;
+pub mod ticket;
 pub mod ui;
 
 pub use config::Config;

@@ -77,6 +77,12 @@ pub fn own_room(room: &str) -> Result<(), Invalid> {
     if room.is_empty() || room.len() > MAX_ROOM_BYTES {
         return Err(Invalid::Room(format!("give 1 to {MAX_ROOM_BYTES} bytes")));
     }
+    if room.starts_with(crate::ticket::PREFIX) {
+        return Err(Invalid::Room(format!(
+            "names starting with {} are invite tickets",
+            crate::ticket::PREFIX
+        )));
+    }
     if room.chars().any(|c| unseen(c) || c.is_whitespace()) {
         return Err(Invalid::Room(format!(
             "'{}' has a space, or a control or format character",

@@ -44,11 +44,39 @@ async fn run(cfg: Config, log_file: Option<PathBuf>) -> anyhow::Result<()> {
         println!("UP");
         return Ok(());
     }
+    if let Some(Command::Invite { room, url, qr }) = &cfg.command {
+        let base = url.clone().unwrap_or_else(|| cfg.http.base_url());
+        let room = room.clone().unwrap_or_else(|| cfg.room.clone());
+        let room = room.strip_prefix('#').unwrap_or(&room);
+        let token = cfg.http.token_text()?;
+        let answer = http::fetch_invite(
+            &base,
+            room,
+            token.as_deref().map(|t| t.trim()),
+            HEALTHCHECK_TIMEOUT,
+        )
+        .await
+        .with_context(|| {
+            format!("no node answered at {base} (is p2p-chat running with its HTTP API there?)")
+        })?;
+        let ticket = answer["ticket"].as_str().unwrap_or_default();
+        if *qr {
+            println!("{}", ui::qr(ticket));
+        }
+        println!("{ticket}");
+        return Ok(());
+    }
     // From here on SIGINT/SIGTERM stop everything in order, even mid-start.
     let stop_signal = shutdown::listen().context("listening for signals")?;
     // Checked before anything starts: a refusal leaves no trace behind.
     let token = (!cfg.http.disabled).then(|| cfg.http.token()).transpose()?;
     let (node, events, task) = Node::spawn(&cfg).await.context("starting the node")?;
+    if let Some(ticket) = &cfg.join {
+        // The room is joined at start; the dial's outcome is an event.
+        if let Err(e) = node.reach(ticket.addrs.clone()).await {
+            tracing::warn!(error = %e, "cannot dial the node of the invite ticket");
+        }
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = match token {
         Some(token) => Some(bind_http(&cfg, node.clone(), token).await?),

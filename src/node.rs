@@ -30,7 +30,7 @@ mod types;
 
 use std::sync::Arc;
 
-use libp2p::PeerId;
+use libp2p::{Multiaddr, PeerId};
 use prometheus_client::registry::Registry;
 use tokio::{
     sync::{broadcast, mpsc, oneshot},
@@ -52,6 +52,7 @@ use crate::{
     limits,
     protocol::{self, ChatMessage},
     store::Store,
+    ticket::Ticket,
 };
 
 /// Capacity of the command channel from handles to the node task.
@@ -115,6 +116,14 @@ pub(crate) enum Command {
     },
     Readiness {
         reply: Reply<Readiness>,
+    },
+    Invite {
+        room: String,
+        reply: Reply<Ticket>,
+    },
+    Reach {
+        addrs: Vec<Multiaddr>,
+        reply: Reply<()>,
     },
     Shutdown {
         reply: oneshot::Sender<()>,
@@ -355,6 +364,20 @@ impl Node {
     /// A snapshot of the node.
     pub async fn status(&self) -> Result<Status, Error> {
         self.call(|reply| Command::Status { reply }).await
+    }
+
+    /// An invite ticket for `room` (joined): its name, whether it is
+    /// encrypted, and the addresses where this node is reached.
+    pub async fn invite(&self, room: &str) -> Result<Ticket, Error> {
+        let room = room.to_owned();
+        self.call(|reply| Command::Invite { room, reply }).await
+    }
+
+    /// Dials the peer these addresses (each ending in `/p2p/ID`, one peer)
+    /// lead to, once; a ticket's. Connecting is told by a `peer_connected`
+    /// event.
+    pub async fn reach(&self, addrs: Vec<Multiaddr>) -> Result<(), Error> {
+        self.call(|reply| Command::Reach { addrs, reply }).await
     }
 
     /// Whether the node is ready to serve (see [`Readiness`]).

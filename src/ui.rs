@@ -25,6 +25,7 @@ pub use render::{Renderer, Style};
 use session::Model;
 
 use crate::node::{Error, Event, Events, Node, RoomInfo};
+use crate::ticket::Ticket;
 
 /// Lines from background tasks (direct-message replies) back to the printer.
 const LINE_CAP: usize = 64;
@@ -79,6 +80,21 @@ pub enum Front<R> {
         /// The input history file.
         history: Option<PathBuf>,
     },
+}
+
+/// A ticket drawn as a QR code in text (two rows of modules per line, so
+/// it stays square in a terminal), with the quiet zone a reader needs.
+/// Drawn light on dark: block characters are the terminal's foreground,
+/// which is light on most terminals, so the code's dark modules are blanks.
+pub fn qr(ticket: &str) -> String {
+    match qrcode::QrCode::new(ticket.as_bytes()) {
+        Ok(code) => code
+            .render::<qrcode::render::unicode::Dense1x2>()
+            .dark_color(qrcode::render::unicode::Dense1x2::Light)
+            .light_color(qrcode::render::unicode::Dense1x2::Dark)
+            .build(),
+        Err(e) => format!("(no QR code: {e})"),
+    }
 }
 
 /// Whether stdin and stdout are both a terminal: a person types and reads.
@@ -383,9 +399,18 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
                 return Flow::Continue;
             }
         };
+        let input = match input {
+            Input::JoinTicket(ticket) => match self.reach_ticket(&ticket).await {
+                Some(join) => join,
+                None => return Flow::Continue,
+            },
+            other => other,
+        };
         match input {
             Input::Nothing => {}
             Input::Quit => return Flow::Quit,
+            Input::JoinTicket(_) => {}
+            Input::Invite { room, qr } => self.invite(room, qr).await,
             Input::Help => self.print(&self.render.info(HELP)),
             Input::Say(text) => self.say(&text).await,
             Input::Me(action) => self.say(&format!("/me {action}")).await,
@@ -548,6 +573,39 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
 
     /// The current room's members: connected peers in it, then authors of
     /// its recent messages who are not connected.
+    /// A ticket typed with `/join`: its node is dialed, and the join it
+    /// stands for is returned (an encrypted room's passphrase is asked).
+    async fn reach_ticket(&mut self, typed: &str) -> Option<Input> {
+        let ticket = match Ticket::parse(typed, crate::protocol::now_ms() / 1000) {
+            Ok(ticket) => ticket,
+            Err(e) => {
+                self.print(&self.render.error(&e.to_string()));
+                return None;
+            }
+        };
+        if let Err(e) = self.node.reach(ticket.addrs.clone()).await {
+            self.print(&self.render.error(&e.to_string()));
+        }
+        Some(Input::Join {
+            room: ticket.room,
+            key: if ticket.encrypted {
+                JoinKey::Ask
+            } else {
+                JoinKey::Open
+            },
+        })
+    }
+
+    /// `/invite`: a ticket for a room, as a line (and a QR code).
+    async fn invite(&mut self, room: Option<String>, qr: bool) {
+        let Some(room) = room.or_else(|| self.model.current().map(str::to_owned)) else {
+            self.print(&self.render.error("no current room: /invite ROOM"));
+            return;
+        };
+        let result = self.node.invite(&room).await;
+        self.print_result(result, |ticket| Some(self.render.invite(&ticket, qr)));
+    }
+
     async fn names(&self) {
         let Some(room) = self.model.current() else {
             self.print(&self.render.error("no current room: /join ROOM first"));

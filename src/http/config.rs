@@ -6,6 +6,7 @@ use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     path::PathBuf,
 };
+use zeroize::Zeroizing;
 
 use clap::Args;
 
@@ -69,14 +70,7 @@ impl Config {
     /// non-loopback address has one: without it anyone who can reach the
     /// port could post as this node.
     pub fn token(&self) -> Result<Option<Token>, Error> {
-        let raw = match &self.token_file {
-            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| Error::TokenFile {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?),
-            None => std::env::var(TOKEN_ENV).ok(),
-        };
-        let token = match raw {
+        let token = match self.token_text()? {
             Some(raw) => Some(Token::new(raw.trim()).ok_or(Error::EmptyToken)?),
             None => None,
         };
@@ -96,15 +90,34 @@ impl Config {
         }
     }
 
-    /// The URL of `/health` on this address, as a local client reaches it:
-    /// an unspecified address (`0.0.0.0`, `::`) becomes loopback.
+    /// The token's text as configured (file or environment), for a local
+    /// client of the API (`p2p-chat invite`).
+    pub fn token_text(&self) -> Result<Option<Zeroizing<String>>, Error> {
+        Ok(match &self.token_file {
+            Some(path) => Some(Zeroizing::new(std::fs::read_to_string(path).map_err(
+                |e| Error::TokenFile {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                },
+            )?)),
+            None => std::env::var(TOKEN_ENV).ok().map(Zeroizing::new),
+        })
+    }
+
+    /// The URL of `/health` on this address, as a local client reaches it.
     pub fn health_url(&self) -> String {
+        format!("{}/health", self.base_url())
+    }
+
+    /// The API's URL as a local client reaches it: an unspecified address
+    /// (`0.0.0.0`, `::`) becomes loopback.
+    pub fn base_url(&self) -> String {
         let ip = match self.addr.ip() {
             IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
             IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
             ip => ip,
         };
-        format!("http://{}/health", SocketAddr::new(ip, self.addr.port()))
+        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
     }
 }
 

@@ -57,6 +57,67 @@ pub async fn healthcheck(url: &str, timeout: Duration) -> Result<(), Healthcheck
 }
 
 async fn check(url: &str) -> Result<(), HealthcheckError> {
+    let (status, body) = fetch(url, "/health", None).await?;
+    let up = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .is_some_and(|v| v["status"] == "UP");
+    if status.is_success() && up {
+        return Ok(());
+    }
+    Err(down(url, status, &body))
+}
+
+/// `p2p-chat invite`: asks a running node at `base` (its sidecar's URL) for
+/// an invite ticket to `room`, with `token` if one is configured.
+pub async fn fetch_invite(
+    base: &str,
+    room: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<serde_json::Value, HealthcheckError> {
+    let base = base.trim_end_matches('/');
+    let room: String = form_urlencoded_path(room);
+    let url = format!("{base}/rooms/{room}/invite");
+    let asked = async {
+        let (status, body) = fetch(&url, "/", token).await?;
+        match serde_json::from_slice::<serde_json::Value>(&body) {
+            Ok(v) if status.is_success() && v["ticket"].is_string() => Ok(v),
+            _ => Err(down(&url, status, &body)),
+        }
+    };
+    match tokio::time::timeout(timeout, asked).await {
+        Ok(result) => result,
+        Err(_) => Err(HealthcheckError::Timeout { url, timeout }),
+    }
+}
+
+/// A room name as one path segment.
+fn form_urlencoded_path(room: &str) -> String {
+    room.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn down(url: &str, status: hyper::StatusCode, body: &[u8]) -> HealthcheckError {
+    let body = String::from_utf8_lossy(body);
+    HealthcheckError::Down {
+        url: url.to_owned(),
+        status: status.as_u16(),
+        body: crate::sanitize::for_terminal(&body.split_whitespace().collect::<Vec<_>>().join(" ")),
+    }
+}
+
+/// GETs `url` (its path, or `default_path`), with a bearer `token`.
+async fn fetch(
+    url: &str,
+    default_path: &str,
+    token: Option<&str>,
+) -> Result<(hyper::StatusCode, Bytes), HealthcheckError> {
     let bad_url = || HealthcheckError::Url(url.to_owned());
     let uri: Uri = url.parse().map_err(|_| bad_url())?;
     if uri.scheme_str() != Some("http") {
@@ -69,7 +130,7 @@ async fn check(url: &str) -> Result<(), HealthcheckError> {
         .trim_end_matches(']');
     let port = authority.port_u16().unwrap_or(80);
     let path = match uri.path_and_query().map(|p| p.as_str()) {
-        None | Some("/") | Some("") => "/health",
+        None | Some("/") | Some("") => default_path,
         Some(p) => p,
     };
     let unreachable = |reason: String| HealthcheckError::Unreachable {
@@ -83,11 +144,13 @@ async fn check(url: &str) -> Result<(), HealthcheckError> {
         .await
         .map_err(|e| unreachable(e.to_string()))?;
     let driver = tokio::spawn(connection);
-    let request = Request::get(path)
+    let mut request = Request::get(path)
         .header(header::HOST, authority.as_str())
-        .header(header::CONNECTION, "close")
-        .body(Empty::<Bytes>::new())
-        .map_err(|_| bad_url())?;
+        .header(header::CONNECTION, "close");
+    if let Some(token) = token {
+        request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let request = request.body(Empty::<Bytes>::new()).map_err(|_| bad_url())?;
     let response = sender
         .send_request(request)
         .await
@@ -99,16 +162,5 @@ async fn check(url: &str) -> Result<(), HealthcheckError> {
         .map_err(|e| unreachable(e.to_string()))?
         .to_bytes();
     driver.abort();
-    let up = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .is_some_and(|v| v["status"] == "UP");
-    if status.is_success() && up {
-        return Ok(());
-    }
-    let body = String::from_utf8_lossy(&body);
-    Err(HealthcheckError::Down {
-        url: url.to_owned(),
-        status: status.as_u16(),
-        body: crate::sanitize::for_terminal(&body.split_whitespace().collect::<Vec<_>>().join(" ")),
-    })
+    Ok((status, body))
 }

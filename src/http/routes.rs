@@ -119,6 +119,23 @@ pub(super) async fn history(
     Ok(Json(messages))
 }
 
+/// An invite ticket for a joined room, with what it says.
+pub(super) async fn invite(
+    State(state): State<AppState>,
+    room: std::result::Result<Path<String>, PathRejection>,
+) -> Result<Json<serde_json::Value>> {
+    let Path(room) = room?;
+    let ticket = state.node.invite(&room).await?;
+    Ok(Json(serde_json::json!({
+        "ticket": ticket.encode(),
+        "room": ticket.room,
+        "encrypted": ticket.encrypted,
+        "addrs": ticket.addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "created": ticket.created,
+        "expires": ticket.created + crate::ticket::VALID_SECS,
+    })))
+}
+
 /// `?q=TEXT&limit=N` of the search endpoint.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

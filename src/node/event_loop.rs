@@ -361,6 +361,12 @@ impl EventLoop {
             Command::Readiness { reply } => {
                 let _ = reply.send(Ok(self.readiness()));
             }
+            Command::Invite { room, reply } => {
+                let _ = reply.send(self.invite(&room));
+            }
+            Command::Reach { addrs, reply } => {
+                let _ = reply.send(self.reach(addrs));
+            }
             Command::Shutdown { .. } => {}
         }
     }

@@ -19,6 +19,15 @@ pub enum Input {
         /// Whether and how the room is encrypted.
         key: JoinKey,
     },
+    /// `/join TICKET`: dial the inviting node and join its room
+    JoinTicket(String),
+    /// `/invite [--qr] [ROOM]`: a ticket for the room (default: current)
+    Invite {
+        /// The room; none: the current one.
+        room: Option<String>,
+        /// Also draw it as a QR code.
+        qr: bool,
+    },
     /// `/leave [ROOM]`
     Leave(Option<String>),
     /// `/switch ROOM`
@@ -71,8 +80,8 @@ pub(crate) const HISTORY_DEFAULT: usize = 20;
 
 /// Command names Tab completes, in the order `/help` lists them.
 pub(crate) const COMMANDS: &[&str] = &[
-    "msg", "me", "join", "leave", "part", "switch", "rooms", "names", "peers", "whois", "history",
-    "search", "nick", "status", "clear", "help", "quit",
+    "msg", "me", "join", "invite", "leave", "part", "switch", "rooms", "names", "peers", "whois",
+    "history", "search", "nick", "status", "clear", "help", "quit",
 ];
 
 /// The help text.
@@ -86,6 +95,10 @@ commands:
                          asked for next, hidden (an empty line cancels);
                          members without it see nothing
   /join ROOM PASSPHRASE  the same with the passphrase given on the line
+  /join TICKET           dial the node of an invite ticket and join its room
+  /invite [--qr] [ROOM]  an invite ticket for ROOM (default: the current one),
+                         as one line (and a QR code with --qr); never the
+                         passphrase, which you give the person another way
   /leave [ROOM]          leave ROOM (default: the current one)
   /part [ROOM]           the same as /leave
   /switch ROOM           make a joined ROOM current
@@ -138,6 +151,24 @@ pub fn parse(line: &str) -> Result<Input, String> {
             }),
             _ => Err("usage: /msg PEER|NICK TEXT".into()),
         },
+        "join" | "j" if crate::ticket::looks_like_ticket(args) => {
+            one_arg("/join TICKET").map(Input::JoinTicket)
+        }
+        "invite" => {
+            let mut words: Vec<&str> = args.split_whitespace().collect();
+            let qr = words.first() == Some(&"--qr");
+            if qr {
+                words.remove(0);
+            }
+            match words.as_slice() {
+                [] => Ok(Input::Invite { room: None, qr }),
+                [room] => Ok(Input::Invite {
+                    room: Some(room_name(room)),
+                    qr,
+                }),
+                _ => Err("usage: /invite [--qr] [ROOM]".into()),
+            }
+        }
         "join" | "j" => {
             let (room, key) = match args.split_once(char::is_whitespace) {
                 _ if args.is_empty() => {
@@ -226,6 +257,25 @@ mod tests {
             matches!(parse("/join dev"), Ok(Input::Join { room, key: JoinKey::Open }) if room == "dev"),
             "a plain room: nothing is asked"
         );
+        assert_eq!(
+            parse("/join p2pchat1abc"),
+            Ok(Input::JoinTicket("p2pchat1abc".into()))
+        );
+        assert_eq!(
+            parse("/invite --qr #plans"),
+            Ok(Input::Invite {
+                room: Some("plans".into()),
+                qr: true
+            })
+        );
+        assert_eq!(
+            parse("/invite"),
+            Ok(Input::Invite {
+                room: None,
+                qr: false
+            })
+        );
+        assert!(parse("/invite a b").is_err());
         assert!(matches!(
             parse("/join plans --encrypted"),
             Ok(Input::Join { room, key: JoinKey::Ask }) if room == "plans"

@@ -228,6 +228,36 @@ impl Renderer {
         }
     }
 
+    /// An invite ticket for `/invite`.
+    pub(crate) fn invite(&self, ticket: &crate::ticket::Ticket, qr: bool) -> String {
+        let line = ticket.encode();
+        let expires = ticket.created + crate::ticket::VALID_SECS;
+        if self.is_json() {
+            return json_line(&json!({
+                "event": "invite", "room": ticket.room, "encrypted": ticket.encrypted,
+                "ticket": line, "expires": expires,
+            }));
+        }
+        let mut out = String::new();
+        if qr {
+            out.push_str(&super::qr(&line));
+            out.push('\n');
+        }
+        let until = chrono::DateTime::from_timestamp(i64::try_from(expires).unwrap_or(i64::MAX), 0)
+            .map(|t| t.format("%Y-%m-%d").to_string())
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "invite to #{} (good until {until}; anyone with it can dial this node{}):\n{line}",
+            clean(&ticket.room),
+            if ticket.encrypted {
+                " — give the passphrase another way"
+            } else {
+                ""
+            }
+        ));
+        out
+    }
+
     /// The `/peers` listing.
     pub fn peers(&self, peers: &[PeerInfo]) -> String {
         if self.is_json() {

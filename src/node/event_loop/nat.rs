@@ -2,10 +2,22 @@
 //! relays, the relay we serve, and hole punching. `reachability.rs` and
 //! `relays.rs` decide; this applies their decisions to the swarm.
 
-use libp2p::{autonat, core::transport::ListenerId, dcutr, kad, relay};
+use libp2p::{
+    Multiaddr, autonat,
+    core::transport::ListenerId,
+    dcutr, kad,
+    multiaddr::Protocol,
+    relay,
+    swarm::dial_opts::{DialOpts, PeerCondition},
+};
 use tokio::time::Instant;
 
 use super::{EventLoop, Reachability};
+use crate::{
+    node::{Error, relays::peer_of},
+    protocol,
+    ticket::{self, Ticket},
+};
 
 impl EventLoop {
     pub(super) fn on_autonat(&mut self, event: autonat::v2::client::Event) {
@@ -133,4 +145,96 @@ impl EventLoop {
             self.peers.relayed_closed(&peer, conn);
         }
     }
+
+    /// A relayed connection to `peer` closed while another stays up: a room
+    /// message gossipsub had handed to it is lost with it, so the rooms
+    /// shared with the peer are pulled again over the one that stays.
+    pub(super) fn relayed_gone(&mut self, peer: libp2p::PeerId) {
+        {
+            let shared: Vec<_> = self
+                .swarm
+                .behaviour()
+                .gossipsub
+                .all_peers()
+                .filter(|(p, _)| **p == peer)
+                .flat_map(|(_, topics)| topics.into_iter().cloned())
+                .filter(|t| self.rooms.contains(t))
+                .collect();
+            for topic in shared {
+                self.start_pull(peer, &topic, 0);
+            }
+        }
+    }
+}
+
+impl EventLoop {
+    /// A ticket for a joined room: confirmed addresses first (declared,
+    /// dialed back, relays'), then what we listen on; loopback only when
+    /// there is nothing else.
+    pub(super) fn invite(&self, room: &str) -> Result<Ticket, Error> {
+        let topic = protocol::topic_for(room).hash();
+        let joined = self
+            .rooms
+            .get(&topic)
+            .ok_or_else(|| Error::NotJoined(room.to_owned()))?;
+        let me = *self.swarm.local_peer_id();
+        let mut addrs: Vec<Multiaddr> = Vec::new();
+        let confirmed = self.swarm.external_addresses().cloned().map(|a| {
+            if peer_of(&a) == Some(me) {
+                a
+            } else {
+                a.with(Protocol::P2p(me))
+            }
+        });
+        for addr in confirmed.chain(self.listen_addrs.iter().cloned()) {
+            if !addrs.contains(&addr) {
+                addrs.push(addr);
+            }
+        }
+        let (mut wide, near): (Vec<_>, Vec<_>) = addrs.into_iter().partition(|a| !is_loopback(a));
+        if wide.is_empty() {
+            wide = near;
+        }
+        wide.truncate(ticket::MAX_ADDRS);
+        Ok(Ticket {
+            room: room.to_owned(),
+            encrypted: joined.key.is_some(),
+            addrs: wide,
+            created: protocol::now_ms() / 1000,
+        })
+    }
+
+    /// Dials the peer a ticket's addresses lead to.
+    pub(super) fn reach(&mut self, addrs: Vec<Multiaddr>) -> Result<(), Error> {
+        let peer = addrs
+            .iter()
+            .find_map(peer_of)
+            .ok_or_else(|| Error::Transport("the addresses name no peer".into()))?;
+        if peer == *self.swarm.local_peer_id() {
+            return Err(Error::Transport("this ticket is this node's own".into()));
+        }
+        let addrs: Vec<Multiaddr> = addrs
+            .into_iter()
+            .filter(|a| peer_of(a) == Some(peer))
+            .collect();
+        let opts = DialOpts::peer_id(peer)
+            .addresses(addrs)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        match self.swarm.dial(opts) {
+            Ok(()) => Ok(()),
+            Err(libp2p::swarm::DialError::DialPeerConditionFalse(_)) => Ok(()),
+            Err(e) => Err(Error::Transport(format!(
+                "cannot dial the inviting node: {e}"
+            ))),
+        }
+    }
+}
+
+fn is_loopback(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| match p {
+        Protocol::Ip4(ip) => ip.is_loopback(),
+        Protocol::Ip6(ip) => ip.is_loopback(),
+        _ => false,
+    })
 }

@@ -109,10 +109,14 @@ impl EventLoop {
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 connection_id,
+                endpoint,
                 ..
             } => {
                 self.peers.relayed_closed(&peer_id, connection_id);
                 self.peers.disconnected(&peer_id);
+                if endpoint.is_relayed() {
+                    self.relayed_gone(peer_id);
+                }
             }
             SwarmEvent::OutgoingConnectionError {
                 connection_id,

@@ -23,7 +23,7 @@ const LINE_CAP: usize = 1024;
 struct Daemon {
     child: Child,
     /// Kept open: in line mode, end of input would end the session.
-    _stdin: Option<ChildStdin>,
+    stdin: Option<ChildStdin>,
     stdout: mpsc::Receiver<String>,
     stderr: mpsc::Receiver<String>,
 }
@@ -60,10 +60,18 @@ impl Daemon {
         let stderr = lines(child.stderr.take().expect("stderr"));
         Daemon {
             child,
-            _stdin: stdin,
+            stdin,
             stdout,
             stderr,
         }
+    }
+
+    /// Types a line into the node's session.
+    fn say(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}").expect("write");
+        stdin.flush().expect("flush");
     }
 
     /// The address of the HTTP API, from the startup log.
@@ -298,4 +306,75 @@ async fn one_sigint_in_line_mode_stops_the_session_the_api_and_the_node() {
     assert_eq!(code, 0, "a clean exit on SIGINT");
     assert!(took < Duration::from_secs(5), "{took:?}");
     assert!(events.ends().await, "the open event stream was closed");
+}
+
+#[tokio::test]
+async fn an_invite_ticket_from_the_shell_is_all_another_node_needs_to_join() {
+    let token = [(TOKEN_ENV, "invite-secret")];
+    let mut alice = Daemon::start(
+        &[
+            "--json",
+            "--nick",
+            "alice",
+            "--room",
+            "plans",
+            "--http",
+            "127.0.0.1:0",
+        ],
+        &[token[0], ("RUST_LOG", "p2p_chat=info")],
+    );
+    let addr = alice.http_addr().await;
+    let url = format!("http://{addr}");
+    let (code, stdout, stderr) = run(&["invite", "--url", &url, "#plans"], &token);
+    assert_eq!(code, 0, "{stderr}");
+    let ticket = stdout.trim().to_owned();
+    assert!(
+        ticket.starts_with("p2pchat1") && !ticket.contains('\n'),
+        "{stdout}"
+    );
+    let (code, stdout, _) = run(&["invite", "--url", &url, "--qr", "plans"], &token);
+    assert_eq!(code, 0);
+    let last = stdout.trim_end().rsplit('\n').next().unwrap_or_default();
+    assert!(
+        stdout.contains('▀') && last.starts_with("p2pchat1"),
+        "a QR code, then the ticket: {stdout}"
+    );
+    let (code, _, stderr) = run(&["invite", "--url", &url, "plans"], &[]);
+    assert_eq!((code, stderr.lines().count()), (1, 1), "no token: {stderr}");
+    assert!(stderr.contains("401"), "{stderr}");
+    let (code, _, stderr) = run(&["invite", "--url", &url], &token);
+    assert_eq!((code, stderr.lines().count()), (1, 1), "{stderr}");
+    assert!(stderr.contains("not in room"), "{stderr}");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let (code, _, stderr) = run(
+        &["invite", "--url", &format!("http://127.0.0.1:{port}")],
+        &[],
+    );
+    assert_eq!((code, stderr.lines().count()), (1, 1), "{stderr}");
+    assert!(stderr.contains("no node answered"), "{stderr}");
+
+    // Bad tickets are usage errors, told in one line.
+    for bad in [&ticket[..ticket.len() - 3], "p2pchat1", "p2pchat1!!"] {
+        let (code, _, stderr) = run(&["--join", bad, "--ephemeral"], &[]);
+        assert_eq!(code, 2, "{bad}: {stderr}");
+        assert!(stderr.contains("not a valid invite ticket"), "{stderr}");
+    }
+
+    let mut bob = Daemon::start(
+        &[
+            "--json",
+            "--nick",
+            "bob",
+            "--join",
+            &ticket,
+            "--http",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    wait_line(&mut alice.stdout, |l| l.contains("peer_connected")).await;
+    bob.say("hello from the ticket");
+    wait_line(&mut alice.stdout, |l| l.contains("hello from the ticket")).await;
 }
