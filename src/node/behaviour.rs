@@ -151,8 +151,10 @@ impl Behaviour {
     }
 }
 
-/// A relay server within `limits`; it offers relay whatever its own
-/// reachability says, since the operator asked for it.
+/// A relay server within `limits`. It offers relay once it has a confirmed
+/// address (`--external`, or AutoNAT's): a reservation carries the relay's
+/// addresses, and one without any is refused by the client while still
+/// holding a slot here.
 fn relay_server(peer_id: libp2p::PeerId, limits: super::RelayLimits) -> relay::Behaviour {
     let config = relay::Config {
         max_reservations: limits.max_reservations,
@@ -162,7 +164,5 @@ fn relay_server(peer_id: libp2p::PeerId, limits: super::RelayLimits) -> relay::B
         max_circuit_duration: limits.circuit_duration,
         ..relay::Config::default()
     };
-    let mut server = relay::Behaviour::new(peer_id, config);
-    server.set_status(Some(relay::Status::Enable));
-    server
+    relay::Behaviour::new(peer_id, config)
 }

@@ -99,3 +99,39 @@ async fn nodes_that_dial_each_other_back_are_public() {
         "{text}"
     );
 }
+
+/// A relay refuses a reservation over its limit with libp2p's status code,
+/// counts the refusal, and the refused node keeps asking with a backoff.
+#[tokio::test]
+async fn a_relay_refuses_reservations_over_its_limit_and_counts_them() {
+    let mut cfg = relay_server("relay");
+    cfg.relay.relay_max_reservations = 1;
+    let r = TestNode::start(cfg).await;
+    let with_relay = |nick: &str| {
+        let mut cfg = Config::for_tests();
+        cfg.nick = Some(nick.into());
+        cfg.relay.relays = vec![r.addr.parse().expect("relay address")];
+        cfg
+    };
+    let a = TestNode::start(with_relay("alice")).await;
+    eventually("a's address through the relay", || async {
+        !a.node
+            .status()
+            .await
+            .expect("status")
+            .relay_addrs
+            .is_empty()
+    })
+    .await;
+    let c = TestNode::start(with_relay("carol")).await;
+    eventually("the relay to refuse carol's reservation", || async {
+        r.node.encode_metrics().expect("metrics").contains(
+            "p2p_chat_relay_denied_total{request=\"reservation\",status=\"ResourceLimitExceeded\"}",
+        )
+    })
+    .await;
+    let status = c.node.status().await.expect("status");
+    assert!(status.relay_addrs.is_empty(), "{status:?}");
+    let held = r.node.status().await.expect("status").relay_server;
+    assert_eq!(held.map(|h| h.reservations), Some(1));
+}
