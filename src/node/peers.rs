@@ -120,6 +120,13 @@ impl PeerBook {
             .collect()
     }
 
+    /// Whether every connection to `peer` goes through a relay.
+    pub(crate) fn relayed_only(&self, peer: &PeerId) -> bool {
+        self.peers
+            .get(peer)
+            .is_some_and(|e| e.connections > 0 && e.connections <= e.relayed.len())
+    }
+
     pub(crate) fn is_connected(&self, peer: &PeerId) -> bool {
         self.peers.contains_key(peer)
     }

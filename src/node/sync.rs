@@ -29,6 +29,23 @@ pub(super) const SYNC_FANOUT: usize = 3;
 /// fetches what is still missing.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 const MAX_RETRIES: u8 = 3;
+/// Ids asked for in one fetch from a peer reached only through a relay:
+/// relays limit each circuit's bytes (1 MiB by default here, 128 KiB by
+/// libp2p's), and a full page could take all of it.
+pub(super) const RELAYED_FETCH_PAGE: usize = 8;
+/// Fetches one pull makes over a relay; the rest waits for a direct
+/// connection (a relayed one giving way starts a pull) or the next round.
+pub(super) const RELAYED_PAGES: usize = 1;
+
+/// How a pull's peer is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum Link {
+    /// At least one direct connection.
+    #[default]
+    Direct,
+    /// Only through a relay: fetches are small and few.
+    Relayed,
+}
 
 /// What the event loop does for history sync.
 #[derive(Debug)]
@@ -80,6 +97,10 @@ struct Pull {
     short: bool,
     /// Which retry of this peer and room this pull is (0: the first pull).
     attempt: u8,
+    /// How the peer is reached.
+    link: Link,
+    /// Fetches made.
+    pages: usize,
 }
 
 impl Pull {
@@ -150,6 +171,7 @@ impl SyncState {
         topic: &TopicHash,
         ids: &BTreeSet<(u64, Hash)>,
         attempt: u8,
+        link: Link,
     ) -> Option<Out> {
         let key = (peer, topic.clone());
         if self.pulls.contains_key(&key) {
@@ -167,6 +189,7 @@ impl SyncState {
             Pull {
                 session: Some(session),
                 attempt,
+                link,
                 ..Pull::default()
             },
         );
@@ -302,13 +325,22 @@ impl SyncState {
     /// nothing left.
     fn fetch_next(&mut self, key: &Key, now: Instant) -> Option<Out> {
         let pull = self.pulls.get_mut(key)?;
-        let n = pull.need.len().min(sync::FETCH_PAGE);
+        let (page, pages) = match pull.link {
+            Link::Direct => (sync::FETCH_PAGE, usize::MAX),
+            Link::Relayed => (RELAYED_FETCH_PAGE, RELAYED_PAGES),
+        };
+        if pull.pages >= pages && !pull.need.is_empty() {
+            tracing::debug!(peer = %key.0, left = pull.need.len(), "the rest of the history waits for a direct connection");
+            pull.need.clear();
+        }
+        let n = pull.need.len().min(page);
         if n == 0 {
             if pull.finished() {
                 self.end(key, now);
             }
             return None;
         }
+        pull.pages += 1;
         pull.asked = pull.need.drain(..n).collect();
         let ids = pull
             .asked

@@ -17,7 +17,7 @@ use super::EventLoop;
 use crate::{
     node::{
         Error, archive, blocking,
-        sync::{self, Out, SYNC_FANOUT, Serve},
+        sync::{self, Link, Out, SYNC_FANOUT, Serve},
     },
     protocol::{Envelope, Rejection},
     sync::{SyncRequest, SyncResponse, check_frames},
@@ -81,7 +81,14 @@ impl EventLoop {
         let Some(room) = self.rooms.get(topic) else {
             return;
         };
-        let out = self.sync.start(peer, topic, room.index.sorted(), attempt);
+        let link = if self.peers.relayed_only(&peer) {
+            Link::Relayed
+        } else {
+            Link::Direct
+        };
+        let out = self
+            .sync
+            .start(peer, topic, room.index.sorted(), attempt, link);
         self.do_sync(out);
     }
 

@@ -36,9 +36,11 @@ fn a_pull_reconciles_fetches_what_it_lacks_and_ends() {
     let peer = PeerId::random();
     let mut ids_left = request_ids(16);
     let mut state = SyncState::default();
-    let mut out = state.start(peer, &topic, &ours, 0).expect("starts");
+    let mut out = state
+        .start(peer, &topic, &ours, 0, Link::Direct)
+        .expect("starts");
     assert!(
-        state.start(peer, &topic, &ours, 0).is_none(),
+        state.start(peer, &topic, &ours, 0, Link::Direct).is_none(),
         "one pull per peer and room"
     );
     let now = Instant::now();
@@ -84,7 +86,9 @@ fn ids_another_pull_is_fetching_are_left_to_it() {
     let mut asked = Vec::new();
     for _ in 0..2 {
         let peer = PeerId::random();
-        let mut out = state.start(peer, &topic, &ours, 0).expect("starts");
+        let mut out = state
+            .start(peer, &topic, &ours, 0, Link::Direct)
+            .expect("starts");
         let fetch = loop {
             let Out::Request { request, .. } = &out else {
                 panic!("a request");
@@ -298,4 +302,43 @@ fn rounds_take_the_peers_in_turn() {
     }
     peers.sort_unstable();
     assert_eq!(seen.len(), 7, "three rounds of three reach all seven");
+}
+
+#[test]
+fn over_a_relay_a_pull_fetches_one_small_page_and_leaves_the_rest() {
+    let topic = TopicHash::from_raw("t");
+    let peer = PeerId::random();
+    let key = (peer, topic.clone());
+    let need: VecDeque<Hash> = ids(0..100).into_iter().map(|(_, h)| h).collect();
+    let mut state = SyncState::default();
+    state.pulls.insert(
+        key.clone(),
+        Pull {
+            need,
+            link: Link::Relayed,
+            ..Pull::default()
+        },
+    );
+    let now = Instant::now();
+    let mut ids_left = request_ids(8);
+    let first = state.fetch_next(&key, now).expect("a page");
+    let Out::Request {
+        request: SyncRequest::Fetch { ids: asked, .. },
+        ..
+    } = &first
+    else {
+        panic!("a fetch: {first:?}");
+    };
+    assert_eq!(asked.len(), RELAYED_FETCH_PAGE);
+    let id = send(&mut state, first, &mut ids_left);
+    let page = vec![ByteBuf::from(vec![1]); RELAYED_FETCH_PAGE];
+    let outs = state.answered(id, SyncResponse::Frames { frames: page }, now);
+    assert!(matches!(&outs[..], [Out::Check { .. }]), "{outs:?}");
+    let outs = state.checked(peer, topic, now);
+    assert!(outs.is_empty(), "no second page over a relay: {outs:?}");
+    assert!(state.pulls.is_empty(), "the pull ended");
+    assert!(
+        state.due_retries(now + RETRY_AFTER).is_empty(),
+        "and is not retried at once: the rest waits"
+    );
 }
