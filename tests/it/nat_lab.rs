@@ -320,6 +320,26 @@ fn tells(lab: &mut NatLab, (from, from_id): (usize, &str), (to, to_id): (usize, 
         .event("direct", |v| v["from"] == from_id && v["text"] == text);
 }
 
+/// A public relay at 203.0.113.10 over TCP, its address declared (no
+/// public peer dials it back in these labs, so AutoNAT has no one to ask,
+/// and docs/operations.md says to declare it); its index and full address.
+fn tcp_relay(lab: &mut NatLab, ns: &str, limits: &[&str]) -> (usize, String) {
+    let args = [
+        &[
+            "--listen",
+            "/ip4/0.0.0.0/tcp/4001",
+            "--external",
+            "/ip4/203.0.113.10/tcp/4001",
+            "--relay-server",
+        ][..],
+        limits,
+    ]
+    .concat();
+    let r = lab.start(ns, "relay", &args);
+    let id = peer_id_of(&lab.status(r, "r's status", |_| true));
+    (r, format!("/ip4/203.0.113.10/tcp/4001/p2p/{id}"))
+}
+
 fn peer_id_of(status: &Value) -> String {
     status["peer_id"].as_str().expect("peer id").to_owned()
 }
@@ -432,25 +452,16 @@ fn a_home_behind_a_port_randomising_nat_stays_relayed_and_still_chats() {
     let a_ns = lab.home("a", 1, false);
     let c_ns = lab.home("c", 3, true);
     let listen = "/ip4/0.0.0.0/tcp/4001";
-    let r = lab.start(
+    let (r, r_addr) = tcp_relay(
+        &mut lab,
         &r_ns,
-        "relay",
         &[
-            "--listen",
-            listen,
-            // No public peer dials it here, so AutoNAT has no one to ask:
-            // the operator declares the address, as docs/operations.md says.
-            "--external",
-            "/ip4/203.0.113.10/tcp/4001",
-            "--relay-server",
             "--relay-circuit-bytes",
             "32768",
             "--relay-circuit-secs",
             "20",
         ],
     );
-    let r_id = peer_id_of(&lab.status(r, "r's status", |_| true));
-    let r_addr = format!("/ip4/203.0.113.10/tcp/4001/p2p/{r_id}");
     let boot = [
         "--listen",
         listen,
@@ -485,5 +496,87 @@ fn a_home_behind_a_port_randomising_nat_stays_relayed_and_still_chats() {
     assert!(
         held["relay_server"]["circuits_opened"].as_u64() >= Some(2),
         "a second circuit after the first ended: {held}"
+    );
+}
+
+/// The lab's figures: `P2P_CHAT_NAT_TRIES` tries (3 in the suite; 20 for
+/// docs/performance.md) of a home node B dialing a home node A's relay
+/// address over TCP. Per try: from B's start to A's first message at B
+/// (sent as soon as A sees B, so through the relay unless hole punching
+/// was quicker), and to the direct upgrade. Every try must upgrade: both
+/// routers keep ports.
+#[test]
+fn nat_figures() {
+    let tries: usize = std::env::var("P2P_CHAT_NAT_TRIES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3);
+    let (mut first, mut direct, mut relayed_first) = (Vec::new(), Vec::new(), 0);
+    let mut through_relay = Vec::new();
+    for _ in 0..tries {
+        let mut lab = NatLab::new();
+        let r_ns = lab.public("r", 10);
+        let a_ns = lab.home("a", 1, false);
+        let b_ns = lab.home("b", 2, false);
+        let c_ns = lab.home("c", 3, true);
+        let listen = "/ip4/0.0.0.0/tcp/4001";
+        let (_, relay) = tcp_relay(&mut lab, &r_ns, &[]);
+        let a = lab.start(
+            &a_ns,
+            "alice",
+            &["--listen", listen, "--relay", &relay, "--room", "plans"],
+        );
+        let a_status = lab.status(a, "a's relay address", |s| {
+            s["relay_addrs"].as_array().is_some_and(|x| !x.is_empty())
+        });
+        let a_id = peer_id_of(&a_status);
+        let circuit = a_status["relay_addrs"][0]
+            .as_str()
+            .expect("address")
+            .to_owned();
+        let started = Instant::now();
+        let b = lab.start(
+            &b_ns,
+            "bob",
+            &["--listen", listen, "--dial", &circuit, "--room", "plans"],
+        );
+        let b_id = peer_id_of(&lab.status(b, "b's status", |_| true));
+        lab.peer(a, &b_id, "a sees b", |_| true);
+        lab.node(a).send("first");
+        lab.node(b).event("message", |v| v["text"] == "first");
+        first.push(started.elapsed());
+        if lab.peer(b, &a_id, "b's view of a", |_| true)["connection"] == "relayed" {
+            relayed_first += 1;
+        }
+        lab.peer(b, &a_id, "the direct upgrade", |p| {
+            p["connection"] == "direct"
+        });
+        direct.push(started.elapsed());
+        // C's router randomises ports: C and A stay relayed.
+        let started = Instant::now();
+        let c = lab.start(
+            &c_ns,
+            "carol",
+            &["--listen", listen, "--dial", &circuit, "--room", "plans"],
+        );
+        let c_id = peer_id_of(&lab.status(c, "c's status", |_| true));
+        lab.peer(a, &c_id, "a sees c", |_| true);
+        lab.node(a).send("relayed");
+        lab.node(c).event("message", |v| v["text"] == "relayed");
+        through_relay.push(started.elapsed());
+    }
+    let ms = |d: &Vec<Duration>| {
+        let mut v: Vec<u128> = d.iter().map(Duration::as_millis).collect();
+        v.sort_unstable();
+        (v[v.len() / 2], v[v.len() - 1])
+    };
+    let ((f50, fmax), (d50, dmax)) = (ms(&first), ms(&direct));
+    let (r50, rmax) = ms(&through_relay);
+    println!(
+        "nat figures ({tries} tries): first message p50 {f50} ms, max {fmax} ms \
+         (still relayed then in {relayed_first}); direct upgrade p50 {d50} ms, max {dmax} ms; \
+         upgrades {}/{tries}; behind a port-randomising router, first message through the \
+         relay p50 {r50} ms, max {rmax} ms",
+        direct.len()
     );
 }
