@@ -525,3 +525,32 @@ fn a_plain_join_of_an_encrypted_room_says_how_to_read_it() {
     assert!(!tmux.screen().contains("sealed words"));
     tmux.keys("/quit");
 }
+
+#[test]
+fn an_invite_ticket_shown_as_a_qr_code_is_joined_with_slash_join() {
+    let (alice, _) = alice();
+    alice.keys("/invite --qr");
+    let screen = alice.wait_for("invite to #lobby");
+    assert!(
+        screen.contains('▀') || screen.contains('▄'),
+        "a QR code drawn in half blocks:\n{screen}"
+    );
+    let ticket = screen
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("p2pchat1"))
+        .expect("the ticket on a line of its own")
+        .to_owned();
+    let bob = Tmux::start(&format!(
+        "{BIN} --ephemeral --no-mdns --nick bob --room elsewhere --listen /ip4/127.0.0.1/tcp/0 2>/dev/null"
+    ));
+    bob.wait_for_prompt("#elsewhere> ");
+    bob.keys("/join p2pchat1garbled");
+    bob.wait_for("not a valid invite ticket");
+    bob.keys(&format!("/join {ticket}"));
+    bob.wait_for("joined #lobby");
+    alice.wait_for("* bob connected");
+    bob.wait_for_prompt("#lobby> ");
+    bob.keys("hello by ticket");
+    alice.wait_for("<bob> hello by ticket");
+}
