@@ -135,3 +135,81 @@ async fn a_relay_refuses_reservations_over_its_limit_and_counts_them() {
     let held = r.node.status().await.expect("status").relay_server;
     assert_eq!(held.map(|h| h.reservations), Some(1));
 }
+
+/// A peer that opens circuits in a loop (a bare libp2p client, closing each
+/// and opening the next) is limited by the relay: refused with libp2p's
+/// status code after the relay's per-peer rate, and counted.
+#[tokio::test]
+async fn a_peer_opening_circuits_in_a_loop_is_limited() {
+    use libp2p::{futures::StreamExt, swarm::SwarmEvent};
+
+    let r = TestNode::start(relay_server("relay")).await;
+    let mut cfg = Config::for_tests();
+    cfg.nick = Some("alice".into());
+    cfg.relay.relays = vec![r.addr.parse().expect("relay address")];
+    let a = TestNode::start(cfg).await;
+    eventually("a's address through the relay", || async {
+        !a.node
+            .status()
+            .await
+            .expect("status")
+            .relay_addrs
+            .is_empty()
+    })
+    .await;
+    let circuit: libp2p::Multiaddr = a.node.status().await.expect("status").relay_addrs[0]
+        .parse()
+        .expect("circuit address");
+    let mut looper = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .expect("tcp")
+        .with_relay_client(libp2p::noise::Config::new, libp2p::yamux::Config::default)
+        .expect("relay client")
+        .with_behaviour(|_, relay| relay)
+        .expect("behaviour")
+        .build();
+    let (mut opened, mut refused) = (0, 0);
+    // libp2p's default: 30 circuits per source peer every 2 minutes.
+    for _ in 0..40 {
+        looper.dial(circuit.clone()).expect("dial starts");
+        let outcome = tokio::time::timeout(crate::support::WAIT, async {
+            loop {
+                match looper.select_next_some().await {
+                    SwarmEvent::ConnectionEstablished {
+                        connection_id,
+                        endpoint,
+                        ..
+                    } if endpoint.is_relayed() => {
+                        looper.close_connection(connection_id);
+                        return true;
+                    }
+                    SwarmEvent::OutgoingConnectionError { .. } => return false,
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .expect("each dial ends");
+        if outcome {
+            opened += 1;
+        } else {
+            refused += 1;
+        }
+    }
+    assert!(
+        opened >= 1 && refused >= 1,
+        "opened {opened}, refused {refused}"
+    );
+    let text = r.node.encode_metrics().expect("metrics");
+    assert!(
+        text.contains(
+            "p2p_chat_relay_denied_total{request=\"circuit\",status=\"ResourceLimitExceeded\"}"
+        ),
+        "{text}"
+    );
+}
