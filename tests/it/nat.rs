@@ -13,18 +13,16 @@ fn relay_server(nick: &str) -> Config {
     cfg
 }
 
-/// A holds a reservation on R; B dials A's circuit address and the two
-/// chat through R (a room message and a direct message); hole punching
-/// then gives them a direct connection and the relayed one is closed.
-#[tokio::test]
-async fn a_peer_reached_through_a_relay_chats_and_then_goes_direct() {
-    let r = TestNode::start(relay_server("relay")).await;
+/// A node with `nick` that holds a reservation on `relay`, once it does;
+/// and its address through the relay.
+async fn reserved_on(relay: &TestNode, nick: &str) -> (TestNode, String) {
     let mut cfg = Config::for_tests();
-    cfg.nick = Some("alice".into());
-    cfg.relay.relays = vec![r.addr.parse().expect("relay address")];
-    let mut a = TestNode::start(cfg).await;
-    eventually("a's address through the relay", || async {
-        !a.node
+    cfg.nick = Some(nick.into());
+    cfg.relay.relays = vec![relay.addr.parse().expect("relay address")];
+    let node = TestNode::start(cfg).await;
+    eventually(&format!("{nick}'s address through the relay"), || async {
+        !node
+            .node
             .status()
             .await
             .expect("status")
@@ -32,7 +30,17 @@ async fn a_peer_reached_through_a_relay_chats_and_then_goes_direct() {
             .is_empty()
     })
     .await;
-    let circuit = a.node.status().await.expect("status").relay_addrs[0].clone();
+    let circuit = node.node.status().await.expect("status").relay_addrs[0].clone();
+    (node, circuit)
+}
+
+/// A holds a reservation on R; B dials A's circuit address and the two
+/// chat through R (a room message and a direct message); hole punching
+/// then gives them a direct connection and the relayed one is closed.
+#[tokio::test]
+async fn a_peer_reached_through_a_relay_chats_and_then_goes_direct() {
+    let r = TestNode::start(relay_server("relay")).await;
+    let (mut a, circuit) = reserved_on(&r, "alice").await;
     assert!(
         circuit.starts_with(&r.addr) && circuit.ends_with(&format!("/p2p-circuit/p2p/{}", a.id())),
         "{circuit}"
@@ -113,16 +121,7 @@ async fn a_relay_refuses_reservations_over_its_limit_and_counts_them() {
         cfg.relay.relays = vec![r.addr.parse().expect("relay address")];
         cfg
     };
-    let a = TestNode::start(with_relay("alice")).await;
-    eventually("a's address through the relay", || async {
-        !a.node
-            .status()
-            .await
-            .expect("status")
-            .relay_addrs
-            .is_empty()
-    })
-    .await;
+    let _a = reserved_on(&r, "alice").await;
     let c = TestNode::start(with_relay("carol")).await;
     eventually("the relay to refuse carol's reservation", || async {
         r.node.encode_metrics().expect("metrics").contains(
@@ -144,22 +143,8 @@ async fn a_peer_opening_circuits_in_a_loop_is_limited() {
     use libp2p::{futures::StreamExt, swarm::SwarmEvent};
 
     let r = TestNode::start(relay_server("relay")).await;
-    let mut cfg = Config::for_tests();
-    cfg.nick = Some("alice".into());
-    cfg.relay.relays = vec![r.addr.parse().expect("relay address")];
-    let a = TestNode::start(cfg).await;
-    eventually("a's address through the relay", || async {
-        !a.node
-            .status()
-            .await
-            .expect("status")
-            .relay_addrs
-            .is_empty()
-    })
-    .await;
-    let circuit: libp2p::Multiaddr = a.node.status().await.expect("status").relay_addrs[0]
-        .parse()
-        .expect("circuit address");
+    let (_a, circuit) = reserved_on(&r, "alice").await;
+    let circuit: libp2p::Multiaddr = circuit.parse().expect("circuit address");
     let mut looper = libp2p::SwarmBuilder::with_new_identity()
         .with_tokio()
         .with_tcp(
