@@ -340,6 +340,23 @@ fn tcp_relay(lab: &mut NatLab, ns: &str, limits: &[&str]) -> (usize, String) {
     (r, format!("/ip4/203.0.113.10/tcp/4001/p2p/{id}"))
 }
 
+/// Bytes the node in namespace `ns` sent and received over connections
+/// through a relay, from its `/metrics` (its sidecar's default address, on
+/// the namespace's own loopback).
+fn relayed_bytes(ns: &str) -> u64 {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "curl", "-fsS", "--max-time", "3"])
+        .arg("http://127.0.0.1:8081/metrics")
+        .output()
+        .expect("curl runs");
+    assert!(out.status.success(), "metrics of {ns}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("libp2p_bandwidth_bytes_total") && l.contains("p2p-circuit"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 fn peer_id_of(status: &Value) -> String {
     status["peer_id"].as_str().expect("peer id").to_owned()
 }
@@ -512,7 +529,7 @@ fn nat_figures() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(3);
     let (mut first, mut direct, mut relayed_first) = (Vec::new(), Vec::new(), 0);
-    let mut through_relay = Vec::new();
+    let (mut through_relay, mut per_message) = (Vec::new(), Vec::new());
     for _ in 0..tries {
         let mut lab = NatLab::new();
         let r_ns = lab.public("r", 10);
@@ -564,6 +581,17 @@ fn nat_figures() {
         lab.node(a).send("relayed");
         lab.node(c).event("message", |v| v["text"] == "relayed");
         through_relay.push(started.elapsed());
+        // What the relayed link carries per room message, from C's own
+        // transport counters for connections through a relay.
+        const BURST: u64 = 20;
+        let before = relayed_bytes(&c_ns);
+        for n in 0..BURST {
+            lab.node(a).send(&format!("relayed {n:02}"));
+        }
+        lab.node(c).event("message", |v| {
+            v["text"] == format!("relayed {:02}", BURST - 1)
+        });
+        per_message.push((relayed_bytes(&c_ns) - before) / BURST);
     }
     let ms = |d: &Vec<Duration>| {
         let mut v: Vec<u128> = d.iter().map(Duration::as_millis).collect();
@@ -572,11 +600,14 @@ fn nat_figures() {
     };
     let ((f50, fmax), (d50, dmax)) = (ms(&first), ms(&direct));
     let (r50, rmax) = ms(&through_relay);
+    per_message.sort_unstable();
+    let bytes50 = per_message[per_message.len() / 2];
+    assert!(bytes50 > 0, "the relayed link's bytes are counted");
     println!(
         "nat figures ({tries} tries): first message p50 {f50} ms, max {fmax} ms \
          (still relayed then in {relayed_first}); direct upgrade p50 {d50} ms, max {dmax} ms; \
          upgrades {}/{tries}; behind a port-randomising router, first message through the \
-         relay p50 {r50} ms, max {rmax} ms",
+         relay p50 {r50} ms, max {rmax} ms, {bytes50} bytes per message over the relayed link (p50)",
         direct.len()
     );
 }
