@@ -278,6 +278,10 @@ fn usage_errors_exit_2_naming_the_bad_value() {
         ("--dial", "/ip4/1.2.3.4/tcp/x"),
         ("--bootstrap", "hello"),
         ("--dial", "/ip4/1.2.3.4/udp/5"),
+        ("--relay", "/ip4/203.0.113.7/tcp/4001"),
+        ("--relay", "relay.example.org"),
+        ("--join", "p2pchat1notaticket"),
+        ("--room", "p2pchat1lookalike"),
     ] {
         let (code, stderr) = run(&["--ephemeral", flag, value]);
         assert_eq!(code, 2, "{flag} {value}: {stderr}");
@@ -309,6 +313,24 @@ fn usage_errors_exit_2_naming_the_bad_value() {
         assert!(stderr.contains(flag), "{flag} {value:?}: {stderr}");
         assert!(!data.exists(), "{flag} {value:?} left a data dir behind");
     }
+    // An encrypted room's ticket needs the passphrase from a file.
+    let ticket = p2p_chat::ticket::Ticket {
+        room: "vault".into(),
+        encrypted: true,
+        addrs: vec![
+            "/ip4/127.0.0.1/tcp/9/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
+                .parse()
+                .expect("address"),
+        ],
+        created: p2p_chat::protocol::now_ms() / 1000,
+    }
+    .encode();
+    let (code, stderr) = run(&["--ephemeral", "--join", &ticket]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("#vault is encrypted") && stderr.contains("--passphrase-file"),
+        "{stderr}"
+    );
     let (code, stderr) = run(&["--bogus"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("--bogus"), "{stderr}");
