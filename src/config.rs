@@ -336,9 +336,9 @@ pub struct RelayConfig {
           value_parser = clap::value_parser!(u64).range(1024..))]
     pub relay_circuit_bytes: u64,
 
-    /// Relay server: seconds one circuit may stay open.
+    /// Relay server: seconds one circuit may stay open (at most a day).
     #[arg(long, env = "P2P_CHAT_RELAY_CIRCUIT_SECS", default_value_t = RelayLimits::default().circuit_duration.as_secs(),
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub relay_circuit_secs: u64,
 }
 

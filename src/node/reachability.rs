@@ -11,12 +11,13 @@
 //! Relay (`/p2p-circuit`) addresses are never tested: they say where a
 //! relay reaches us, not whether we are reachable ourselves.
 
-use std::collections::HashMap;
+use std::collections::VecDeque;
 
 use libp2p::{Multiaddr, multiaddr::Protocol};
 use serde::Serialize;
 
-/// Results kept, so a peer reporting many made-up addresses cannot grow it.
+/// Results kept, the newest; so a peer reporting many made-up addresses
+/// cannot grow it.
 const MAX_RESULTS: usize = 32;
 
 /// What this node knows of its own reachability.
@@ -45,32 +46,35 @@ impl Reachability {
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
     declared: Vec<Multiaddr>,
-    results: HashMap<Multiaddr, bool>,
+    /// Each tested address's last result, oldest first.
+    results: VecDeque<(Multiaddr, bool)>,
 }
 
 impl Tracker {
     pub(crate) fn new(declared: Vec<Multiaddr>) -> Self {
         Tracker {
             declared,
-            results: HashMap::new(),
+            results: VecDeque::new(),
         }
     }
 
     /// Records a test's result; the new state if it changed.
     pub(crate) fn tested(&mut self, addr: Multiaddr, reachable: bool) -> Option<Reachability> {
-        if is_relayed(&addr)
-            || (!self.results.contains_key(&addr) && self.results.len() >= MAX_RESULTS)
-        {
+        if is_relayed(&addr) {
             return None;
         }
         let before = self.state();
-        self.results.insert(addr, reachable);
+        self.results.retain(|(a, _)| *a != addr);
+        self.results.push_back((addr, reachable));
+        if self.results.len() > MAX_RESULTS {
+            self.results.pop_front();
+        }
         let after = self.state();
         (before != after).then_some(after)
     }
 
     pub(crate) fn state(&self) -> Reachability {
-        if !self.declared.is_empty() || self.results.values().any(|ok| *ok) {
+        if !self.declared.is_empty() || self.results.iter().any(|(_, ok)| *ok) {
             Reachability::Public
         } else if self.results.is_empty() {
             Reachability::Unknown
@@ -120,12 +124,15 @@ mod tests {
     }
 
     #[test]
-    fn results_are_bounded() {
+    fn results_are_bounded_and_the_newest_count() {
         let mut t = Tracker::default();
-        for port in 1..=(MAX_RESULTS as u16 + 10) {
+        t.tested(addr("/ip4/198.51.100.1/tcp/1"), true);
+        for port in 2..=(MAX_RESULTS as u16 + 10) {
             t.tested(addr(&format!("/ip4/198.51.100.1/tcp/{port}")), false);
         }
         assert_eq!(t.results.len(), MAX_RESULTS);
-        assert_eq!(t.state(), Reachability::Private);
+        assert_eq!(t.state(), Reachability::Private, "the old success is gone");
+        t.tested(addr("/ip4/198.51.100.2/tcp/1"), true);
+        assert_eq!(t.state(), Reachability::Public, "a new one counts");
     }
 }

@@ -186,6 +186,14 @@ impl Redial {
         bootstrap
     }
 
+    /// The address of the `--dial` or `--bootstrap` target that is `peer`.
+    pub(crate) fn target_addr(&self, peer: &PeerId) -> Option<&Multiaddr> {
+        self.targets
+            .iter()
+            .find(|t| t.peer.as_ref() == Some(peer))
+            .map(|t| &t.addr)
+    }
+
     /// A dial failed.
     pub(crate) fn on_dial_failed(&mut self, id: ConnectionId, now: Instant) {
         for t in &mut self.targets {

@@ -25,8 +25,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 #[derive(Debug)]
 struct Relay {
-    /// The relay's own address, ending in `/p2p/ID`.
-    addr: Multiaddr,
+    /// The relay's own addresses, each ending in `/p2p/ID`: tried in turn,
+    /// the next one after each failure.
+    addrs: Vec<Multiaddr>,
     /// Given by the operator: reserved on whatever our reachability.
     fixed: bool,
     listener: Option<ListenerId>,
@@ -48,20 +49,21 @@ pub(crate) struct Relays {
 impl Relays {
     /// `fixed`: the `--relay` addresses (each ends in `/p2p/ID`).
     pub(crate) fn new(fixed: &[Multiaddr], now: Instant) -> Self {
-        let mut relays = HashMap::new();
+        let mut relays: HashMap<PeerId, Relay> = HashMap::new();
         for addr in fixed {
             if let Some(peer) = peer_of(addr) {
-                relays.insert(
-                    peer,
-                    Relay {
-                        addr: addr.clone(),
+                relays
+                    .entry(peer)
+                    .or_insert_with(|| Relay {
+                        addrs: Vec::new(),
                         fixed: true,
                         listener: None,
                         reserved: false,
                         next_try: now,
                         failures: 0,
-                    },
-                );
+                    })
+                    .addrs
+                    .push(addr.clone());
             }
         }
         Relays {
@@ -90,7 +92,7 @@ impl Relays {
             self.relays.insert(
                 peer,
                 Relay {
-                    addr: addr.clone(),
+                    addrs: vec![addr.clone()],
                     fixed: false,
                     listener: None,
                     reserved: false,
@@ -121,7 +123,7 @@ impl Relays {
             .iter()
             .filter(|(_, r)| r.listener.is_none() && r.next_try <= now)
             .collect();
-        waiting.sort_by_key(|(_, r)| (!r.fixed, r.failures, r.addr.to_string()));
+        waiting.sort_by_key(|(p, r)| (!r.fixed, r.failures, p.to_bytes()));
         for (peer, relay) in waiting {
             if !relay.fixed {
                 if auto_room == 0 {
@@ -129,7 +131,8 @@ impl Relays {
                 }
                 auto_room -= 1;
             }
-            due.push((*peer, relay.addr.clone().with(Protocol::P2pCircuit)));
+            let addr = &relay.addrs[relay.failures as usize % relay.addrs.len()];
+            due.push((*peer, addr.clone().with(Protocol::P2pCircuit)));
         }
         due
     }
@@ -195,12 +198,16 @@ pub(crate) fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     }
 }
 
-/// What we relay for others as a server: who holds a reservation, who has
-/// circuits open, so trimming leaves their connections alone.
+/// What we relay for others as a server: who holds a reservation, which
+/// circuits are open, so trimming leaves their connections alone. libp2p
+/// may tell a circuit's end twice (once per side that notices): counts
+/// never go below zero, and a peer's entries go when its last connection
+/// does.
 #[derive(Debug, Default)]
 pub(crate) struct Served {
     reservations: HashSet<PeerId>,
-    circuits: HashMap<PeerId, usize>,
+    /// Open circuits by (source, destination).
+    circuits: HashMap<(PeerId, PeerId), usize>,
     opened: u64,
 }
 
@@ -215,20 +222,23 @@ impl Served {
 
     pub(crate) fn circuit_opened(&mut self, src: PeerId, dst: PeerId) {
         self.opened += 1;
-        for p in [src, dst] {
-            *self.circuits.entry(p).or_default() += 1;
+        *self.circuits.entry((src, dst)).or_default() += 1;
+    }
+
+    pub(crate) fn circuit_closed(&mut self, src: PeerId, dst: PeerId) {
+        if let Some(n) = self.circuits.get_mut(&(src, dst)) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.circuits.remove(&(src, dst));
+            }
         }
     }
 
-    pub(crate) fn circuit_closed(&mut self, src: &PeerId, dst: &PeerId) {
-        for p in [src, dst] {
-            if let Some(n) = self.circuits.get_mut(p) {
-                *n = n.saturating_sub(1);
-                if *n == 0 {
-                    self.circuits.remove(p);
-                }
-            }
-        }
+    /// `peer`'s last connection closed: nothing of it is held any more.
+    pub(crate) fn gone(&mut self, peer: &PeerId) {
+        self.reservations.remove(peer);
+        self.circuits
+            .retain(|(src, dst), _| src != peer && dst != peer);
     }
 
     pub(crate) fn reservations(&self) -> usize {
@@ -236,7 +246,7 @@ impl Served {
     }
 
     pub(crate) fn circuits(&self) -> usize {
-        self.circuits.values().sum::<usize>() / 2
+        self.circuits.values().sum()
     }
 
     /// Circuits opened since the start.
@@ -246,7 +256,11 @@ impl Served {
 
     /// Whether `peer` holds a reservation or a circuit here.
     pub(crate) fn uses(&self, peer: &PeerId) -> bool {
-        self.reservations.contains(peer) || self.circuits.contains_key(peer)
+        self.reservations.contains(peer)
+            || self
+                .circuits
+                .keys()
+                .any(|(src, dst)| src == peer || dst == peer)
     }
 }
 
@@ -304,6 +318,24 @@ mod tests {
     }
 
     #[test]
+    fn a_relay_given_twice_is_tried_at_each_address_in_turn() {
+        let now = Instant::now();
+        let peer = PeerId::random();
+        let (tcp, quic) = (relay_addr(peer, 1), relay_addr(peer, 2));
+        let mut relays = Relays::new(&[tcp.clone(), quic.clone()], now);
+        assert_eq!(
+            relays.due(now, false),
+            vec![(peer, tcp.with(Protocol::P2pCircuit))]
+        );
+        relays.refused(&peer, now);
+        let later = now + MAX_BACKOFF;
+        assert_eq!(
+            relays.due(later, false),
+            vec![(peer, quic.with(Protocol::P2pCircuit))]
+        );
+    }
+
+    #[test]
     fn a_closed_reservation_is_asked_again_after_a_growing_backoff() {
         let now = Instant::now();
         let peer = PeerId::random();
@@ -326,15 +358,21 @@ mod tests {
     #[test]
     fn served_peers_are_counted_until_their_circuits_close() {
         let mut served = Served::default();
-        let (a, b) = (PeerId::random(), PeerId::random());
+        let (a, b, c) = (PeerId::random(), PeerId::random(), PeerId::random());
         served.reserved(a);
         served.circuit_opened(b, a);
-        assert_eq!((served.reservations(), served.circuits()), (1, 1));
-        assert_eq!(served.opened(), 1);
+        served.circuit_opened(b, c);
+        assert_eq!((served.reservations(), served.circuits()), (1, 2));
+        assert_eq!(served.opened(), 2);
         served.unreserved(&a);
         assert!(served.uses(&a) && served.uses(&b));
-        served.circuit_closed(&b, &a);
-        assert!(!served.uses(&a) && !served.uses(&b));
+        // One circuit's end told twice leaves the other circuit counted.
+        served.circuit_closed(b, a);
+        served.circuit_closed(b, a);
+        assert!(!served.uses(&a) && served.uses(&b) && served.uses(&c));
+        assert_eq!(served.circuits(), 1);
+        served.gone(&c);
+        assert!(!served.uses(&b));
         assert_eq!(served.circuits(), 0);
     }
 }

@@ -146,6 +146,15 @@ impl SyncState {
         self.pulls.keys().map(|(peer, _)| *peer)
     }
 
+    /// `peer` is now reached directly: its pulls fetch full pages again.
+    pub(super) fn direct_now(&mut self, peer: &PeerId) {
+        for ((p, _), pull) in &mut self.pulls {
+            if p == peer {
+                pull.link = Link::Direct;
+            }
+        }
+    }
+
     /// A periodic round begins: the next peers' turn.
     pub(super) fn next_round(&mut self) {
         self.round = self.round.wrapping_add(1);

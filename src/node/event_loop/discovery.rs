@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use libp2p::kad::store::RecordStore;
 use libp2p::{
     PeerId,
     gossipsub::TopicHash,
@@ -20,6 +21,8 @@ use super::EventLoop;
 
 /// How often to ask for the members of our rooms while peers are few.
 pub(super) const DISCOVER_EVERY: Duration = Duration::from_secs(30);
+/// How soon to ask again once a relayed member is lost.
+const DISCOVER_SOON: Duration = Duration::from_secs(1);
 
 fn room_key(topic: &TopicHash) -> kad::RecordKey {
     kad::RecordKey::new(&topic.as_str())
@@ -50,6 +53,11 @@ impl EventLoop {
             .stop_providing(&room_key(topic));
     }
 
+    /// Asks for our rooms' members at the next tick but one.
+    pub(super) fn discover_soon(&mut self) {
+        self.next_discover = self.next_discover.min(Instant::now() + DISCOVER_SOON);
+    }
+
     /// Asks for our rooms' members now and then while peers are few.
     pub(super) fn discover(&mut self, now: Instant) {
         if now < self.next_discover {
@@ -69,9 +77,15 @@ impl EventLoop {
     }
 
     /// Members of a room of ours found: dialed while peers are few. The
-    /// DHT query that found them supplies their addresses.
-    pub(super) fn found_members(&mut self, providers: impl IntoIterator<Item = PeerId>) {
+    /// DHT query that found them supplies the addresses other nodes gave;
+    /// records this node stores itself give theirs here.
+    pub(super) fn found_members(
+        &mut self,
+        key: &kad::RecordKey,
+        providers: impl IntoIterator<Item = PeerId>,
+    ) {
         let me = *self.swarm.local_peer_id();
+        let stored = self.swarm.behaviour_mut().kad.store_mut().providers(key);
         for peer in providers {
             let dialing = self
                 .swarm
@@ -81,7 +95,13 @@ impl EventLoop {
             if peer == me || !self.peers.worth_dialing(&peer, dialing) {
                 continue;
             }
+            let addrs = stored
+                .iter()
+                .find(|r| r.provider == peer)
+                .map(|r| r.addresses.clone())
+                .unwrap_or_default();
             let opts = DialOpts::peer_id(peer)
+                .addresses(addrs)
                 .condition(PeerCondition::DisconnectedAndNotDialing)
                 .build();
             if let Err(e) = self.swarm.dial(opts) {

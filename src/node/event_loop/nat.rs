@@ -51,9 +51,8 @@ impl EventLoop {
             } => {
                 self.relays.reserved(&relay_peer_id);
                 if !renewal {
+                    // Its address is announced once the swarm confirms it.
                     tracing::info!(relay = %relay_peer_id, "reservation accepted: peers can reach us through this relay");
-                    // Our rooms' records should carry the new address.
-                    self.announce_all();
                 }
             }
             other => tracing::debug!(event = ?other, "relay client"),
@@ -95,7 +94,7 @@ impl EventLoop {
                 src_peer_id,
                 dst_peer_id,
                 ..
-            } => self.served.circuit_closed(&src_peer_id, &dst_peer_id),
+            } => self.served.circuit_closed(src_peer_id, dst_peer_id),
             other => tracing::debug!(event = ?other, "relay server"),
         }
         self.metrics
@@ -150,6 +149,7 @@ impl EventLoop {
     /// message gossipsub had handed to it is lost with it, so the rooms
     /// shared with the peer are pulled again over the one that stays.
     pub(super) fn relayed_gone(&mut self, peer: libp2p::PeerId) {
+        self.sync.direct_now(&peer);
         {
             let shared: Vec<_> = self
                 .swarm

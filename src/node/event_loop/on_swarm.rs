@@ -37,6 +37,10 @@ impl EventLoop {
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 let full = self.full(address);
+                // A relay reservation's renewal reports its address again.
+                if self.listen_addrs.contains(&full) {
+                    return;
+                }
                 tracing::info!(address = %full, "listening");
                 self.listen_addrs.push(full.clone());
                 self.emit(Event::Listening {
@@ -46,6 +50,11 @@ impl EventLoop {
             SwarmEvent::ExpiredListenAddr { address, .. } => {
                 let full = self.full(address);
                 self.listen_addrs.retain(|a| *a != full);
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                tracing::info!(%address, "address confirmed");
+                // Our rooms' provider records should carry it.
+                self.announce_all();
             }
             SwarmEvent::ListenerClosed {
                 listener_id,
@@ -72,14 +81,18 @@ impl EventLoop {
                     self.redial
                         .on_established(connection_id, peer_id, Instant::now())
                 {
-                    self.relays.dialed(peer_id, &addr);
                     self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
                     if let Err(e) = self.swarm.behaviour_mut().kad.bootstrap() {
                         tracing::debug!(error = %e, "kademlia bootstrap");
                     }
-                    self.announce_all();
                 }
                 let first = self.peers.connected(peer_id, addr, outbound);
+                if first && let Some(target) = self.redial.target_addr(&peer_id).cloned() {
+                    // A dial or bootstrap peer: a relay candidate, and one
+                    // to tell (again) which rooms we are in.
+                    self.relays.dialed(peer_id, &target);
+                    self.announce_all();
+                }
                 if endpoint.is_relayed() {
                     self.peers.relayed(&peer_id, connection_id);
                 }
@@ -94,11 +107,20 @@ impl EventLoop {
             SwarmEvent::ConnectionClosed {
                 peer_id,
                 connection_id,
+                endpoint,
                 num_established: 0,
                 ..
             } => {
                 self.peers.relayed_closed(&peer_id, connection_id);
                 self.redial.on_disconnected(peer_id, Instant::now());
+                self.served.gone(&peer_id);
+                if endpoint.is_relayed() {
+                    // A circuit ended (its limits): look for the room's
+                    // members again soon rather than at the next round.
+                    self.discover_soon();
+                }
+                self.metrics
+                    .relay_served(self.served.reservations(), self.served.circuits());
                 if self.peers.disconnected(&peer_id) {
                     tracing::info!(peer = %peer_id, "peer disconnected");
                     self.emit(Event::PeerDisconnected {
@@ -194,11 +216,11 @@ impl EventLoop {
             kad::Event::OutboundQueryProgressed {
                 result:
                     kad::QueryResult::GetProviders(Ok(kad::GetProvidersOk::FoundProviders {
+                        key,
                         providers,
-                        ..
                     })),
                 ..
-            } => self.found_members(providers),
+            } => self.found_members(&key, providers),
             _ => {}
         }
     }

@@ -342,3 +342,30 @@ fn over_a_relay_a_pull_fetches_one_small_page_and_leaves_the_rest() {
         "and is not retried at once: the rest waits"
     );
 }
+
+#[test]
+fn a_pull_whose_peer_goes_direct_fetches_full_pages_again() {
+    let topic = TopicHash::from_raw("t");
+    let peer = PeerId::random();
+    let key = (peer, topic);
+    let need: VecDeque<Hash> = ids(0..100).into_iter().map(|(_, h)| h).collect();
+    let mut state = SyncState::default();
+    state.pulls.insert(
+        key.clone(),
+        Pull {
+            need,
+            link: Link::Relayed,
+            pages: RELAYED_PAGES,
+            ..Pull::default()
+        },
+    );
+    state.direct_now(&peer);
+    let Some(Out::Request {
+        request: SyncRequest::Fetch { ids: asked, .. },
+        ..
+    }) = state.fetch_next(&key, Instant::now())
+    else {
+        panic!("a fetch");
+    };
+    assert_eq!(asked.len(), 100);
+}
