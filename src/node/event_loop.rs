@@ -434,6 +434,10 @@ impl EventLoop {
                 .map(ToString::to_string)
                 .collect(),
             reachability: self.reachability.state(),
+            dht_mode: match self.swarm.behaviour().kad.mode() {
+                libp2p::kad::Mode::Client => "client",
+                libp2p::kad::Mode::Server => "server",
+            },
             relay_addrs: self
                 .listen_addrs
                 .iter()

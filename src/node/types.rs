@@ -122,6 +122,9 @@ pub struct Status {
     pub external_addrs: Vec<String>,
     /// Whether peers can dial us: "public", "private" or "unknown".
     pub reachability: Reachability,
+    /// How we take part in the DHT: "server" (we answer lookups), or
+    /// "client" while private (others could not dial us to ask).
+    pub dht_mode: &'static str,
     /// Our addresses through relays (`…/p2p-circuit/p2p/<id>`): the ones
     /// to share when we are private.
     pub relay_addrs: Vec<String>,

@@ -470,7 +470,11 @@ impl Renderer {
         for a in &status.listen_addrs {
             out.push_str(&format!("\n  {a}"));
         }
-        out.push_str(&format!("\nreachability: {}", status.reachability.as_str()));
+        out.push_str(&format!(
+            "\nreachability: {} (DHT {})",
+            status.reachability.as_str(),
+            status.dht_mode
+        ));
         if !status.external_addrs.is_empty() {
             out.push_str(&format!(" at {}", status.external_addrs.join(" ")));
         }

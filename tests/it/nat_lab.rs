@@ -412,9 +412,13 @@ fn two_homes_go_direct(transport: &str, by_ticket: bool) {
     } else {
         lab.start(&b_ns, "bob", &[&boot[..], &["--room", "plans"]].concat())
     };
-    for (i, want) in [(r, "public"), (p, "public"), (b, "private")] {
-        lab.status(i, &format!("node {i} {want}"), |s| {
-            s["reachability"] == want
+    for (i, want, dht) in [
+        (r, "public", "server"),
+        (p, "public", "server"),
+        (b, "private", "client"),
+    ] {
+        lab.status(i, &format!("node {i} {want}, DHT {dht}"), |s| {
+            s["reachability"] == want && s["dht_mode"] == dht
         });
     }
     let b_id = peer_id_of(&lab.status(b, "b's status", |_| true));
