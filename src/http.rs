@@ -8,10 +8,10 @@
 //! down gracefully.
 
 mod auth;
+mod client;
 mod config;
 mod error;
 mod events;
-mod healthcheck;
 mod journal;
 mod open;
 mod routes;
@@ -31,9 +31,9 @@ use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
 
 pub use auth::Token;
+pub use client::{ClientError, fetch_invite, healthcheck};
 pub use config::{Config, DEFAULT_ADDR, TOKEN_ENV};
 pub use error::AppError;
-pub use healthcheck::{HealthcheckError, fetch_invite, healthcheck};
 pub use server::{GRACE, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, Server};
 
 use crate::node::Node;

@@ -56,6 +56,21 @@ pub enum TicketError {
 }
 
 impl Ticket {
+    /// A ticket made now.
+    pub fn new(room: String, encrypted: bool, addrs: Vec<Multiaddr>) -> Ticket {
+        Ticket {
+            room,
+            encrypted,
+            addrs,
+            created: now_secs(),
+        }
+    }
+
+    /// When it stops being good, seconds since the epoch.
+    pub fn expires(&self) -> u64 {
+        self.created.saturating_add(VALID_SECS)
+    }
+
     /// The ticket as one string.
     pub fn encode(&self) -> String {
         let mut b = vec![VERSION];
@@ -136,19 +151,32 @@ impl Ticket {
         if created > now.saturating_add(SKEW_SECS) {
             return Err(TicketError::Future);
         }
-        let expires = created.saturating_add(VALID_SECS);
-        if now > expires {
-            return Err(TicketError::Expired {
-                days: (now - expires) / 86_400,
-            });
-        }
-        Ok(Ticket {
+        let ticket = Ticket {
             room,
             encrypted,
             addrs,
             created,
-        })
+        };
+        if now > ticket.expires() {
+            return Err(TicketError::Expired {
+                days: (now - ticket.expires()) / 86_400,
+            });
+        }
+        Ok(ticket)
     }
+}
+
+/// Reads a ticket as of now.
+impl std::str::FromStr for Ticket {
+    type Err = TicketError;
+
+    fn from_str(s: &str) -> Result<Ticket, TicketError> {
+        Ticket::parse(s, now_secs())
+    }
+}
+
+fn now_secs() -> u64 {
+    crate::protocol::now_ms() / 1000
 }
 
 /// Whether a typed word is meant as a ticket.

@@ -571,12 +571,10 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
         self.print(&self.render.whois(&rows));
     }
 
-    /// The current room's members: connected peers in it, then authors of
-    /// its recent messages who are not connected.
     /// A ticket typed with `/join`: its node is dialed, and the join it
     /// stands for is returned (an encrypted room's passphrase is asked).
     async fn reach_ticket(&mut self, typed: &str) -> Option<Input> {
-        let ticket = match Ticket::parse(typed, crate::protocol::now_ms() / 1000) {
+        let ticket = match typed.parse::<Ticket>() {
             Ok(ticket) => ticket,
             Err(e) => {
                 self.print(&self.render.error(&e.to_string()));
@@ -606,6 +604,8 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
         self.print_result(result, |ticket| Some(self.render.invite(&ticket, qr)));
     }
 
+    /// The current room's members: connected peers in it, then authors of
+    /// its recent messages who are not connected.
     async fn names(&self) {
         let Some(room) = self.model.current() else {
             self.print(&self.render.error("no current room: /join ROOM first"));

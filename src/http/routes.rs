@@ -132,7 +132,7 @@ pub(super) async fn invite(
         "encrypted": ticket.encrypted,
         "addrs": ticket.addrs.iter().map(ToString::to_string).collect::<Vec<_>>(),
         "created": ticket.created,
-        "expires": ticket.created + crate::ticket::VALID_SECS,
+        "expires": ticket.expires(),
     })))
 }
 

@@ -40,6 +40,11 @@ struct Entry {
 }
 
 impl Entry {
+    /// Some connection to it does not go through a relay.
+    fn direct(&self) -> bool {
+        self.connections > self.relayed.len()
+    }
+
     fn new(peer: &PeerId) -> Self {
         Entry {
             name: peer.to_string(),
@@ -115,7 +120,7 @@ impl PeerBook {
     pub(crate) fn superseded(&self) -> Vec<(PeerId, ConnectionId)> {
         self.peers
             .iter()
-            .filter(|(_, e)| e.connections > e.relayed.len())
+            .filter(|(_, e)| e.direct())
             .flat_map(|(peer, e)| e.relayed.iter().map(|c| (*peer, *c)))
             .collect()
     }
@@ -124,7 +129,7 @@ impl PeerBook {
     pub(crate) fn relayed_only(&self, peer: &PeerId) -> bool {
         self.peers
             .get(peer)
-            .is_some_and(|e| e.connections > 0 && e.connections <= e.relayed.len())
+            .is_some_and(|e| e.connections > 0 && !e.direct())
     }
 
     pub(crate) fn is_connected(&self, peer: &PeerId) -> bool {
@@ -289,11 +294,7 @@ impl PeerBook {
                 rtt_ms: e.rtt.map(|d| d.as_secs_f64() * 1000.0),
                 connected_since: e.connected_since,
                 direction: if e.outbound { "outbound" } else { "inbound" },
-                connection: if e.connections > e.relayed.len() {
-                    "direct"
-                } else {
-                    "relayed"
-                },
+                connection: if e.direct() { "direct" } else { "relayed" },
             })
             .collect();
         list.sort_by(|a, b| a.display.cmp(&b.display));

@@ -231,7 +231,7 @@ impl Renderer {
     /// An invite ticket for `/invite`.
     pub(crate) fn invite(&self, ticket: &crate::ticket::Ticket, qr: bool) -> String {
         let line = ticket.encode();
-        let expires = ticket.created + crate::ticket::VALID_SECS;
+        let expires = ticket.expires();
         if self.is_json() {
             return json_line(&json!({
                 "event": "invite", "room": ticket.room, "encrypted": ticket.encrypted,

@@ -3,17 +3,15 @@
 //! hash), and asks who provides them while it has few peers. A provider
 //! record carries the provider's confirmed addresses, its relay addresses
 //! among them: this is how two nodes behind NAT that share only a public
-//! node find each other. Announced again when a relay reservation gives us
-//! a new address.
+//! node find each other. Announced again when the swarm confirms a new
+//! address of ours (a relay reservation's among them).
 
 use std::time::Duration;
 
-use libp2p::kad::store::RecordStore;
 use libp2p::{
     PeerId,
     gossipsub::TopicHash,
-    kad,
-    swarm::dial_opts::{DialOpts, PeerCondition},
+    kad::{self, store::RecordStore},
 };
 use tokio::time::Instant;
 
@@ -84,29 +82,14 @@ impl EventLoop {
         key: &kad::RecordKey,
         providers: impl IntoIterator<Item = PeerId>,
     ) {
-        let me = *self.swarm.local_peer_id();
         let stored = self.swarm.behaviour_mut().kad.store_mut().providers(key);
         for peer in providers {
-            let dialing = self
-                .swarm
-                .network_info()
-                .connection_counters()
-                .num_pending_outgoing() as usize;
-            if peer == me || !self.peers.worth_dialing(&peer, dialing) {
-                continue;
-            }
             let addrs = stored
                 .iter()
                 .find(|r| r.provider == peer)
                 .map(|r| r.addresses.clone())
                 .unwrap_or_default();
-            let opts = DialOpts::peer_id(peer)
-                .addresses(addrs)
-                .condition(PeerCondition::DisconnectedAndNotDialing)
-                .build();
-            if let Err(e) = self.swarm.dial(opts) {
-                tracing::debug!(%peer, error = %e, "room member not dialed");
-            }
+            self.dial_if_wanted(peer, addrs);
         }
     }
 }

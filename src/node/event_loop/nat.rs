@@ -3,12 +3,8 @@
 //! `relays.rs` decide; this applies their decisions to the swarm.
 
 use libp2p::{
-    Multiaddr, autonat,
-    core::transport::ListenerId,
-    dcutr, kad,
-    multiaddr::Protocol,
-    relay,
-    swarm::dial_opts::{DialOpts, PeerCondition},
+    Multiaddr, autonat, core::transport::ListenerId, dcutr, kad, multiaddr::Protocol, relay,
+    swarm::dial_opts::DialOpts,
 };
 use tokio::time::Instant;
 
@@ -97,6 +93,11 @@ impl EventLoop {
             } => self.served.circuit_closed(src_peer_id, dst_peer_id),
             other => tracing::debug!(event = ?other, "relay server"),
         }
+        self.served_changed();
+    }
+
+    /// What the relay server holds changed: its gauges follow.
+    pub(super) fn served_changed(&self) {
         self.metrics
             .relay_served(self.served.reservations(), self.served.circuits());
     }
@@ -150,19 +151,17 @@ impl EventLoop {
     /// shared with the peer are pulled again over the one that stays.
     pub(super) fn relayed_gone(&mut self, peer: libp2p::PeerId) {
         self.sync.direct_now(&peer);
-        {
-            let shared: Vec<_> = self
-                .swarm
-                .behaviour()
-                .gossipsub
-                .all_peers()
-                .filter(|(p, _)| **p == peer)
-                .flat_map(|(_, topics)| topics.into_iter().cloned())
-                .filter(|t| self.rooms.contains(t))
-                .collect();
-            for topic in shared {
-                self.start_pull(peer, &topic, 0);
-            }
+        let shared: Vec<_> = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .all_peers()
+            .filter(|(p, _)| **p == peer)
+            .flat_map(|(_, topics)| topics.into_iter().cloned())
+            .filter(|t| self.rooms.contains(t))
+            .collect();
+        for topic in shared {
+            self.start_pull(peer, &topic, 0);
         }
     }
 }
@@ -177,16 +176,13 @@ impl EventLoop {
             .rooms
             .get(&topic)
             .ok_or_else(|| Error::NotJoined(room.to_owned()))?;
-        let me = *self.swarm.local_peer_id();
         let mut addrs: Vec<Multiaddr> = Vec::new();
-        let confirmed = self.swarm.external_addresses().cloned().map(|a| {
-            if peer_of(&a) == Some(me) {
-                a
-            } else {
-                a.with(Protocol::P2p(me))
-            }
-        });
-        for addr in confirmed.chain(self.listen_addrs.iter().cloned()) {
+        let confirmed = self.swarm.external_addresses().cloned();
+        let confirmed: Vec<Multiaddr> = confirmed.map(|a| self.full(a)).collect();
+        for addr in confirmed
+            .into_iter()
+            .chain(self.listen_addrs.iter().cloned())
+        {
             if !addrs.contains(&addr) {
                 addrs.push(addr);
             }
@@ -196,12 +192,7 @@ impl EventLoop {
             wide = near;
         }
         wide.truncate(ticket::MAX_ADDRS);
-        Ok(Ticket {
-            room: room.to_owned(),
-            encrypted: joined.key.is_some(),
-            addrs: wide,
-            created: protocol::now_ms() / 1000,
-        })
+        Ok(Ticket::new(room.to_owned(), joined.key.is_some(), wide))
     }
 
     /// Dials the peer a ticket's addresses lead to.
@@ -217,10 +208,8 @@ impl EventLoop {
             .into_iter()
             .filter(|a| peer_of(a) == Some(peer))
             .collect();
-        let opts = DialOpts::peer_id(peer)
-            .addresses(addrs)
-            .condition(PeerCondition::DisconnectedAndNotDialing)
-            .build();
+        // Not while connected or dialing already (the default condition).
+        let opts = DialOpts::peer_id(peer).addresses(addrs).build();
         match self.swarm.dial(opts) {
             Ok(()) => Ok(()),
             Err(libp2p::swarm::DialError::DialPeerConditionFalse(_)) => Ok(()),

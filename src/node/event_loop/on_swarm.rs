@@ -119,8 +119,7 @@ impl EventLoop {
                     // members again soon rather than at the next round.
                     self.discover_soon();
                 }
-                self.metrics
-                    .relay_served(self.served.reservations(), self.served.circuits());
+                self.served_changed();
                 if self.peers.disconnected(&peer_id) {
                     tracing::info!(peer = %peer_id, "peer disconnected");
                     self.emit(Event::PeerDisconnected {
@@ -157,7 +156,7 @@ impl EventLoop {
 
     /// A listen address with our peer id at the end (a relay's circuit
     /// address has it already).
-    fn full(&self, address: Multiaddr) -> Multiaddr {
+    pub(super) fn full(&self, address: Multiaddr) -> Multiaddr {
         let me = *self.swarm.local_peer_id();
         if address.iter().last() == Some(Protocol::P2p(me)) {
             address
@@ -237,7 +236,7 @@ impl EventLoop {
         }
     }
 
-    fn dial_if_wanted(&mut self, peer: PeerId, addresses: Vec<Multiaddr>) {
+    pub(super) fn dial_if_wanted(&mut self, peer: PeerId, addresses: Vec<Multiaddr>) {
         let dialing = self
             .swarm
             .network_info()

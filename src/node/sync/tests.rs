@@ -304,11 +304,10 @@ fn rounds_take_the_peers_in_turn() {
     assert_eq!(seen.len(), 7, "three rounds of three reach all seven");
 }
 
-#[test]
-fn over_a_relay_a_pull_fetches_one_small_page_and_leaves_the_rest() {
-    let topic = TopicHash::from_raw("t");
-    let peer = PeerId::random();
-    let key = (peer, topic.clone());
+/// A state with one pull over a relay that lacks 100 ids and has made
+/// `pages` fetches.
+fn relayed_pull(pages: usize) -> (SyncState, Key) {
+    let key = (PeerId::random(), TopicHash::from_raw("t"));
     let need: VecDeque<Hash> = ids(0..100).into_iter().map(|(_, h)| h).collect();
     let mut state = SyncState::default();
     state.pulls.insert(
@@ -316,9 +315,17 @@ fn over_a_relay_a_pull_fetches_one_small_page_and_leaves_the_rest() {
         Pull {
             need,
             link: Link::Relayed,
+            pages,
             ..Pull::default()
         },
     );
+    (state, key)
+}
+
+#[test]
+fn over_a_relay_a_pull_fetches_one_small_page_and_leaves_the_rest() {
+    let (mut state, key) = relayed_pull(0);
+    let (peer, topic) = key.clone();
     let now = Instant::now();
     let mut ids_left = request_ids(8);
     let first = state.fetch_next(&key, now).expect("a page");
@@ -345,21 +352,8 @@ fn over_a_relay_a_pull_fetches_one_small_page_and_leaves_the_rest() {
 
 #[test]
 fn a_pull_whose_peer_goes_direct_fetches_full_pages_again() {
-    let topic = TopicHash::from_raw("t");
-    let peer = PeerId::random();
-    let key = (peer, topic);
-    let need: VecDeque<Hash> = ids(0..100).into_iter().map(|(_, h)| h).collect();
-    let mut state = SyncState::default();
-    state.pulls.insert(
-        key.clone(),
-        Pull {
-            need,
-            link: Link::Relayed,
-            pages: RELAYED_PAGES,
-            ..Pull::default()
-        },
-    );
-    state.direct_now(&peer);
+    let (mut state, key) = relayed_pull(RELAYED_PAGES);
+    state.direct_now(&key.0);
     let Some(Out::Request {
         request: SyncRequest::Fetch { ids: asked, .. },
         ..

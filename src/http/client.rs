@@ -1,7 +1,11 @@
-//! `p2p-chat healthcheck`: asks a running node's `/health` whether it is UP,
-//! for a container HEALTHCHECK in an image that has no curl.
+//! A client of a running node's sidecar, for the subcommands that ask it
+//! rather than start a node: `p2p-chat healthcheck` (is `/health` UP? for a
+//! container HEALTHCHECK in an image that has no curl) and `p2p-chat
+//! invite` (a ticket from `/rooms/{room}/invite`).
 
 use std::time::Duration;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::{Request, Uri, body::Bytes, header};
@@ -11,9 +15,9 @@ use tokio::net::TcpStream;
 /// The most of an answer read.
 const MAX_ANSWER: usize = 4096;
 
-/// Why the node is not considered healthy. One line each.
+/// Why the node did not answer as asked. One line each.
 #[derive(Debug, thiserror::Error)]
-pub enum HealthcheckError {
+pub enum ClientError {
     /// The URL is not an `http://host:port/path` URL.
     #[error("invalid URL '{0}': give e.g. http://127.0.0.1:8081/health")]
     Url(String),
@@ -46,17 +50,17 @@ pub enum HealthcheckError {
 }
 
 /// Succeeds if `url` answers 200 with `{"status":"UP"}` within `timeout`.
-pub async fn healthcheck(url: &str, timeout: Duration) -> Result<(), HealthcheckError> {
+pub async fn healthcheck(url: &str, timeout: Duration) -> Result<(), ClientError> {
     match tokio::time::timeout(timeout, check(url)).await {
         Ok(result) => result,
-        Err(_) => Err(HealthcheckError::Timeout {
+        Err(_) => Err(ClientError::Timeout {
             url: url.to_owned(),
             timeout,
         }),
     }
 }
 
-async fn check(url: &str) -> Result<(), HealthcheckError> {
+async fn check(url: &str) -> Result<(), ClientError> {
     let (status, body) = fetch(url, "/health", None).await?;
     let up = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
@@ -74,9 +78,9 @@ pub async fn fetch_invite(
     room: &str,
     token: Option<&str>,
     timeout: Duration,
-) -> Result<serde_json::Value, HealthcheckError> {
+) -> Result<serde_json::Value, ClientError> {
     let base = base.trim_end_matches('/');
-    let room: String = form_urlencoded_path(room);
+    let room = utf8_percent_encode(room, PATH_SEGMENT);
     let url = format!("{base}/rooms/{room}/invite");
     let asked = async {
         let (status, body) = fetch(&url, "/", token).await?;
@@ -87,25 +91,21 @@ pub async fn fetch_invite(
     };
     match tokio::time::timeout(timeout, asked).await {
         Ok(result) => result,
-        Err(_) => Err(HealthcheckError::Timeout { url, timeout }),
+        Err(_) => Err(ClientError::Timeout { url, timeout }),
     }
 }
 
-/// A room name as one path segment.
-fn form_urlencoded_path(room: &str) -> String {
-    room.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+/// What a room name may not hold unescaped in one path segment: all but
+/// RFC 3986's unreserved characters.
+const PATH_SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
-fn down(url: &str, status: hyper::StatusCode, body: &[u8]) -> HealthcheckError {
+fn down(url: &str, status: hyper::StatusCode, body: &[u8]) -> ClientError {
     let body = String::from_utf8_lossy(body);
-    HealthcheckError::Down {
+    ClientError::Down {
         url: url.to_owned(),
         status: status.as_u16(),
         body: crate::sanitize::for_terminal(&body.split_whitespace().collect::<Vec<_>>().join(" ")),
@@ -117,8 +117,8 @@ async fn fetch(
     url: &str,
     default_path: &str,
     token: Option<&str>,
-) -> Result<(hyper::StatusCode, Bytes), HealthcheckError> {
-    let bad_url = || HealthcheckError::Url(url.to_owned());
+) -> Result<(hyper::StatusCode, Bytes), ClientError> {
+    let bad_url = || ClientError::Url(url.to_owned());
     let uri: Uri = url.parse().map_err(|_| bad_url())?;
     if uri.scheme_str() != Some("http") {
         return Err(bad_url());
@@ -133,7 +133,7 @@ async fn fetch(
         None | Some("/") | Some("") => default_path,
         Some(p) => p,
     };
-    let unreachable = |reason: String| HealthcheckError::Unreachable {
+    let unreachable = |reason: String| ClientError::Unreachable {
         url: url.to_owned(),
         reason,
     };
