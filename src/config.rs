@@ -28,6 +28,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// How a person at a terminal is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UiMode {
+    /// One line per event, a line editor below: pipes, screen readers,
+    /// scripts, terminals without full-screen support.
+    Line,
+    /// Full screen: rooms, messages, members, a status line and input.
+    Tui,
+}
+
 /// Everything a node and its front ends are started with.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -100,6 +110,12 @@ pub struct Config {
     /// Print one JSON object per event on stdout, for scripts.
     #[arg(long, env = "P2P_CHAT_JSON")]
     pub json: bool,
+
+    /// The terminal front end: `tui` (full screen; the default when stdin
+    /// and stdout are a terminal) or `line` (one line per event). Output
+    /// that is not a terminal is always lines.
+    #[arg(long, env = "P2P_CHAT_UI", value_enum)]
+    pub ui: Option<UiMode>,
 
     /// Run without reading stdin, until SIGINT or SIGTERM (for containers).
     #[arg(long, env = "P2P_CHAT_HEADLESS")]
@@ -289,6 +305,7 @@ impl Config {
             ephemeral: true,
             no_mdns: true,
             json: false,
+            ui: None,
             headless: true,
             log_format: LogFormat::Text,
             heartbeat_ms: 200,

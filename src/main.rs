@@ -7,7 +7,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 use anyhow::Context;
 use p2p_chat::{
     Config, Node,
-    config::{Command, LogFormat},
+    config::{Command, LogFormat, UiMode},
     http, shutdown,
     ui::{self, Style},
 };
@@ -96,8 +96,16 @@ async fn run(cfg: Config, log_file: Option<PathBuf>) -> anyhow::Result<()> {
         }))
     });
     let style = if cfg.json { Style::Json } else { Style::Human };
+    let full_screen = match cfg.ui {
+        Some(mode) => mode == UiMode::Tui,
+        None => ui::is_terminal(),
+    };
     let front = if cfg.headless {
         ui::Front::Headless
+    } else if style == Style::Human && full_screen {
+        ui::Front::FullScreen {
+            history: input_history(&cfg),
+        }
     } else if style == Style::Human && ui::is_terminal() {
         ui::Front::Terminal {
             history: input_history(&cfg),

@@ -9,6 +9,7 @@ mod names;
 mod render;
 mod session;
 mod tty;
+mod tui;
 
 use std::{io::Write, path::PathBuf, sync::Mutex};
 
@@ -80,6 +81,12 @@ pub enum Front<R> {
         /// The input history file.
         history: Option<PathBuf>,
     },
+    /// A person at a terminal, full screen: rooms, messages, members, a
+    /// status line and an input line.
+    FullScreen {
+        /// The input history file (shared with line mode).
+        history: Option<PathBuf>,
+    },
 }
 
 /// A ticket drawn as a QR code in text (two rows of modules per line, so
@@ -130,23 +137,27 @@ pub async fn run<R: AsyncBufRead + Unpin>(
     let model = Model::new(Some(room.to_owned()));
     let rooms = node.rooms().await.unwrap_or_default();
     model.set_rooms(&rooms);
+    if let Front::FullScreen { history } = front {
+        let session = Session::new(
+            node,
+            Renderer::new(style).with_program(&program),
+            model,
+            log_file,
+        );
+        return tui::run_local(session, events, history, http).await;
+    }
     let headless = matches!(front, Front::Headless);
-    let mut session = Session {
+    let mut session = Session::new(
         node,
         // Errors dim in a terminal a person reads; plain in a pipe.
-        render: Renderer::new(style)
+        Renderer::new(style)
             .with_program(&program)
             .with_dim_errors(matches!(front, Front::Terminal { .. })),
         model,
         log_file,
-        lines: mpsc::channel(LINE_CAP),
-        prompt: !headless && style == Style::Human && tty::stdin_is_terminal(),
-        show_text: !headless || style == Style::Json,
-        awaiting_passphrase: None,
-        remember: None,
-        held: Mutex::new(None),
-        reader: Reader::Nothing,
-    };
+    );
+    session.prompt = !headless && style == Style::Human && tty::stdin_is_terminal();
+    session.show_text = !headless || style == Style::Json;
     if style == Style::Human
         && let Ok(status) = session.node.status().await
     {
@@ -175,6 +186,7 @@ pub async fn run<R: AsyncBufRead + Unpin>(
     session.reader = match front {
         Front::Headless => Reader::Nothing,
         Front::Lines(r) => Reader::Lines(r.lines()),
+        Front::FullScreen { .. } => Reader::Nothing,
         Front::Terminal { history } => match Editor::start(history, session.model.known()) {
             Ok(editor) => Reader::Editor(editor),
             Err(e) => {
@@ -292,10 +304,43 @@ struct Session<R> {
     reader: Reader<R>,
     /// Where logs go, if to a file.
     log_file: Option<PathBuf>,
+    /// Where lines go instead of stdout: the full-screen client's queue.
+    sink: Option<Sink>,
+    /// Show a room's last messages on `/join` (the full-screen client
+    /// reads them into the room's pane itself).
+    show_backlog: bool,
 }
 
+/// Lines for the full-screen client to show, in order.
+type Sink = std::sync::Arc<Mutex<Vec<String>>>;
+
 impl<R: AsyncBufRead + Unpin> Session<R> {
+    /// A session that prints to stdout, with no input yet.
+    fn new(node: Node, render: Renderer, model: Model, log_file: Option<PathBuf>) -> Self {
+        Session {
+            node,
+            render,
+            model,
+            log_file,
+            lines: mpsc::channel(LINE_CAP),
+            prompt: false,
+            show_text: true,
+            awaiting_passphrase: None,
+            remember: None,
+            held: Mutex::new(None),
+            reader: Reader::Nothing,
+            sink: None,
+            show_backlog: true,
+        }
+    }
+
     fn print(&self, line: &str) {
+        if let Some(sink) = &self.sink {
+            sink.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(line.to_owned());
+            return;
+        }
         if let Some(held) = self
             .held
             .lock()
@@ -656,7 +701,9 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
                     Vec::new()
                 }
             };
-            self.backlog(&room, &rooms).await;
+            if self.show_backlog {
+                self.backlog(&room, &rooms).await;
+            }
             self.model.set_current(Some(room));
         }
     }

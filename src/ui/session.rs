@@ -28,6 +28,10 @@ pub(crate) struct Model {
     /// Messages that arrived in rooms other than the current one since it
     /// was last current.
     unread: BTreeMap<String, u64>,
+    /// Of those, the ones that name us.
+    mentions: BTreeMap<String, u64>,
+    /// Our nick, for mentions.
+    me: Option<String>,
 }
 
 /// What completion may offer: joined rooms (with whether each is
@@ -45,6 +49,8 @@ impl Model {
             current: room,
             known: Arc::default(),
             unread: BTreeMap::new(),
+            mentions: BTreeMap::new(),
+            me: None,
         }
     }
 
@@ -66,6 +72,7 @@ impl Model {
     pub(crate) fn set_current(&mut self, room: Option<String>) {
         if let Some(room) = &room {
             self.unread.remove(room);
+            self.mentions.remove(room);
         }
         self.current = room;
     }
@@ -73,6 +80,26 @@ impl Model {
     /// Messages in `room` since it was last current.
     pub(crate) fn unread(&self, room: &str) -> u64 {
         self.unread.get(room).copied().unwrap_or(0)
+    }
+
+    /// Messages naming us in `room` since it was last current.
+    pub(crate) fn mentions(&self, room: &str) -> u64 {
+        self.mentions.get(room).copied().unwrap_or(0)
+    }
+
+    /// Our nick, as the node has it: what a mention names.
+    pub(crate) fn set_me(&mut self, nick: &str) {
+        self.me = Some(nick.to_owned());
+    }
+
+    /// Whether `text` names us.
+    pub(crate) fn mentions_me(&self, text: &str) -> bool {
+        self.me.as_deref().is_some_and(|me| mentions(text, me))
+    }
+
+    /// The joined rooms, by name, with whether each is encrypted.
+    pub(crate) fn rooms(&self) -> Vec<(String, bool)> {
+        self.with(|k| k.rooms.iter().map(|(r, e)| (r.clone(), *e)).collect())
     }
 
     /// The prompt: the current room, e.g. `#lobby> `.
@@ -107,11 +134,15 @@ impl Model {
     /// to tell about names.
     pub(crate) fn observe(&mut self, event: &Event) -> Notice {
         match event {
-            Event::Message { room, .. } if self.current.as_deref() != Some(room) => {
+            Event::Message { room, text, .. } if self.current.as_deref() != Some(room) => {
                 *self.unread.entry(room.clone()).or_default() += 1;
+                if self.mentions_me(text) {
+                    *self.mentions.entry(room.clone()).or_default() += 1;
+                }
             }
             Event::Left { room } => {
                 self.unread.remove(room);
+                self.mentions.remove(room);
             }
             _ => {}
         }
@@ -141,6 +172,19 @@ impl Model {
             Ok(_) => true,
         }
     }
+}
+
+/// Whether `text` names `nick`: the nick as a whole word, in any case
+/// (`bob`, `@bob`, `bob:` and `Bob,` do; `bobby` does not).
+pub(crate) fn mentions(text: &str, nick: &str) -> bool {
+    if nick.is_empty() {
+        return false;
+    }
+    let (text, nick) = (text.to_lowercase(), nick.to_lowercase());
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-');
+    text.match_indices(&nick).any(|(i, _)| {
+        !word(text[..i].chars().next_back()) && !word(text[i + nick.len()..].chars().next())
+    })
 }
 
 /// What Tab offers for `line` with the cursor at byte `pos`: where the
@@ -205,4 +249,4 @@ fn nicks<'a>(known: &'a Known, partial: &'a str) -> impl Iterator<Item = String>
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

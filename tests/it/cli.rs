@@ -26,7 +26,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn start(args: &[&str]) -> Proc {
+    pub fn start(args: &[&str]) -> Proc {
         let identity: &[&str] = if args.contains(&"--data-dir") {
             &[]
         } else {

@@ -17,3 +17,4 @@ mod nat_lab;
 mod node;
 mod sync_abuse;
 mod terminal;
+mod tui;

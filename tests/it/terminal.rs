@@ -8,15 +8,15 @@ use std::{
 
 use crate::{cli::Proc, support::WAIT};
 
-const BIN: &str = env!("CARGO_BIN_EXE_p2p-chat");
+pub const BIN: &str = env!("CARGO_BIN_EXE_p2p-chat");
 
 /// A tmux server of its own, with one window running a command.
-struct Tmux {
+pub struct Tmux {
     socket: String,
 }
 
 impl Tmux {
-    fn start(command: &str) -> Tmux {
+    pub fn start(command: &str) -> Tmux {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let socket = format!("p2p-chat-test-{}-{n}", std::process::id());
@@ -39,13 +39,13 @@ impl Tmux {
     }
 
     /// Types `keys` and Enter.
-    fn keys(&self, keys: &str) {
+    pub fn keys(&self, keys: &str) {
         self.typed(keys);
         self.press("Enter");
     }
 
     /// Types `text` without Enter.
-    fn typed(&self, text: &str) {
+    pub fn typed(&self, text: &str) {
         if !text.is_empty() {
             let ok = Command::new("tmux")
                 .args(["-L", &self.socket, "send-keys", "-l", text])
@@ -56,7 +56,7 @@ impl Tmux {
     }
 
     /// Presses one key, by tmux's name for it (e.g. `C-c`).
-    fn press(&self, key: &str) {
+    pub fn press(&self, key: &str) {
         let ok = Command::new("tmux")
             .args(["-L", &self.socket, "send-keys", key])
             .status()
@@ -65,7 +65,7 @@ impl Tmux {
     }
 
     /// The screen and what scrolled off it.
-    fn screen(&self) -> String {
+    pub fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args(["-L", &self.socket, "capture-pane", "-p", "-J", "-S", "-"])
             .output()
@@ -74,12 +74,12 @@ impl Tmux {
     }
 
     /// Waits until the screen shows `text`; returns the screen.
-    fn wait_for(&self, text: &str) -> String {
+    pub fn wait_for(&self, text: &str) -> String {
         self.wait_for_n(text, 1)
     }
 
     /// Waits until the screen shows `text` `n` times; returns the screen.
-    fn wait_for_n(&self, text: &str, n: usize) -> String {
+    pub fn wait_for_n(&self, text: &str, n: usize) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             let screen = self.screen();
@@ -95,7 +95,7 @@ impl Tmux {
     }
 
     /// The last line with anything on it: where the cursor is.
-    fn last_line(&self) -> String {
+    pub fn last_line(&self) -> String {
         self.screen()
             .lines()
             .rev()
@@ -106,7 +106,7 @@ impl Tmux {
 
     /// Waits until the line with the cursor reads `line` (trailing spaces
     /// aside).
-    fn wait_for_prompt(&self, line: &str) {
+    pub fn wait_for_prompt(&self, line: &str) {
         let deadline = Instant::now() + WAIT;
         while self.last_line().trim_end() != line.trim_end() {
             assert!(
@@ -119,7 +119,7 @@ impl Tmux {
     }
 
     /// Waits until the command in the window has exited.
-    fn wait_ended(&self) {
+    pub fn wait_ended(&self) {
         let deadline = Instant::now() + WAIT;
         loop {
             let alive = Command::new("tmux")
@@ -141,6 +141,27 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// Runs a tmux command against this server.
+    pub fn tmux(&self, args: &[&str]) {
+        let ok = Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .status()
+            .expect("tmux");
+        assert!(ok.success(), "tmux {args:?}");
+    }
+
+    /// The visible screen only (not what scrolled off).
+    pub fn visible(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p"])
+            .output()
+            .expect("tmux");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
@@ -152,7 +173,7 @@ impl Drop for Tmux {
 /// Alice's node in tmux, and the address others dial.
 fn alice() -> (Tmux, String) {
     let tmux = Tmux::start(&format!(
-        "{BIN} --ephemeral --no-mdns --nick alice --listen /ip4/127.0.0.1/tcp/0 2>/dev/null"
+        "{BIN} --ui line --ephemeral --no-mdns --nick alice --listen /ip4/127.0.0.1/tcp/0 2>/dev/null"
     ));
     let (_, addr) = dial_hint(&tmux);
     (tmux, addr)
@@ -258,7 +279,7 @@ fn ctrl_c_at_either_prompt_leaves_the_terminal_as_it_was() {
         let before = dir.path().join(format!("before{round}"));
         let after = dir.path().join(format!("after{round}"));
         tmux.keys(&format!(
-            "stty -a > {}; {BIN} --ephemeral --no-mdns --nick alice{round} --no-http \
+            "stty -a > {}; {BIN} --ui line --ephemeral --no-mdns --nick alice{round} --no-http \
              --listen /ip4/127.0.0.1/tcp/0 2>/dev/null; stty -a > {}; echo exited-{round}-with-$?",
             before.display(),
             after.display()
@@ -332,7 +353,7 @@ fn input_history_keeps_no_secrets_and_tab_completes() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().expect("temp dir");
     let cmd = format!(
-        "{BIN} --data-dir {} --no-mdns --no-http --nick alice \
+        "{BIN} --ui line --data-dir {} --no-mdns --no-http --nick alice \
          --listen /ip4/127.0.0.1/tcp/0 2>/dev/null",
         dir.path().display()
     );
@@ -458,7 +479,7 @@ fn the_banner_backlog_and_log_file() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().display().to_string();
     let first = Tmux::start(&format!(
-        "RUST_LOG=debug {BIN} --data-dir {data} --no-mdns --nick alice --http 127.0.0.1:0 \
+        "RUST_LOG=debug {BIN} --ui line --data-dir {data} --no-mdns --nick alice --http 127.0.0.1:0 \
          --listen /ip4/127.0.0.1/tcp/0"
     ));
     let (screen, addr) = dial_hint(&first);
@@ -494,7 +515,7 @@ fn the_banner_backlog_and_log_file() {
     bob.kill();
 
     let again = Tmux::start(&format!(
-        "{BIN} --data-dir {data} --no-mdns --no-http --nick alice --room dev \
+        "{BIN} --ui line --data-dir {data} --no-mdns --no-http --nick alice --room dev \
          --listen /ip4/127.0.0.1/tcp/0 2>/dev/null"
     ));
     again.wait_for_prompt("#dev>");
@@ -542,7 +563,7 @@ fn an_invite_ticket_shown_as_a_qr_code_is_joined_with_slash_join() {
         .expect("the ticket on a line of its own")
         .to_owned();
     let bob = Tmux::start(&format!(
-        "{BIN} --ephemeral --no-mdns --nick bob --room elsewhere --listen /ip4/127.0.0.1/tcp/0 2>/dev/null"
+        "{BIN} --ui line --ephemeral --no-mdns --nick bob --room elsewhere --listen /ip4/127.0.0.1/tcp/0 2>/dev/null"
     ));
     bob.wait_for_prompt("#elsewhere> ");
     bob.keys("/join p2pchat1garbled");

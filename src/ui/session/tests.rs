@@ -1,6 +1,7 @@
 use super::*;
 
-fn room(name: &str, encrypted: bool) -> RoomInfo {
+/// A joined room as the node lists it.
+pub(crate) fn room(name: &str, encrypted: bool) -> RoomInfo {
     RoomInfo {
         room: name.into(),
         encrypted,
@@ -156,4 +157,47 @@ fn messages_in_other_rooms_count_as_unread_until_the_room_is_current() {
         room: "lobby".into(),
     });
     assert_eq!(m.unread("lobby"), 0);
+}
+
+fn message(room: &str, text: &str) -> Event {
+    Event::Message {
+        room: room.into(),
+        id: format!("id-{text}"),
+        from: "p1".into(),
+        nick: "alice".into(),
+        text: text.into(),
+        ts: 0,
+        recovered: false,
+    }
+}
+
+#[test]
+fn mentions_are_whole_words_in_any_case() {
+    for yes in ["bob", "hi bob", "@bob: look", "Bob, lunch?", "BOB!"] {
+        assert!(mentions(yes, "bob"), "{yes}");
+    }
+    for no in ["bobby", "kebob", "b o b", "", "bob_x", "bob-2"] {
+        assert!(!mentions(no, "bob"), "{no}");
+    }
+    assert!(!mentions("anything", ""));
+    assert!(mentions("ünï says hi", "Ünï"));
+}
+
+#[test]
+fn unread_and_mentions_count_in_rooms_not_current_and_clear_on_switch() {
+    let mut m = model();
+    m.set_me("bob");
+    m.observe(&message("lobby", "bob: here"));
+    m.observe(&message("dev", "one"));
+    m.observe(&message("dev", "bob: look at this"));
+    m.observe(&message("dev", "@BOB again"));
+    assert_eq!((m.unread("lobby"), m.mentions("lobby")), (0, 0));
+    assert_eq!((m.unread("dev"), m.mentions("dev")), (3, 2));
+    m.set_current(Some("dev".into()));
+    assert_eq!((m.unread("dev"), m.mentions("dev")), (0, 0));
+    m.observe(&message("plans", "bob"));
+    m.observe(&Event::Left {
+        room: "plans".into(),
+    });
+    assert_eq!((m.unread("plans"), m.mentions("plans")), (0, 0));
 }
