@@ -24,6 +24,7 @@ use command::HISTORY_DEFAULT;
 use editor::{Answer, Ask, Editor};
 pub use render::{Renderer, Style};
 use session::Model;
+pub use tui::Frames;
 
 use crate::node::{Error, Event, Events, Node, RoomInfo};
 use crate::ticket::Ticket;
@@ -107,6 +108,42 @@ pub fn qr(ticket: &str) -> String {
 /// Whether stdin and stdout are both a terminal: a person types and reads.
 pub fn is_terminal() -> bool {
     tty::stdin_is_terminal() && tty::stdout_is_terminal()
+}
+
+/// Runs the full-screen client on any ratatui `backend` (sized `size`),
+/// with terminal events from `keys`, in `room`, until the events end or
+/// the user quits; returns how it ended and what drawing cost. The local
+/// terminal's client is this with crossterm on stdout; the bench runs it
+/// on ratatui's test backend.
+pub async fn full_screen<B, K>(
+    node: Node,
+    events: Events,
+    keys: K,
+    backend: B,
+    size: (u16, u16),
+    room: &str,
+) -> (Exit, Frames)
+where
+    B: ratatui::backend::Backend,
+    K: futures::Stream<Item = std::io::Result<crossterm::event::Event>> + Unpin,
+{
+    let model = Model::new(Some(room.to_owned()));
+    model.set_rooms(&node.rooms().await.unwrap_or_default());
+    let session = Session::new(node, Renderer::new(Style::Human), model, None);
+    let setup = tui::Setup {
+        history: None,
+        http: None,
+    };
+    tui::serve(
+        session,
+        events,
+        keys,
+        backend,
+        size,
+        setup,
+        std::future::pending(),
+    )
+    .await
 }
 
 /// Where input comes from, once started.

@@ -27,6 +27,7 @@ mod pairs;
 mod plot;
 mod propagation;
 mod report;
+mod screen;
 mod two_peers;
 
 use std::{path::PathBuf, process::ExitCode, time::Duration};
@@ -36,7 +37,7 @@ use report::Figure;
 /// Sizes of one run.
 pub(crate) struct Plan {
     full: bool,
-    /// Run only this scenario (`two-peers`, `mesh`, `cost`), e.g. to
+    /// Run only this scenario (`two-peers`, `mesh`, `cost`, ...), e.g. to
     /// profile it; nothing is checked and no plot goes to `docs/`.
     only: Option<String>,
     pub(crate) reps: usize,
@@ -55,6 +56,10 @@ pub(crate) struct Plan {
     /// History sizes a fresh node catches up on.
     pub(crate) sync_sizes: Vec<usize>,
     pub(crate) sync_reps: usize,
+    /// Room messages in the full-screen client's burst.
+    pub(crate) screen_msgs: usize,
+    /// Keys typed into the client in a real terminal.
+    pub(crate) screen_keys: usize,
     /// Upper bound on one scenario.
     limit: Duration,
 }
@@ -81,6 +86,8 @@ impl Plan {
             ack_n: 40,
             sync_sizes: vec![200],
             sync_reps: 1,
+            screen_msgs: 300,
+            screen_keys: 20,
             limit: Duration::from_secs(120),
         }
     }
@@ -107,6 +114,8 @@ impl Plan {
             ack_n: 2000,
             sync_sizes: vec![10_000, 100_000],
             sync_reps: 3,
+            screen_msgs: 10_000,
+            screen_keys: 200,
             limit: Duration::from_secs(900),
         }
     }
@@ -134,6 +143,13 @@ const EXPECTED: &[&str] = &[
     "crypto.key_derivation",
     "ack.publish.rate",
     "ack.http_post.rate",
+    "screen.frame.p50",
+    "screen.frame.p99",
+    "screen.key_to_frame.p50",
+    "screen.key_to_frame.p99",
+    "screen.key_sent_to_frame.p99",
+    "screen.frames_per_1000_messages",
+    "screen.key_to_screen.tmux.p50",
 ];
 
 #[tokio::main]
@@ -156,19 +172,24 @@ async fn main() -> ExitCode {
             };
         }
         _ => {
-            eprintln!("usage: bench --quick | --full [--only two-peers|mesh|history|cost|acks]");
+            eprintln!(
+                "usage: bench --quick | --full [--only two-peers|mesh|history|cost|acks|screen]"
+            );
             return ExitCode::from(2);
         }
     };
     match (args.get(1).map(String::as_str), args.get(2)) {
         (None, _) => {}
         (Some("--only"), Some(name))
-            if ["two-peers", "mesh", "history", "cost", "acks"].contains(&name.as_str()) =>
+            if ["two-peers", "mesh", "history", "cost", "acks", "screen"]
+                .contains(&name.as_str()) =>
         {
             plan.only = Some(name.clone());
         }
         _ => {
-            eprintln!("usage: bench --quick | --full [--only two-peers|mesh|history|cost|acks]");
+            eprintln!(
+                "usage: bench --quick | --full [--only two-peers|mesh|history|cost|acks|screen]"
+            );
             return ExitCode::from(2);
         }
     }
@@ -260,6 +281,17 @@ async fn run(plan: &Plan) -> anyhow::Result<bool> {
         plan,
         &mut failures,
         acks::run_all(plan),
+    )
+    .await
+    {
+        eprintln!("{}", report::table(&f));
+        figures.extend(f);
+    }
+    if let Some(f) = scenario(
+        ("screen", "full-screen client"),
+        plan,
+        &mut failures,
+        screen::run(plan),
     )
     .await
     {

@@ -25,7 +25,11 @@ use std::{
 
 use crossterm::event::Event as TermEvent;
 use futures::{Stream, StreamExt as _};
-use ratatui::{Terminal, TerminalOptions, Viewport, backend::CrosstermBackend, layout::Rect};
+use ratatui::{
+    Terminal, TerminalOptions, Viewport,
+    backend::{Backend, CrosstermBackend},
+    layout::Rect,
+};
 use tokio::{
     sync::{broadcast::error::TryRecvError, mpsc},
     time::Instant,
@@ -49,6 +53,12 @@ const REFRESH: Duration = Duration::from_secs(2);
 const LOAD: usize = 200;
 /// Messages read per page when scrolling back past what is held.
 const PAGE: usize = 100;
+/// Queued events taken in at most after falling behind, before the reload
+/// (more than the channel holds: it refills while they are read).
+const CATCH_UP_CAP: usize = 16_384;
+/// Lines looked through for a message already shown: one read from the
+/// store just after it arrived is among the newest.
+const RECENT: usize = 512;
 /// Direct messages of ours awaiting their receipt.
 const DIRECTS_CAP: usize = 64;
 
@@ -76,16 +86,11 @@ pub(super) async fn run_local(
     };
     let keys = crossterm::event::EventStream::new();
     let shutdown = crate::shutdown::signal();
-    serve(
-        session,
-        events,
-        keys,
-        std::io::stdout(),
-        size,
-        Setup { history, http },
-        shutdown,
-    )
-    .await
+    let backend = CrosstermBackend::new(std::io::stdout());
+    let setup = Setup { history, http };
+    serve(session, events, keys, backend, size, setup, shutdown)
+        .await
+        .0
 }
 
 /// What the client starts with besides its session and terminal.
@@ -96,19 +101,38 @@ pub(super) struct Setup {
     pub(super) http: Option<String>,
 }
 
-/// Serves the client on a terminal: `keys` are its events, `out` what is
-/// drawn on it, `size` its size at start (resizes come as events).
-pub(super) async fn serve<W, K>(
+/// What drawing cost while the client ran: for the bench.
+#[derive(Debug, Clone, Default)]
+pub struct Frames {
+    /// Frames drawn.
+    pub drawn: u64,
+    /// Node events taken in.
+    pub events: u64,
+    /// Each frame's drawing time, µs (the first 100,000).
+    pub draw_us: Vec<f64>,
+    /// From a key press to the end of the frame that shows it, µs (the
+    /// first 100,000).
+    pub key_to_frame_us: Vec<f64>,
+    /// Times the event subscription lagged and the room was read again.
+    pub reloads: u64,
+}
+
+/// Samples kept per figure.
+const SAMPLES_CAP: usize = 100_000;
+
+/// Serves the client on a terminal: `keys` are its events, `backend` what
+/// draws on it, `size` its size at start (resizes come as events).
+pub(super) async fn serve<B, K>(
     mut session: Session<tokio::io::Empty>,
     mut events: Events,
     mut keys: K,
-    out: W,
+    backend: B,
     (width, height): (u16, u16),
     setup: Setup,
     shutdown: impl Future<Output = ()>,
-) -> Exit
+) -> (Exit, Frames)
 where
-    W: Write,
+    B: Backend,
     K: Stream<Item = std::io::Result<TermEvent>> + Unpin,
 {
     let sink = Sink::default();
@@ -117,11 +141,11 @@ where
     let options = TerminalOptions {
         viewport: Viewport::Fixed(Rect::new(0, 0, width, height)),
     };
-    let terminal = match Terminal::with_options(CrosstermBackend::new(out), options) {
+    let terminal = match Terminal::with_options(backend, options) {
         Ok(terminal) => terminal,
         Err(e) => {
             tracing::warn!(error = %e, "terminal");
-            return Exit::Quit;
+            return (Exit::Quit, Frames::default());
         }
     };
     let mut state = State::new((width, height));
@@ -139,6 +163,8 @@ where
         history: setup.history,
         directs: mpsc::channel(DIRECTS_CAP),
         sent: 0,
+        frames: Frames::default(),
+        key_at: None,
     };
     tui.refresh().await;
     let first = tui
@@ -153,83 +179,117 @@ where
         "p2p-chat {} · /help for commands · Alt+1..9 or Ctrl+N/P switch · PgUp/PgDn scroll · Ctrl+C quits",
         env!("CARGO_PKG_VERSION")
     ));
-    tokio::pin!(shutdown);
-    let mut refresh = tokio::time::interval(REFRESH);
-    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut dirty = true;
-    let mut next_frame = Instant::now();
-    loop {
-        if dirty && Instant::now() >= next_frame {
-            if !tui.draw() {
-                return Exit::Quit;
-            }
-            dirty = false;
-            next_frame = Instant::now() + FRAME;
-        }
-        tokio::select! {
-            event = events.recv() => {
-                match event {
-                    Ok(event) => tui.on_node_event(event).await,
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => tui.lagged(n).await,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return Exit::NodeStopped,
+    let exit = tui.run(&mut events, &mut keys, shutdown).await;
+    (exit, tui.frames)
+}
+
+impl<B: Backend> Tui<B> {
+    /// Until the client ends.
+    async fn run<K>(
+        &mut self,
+        events: &mut Events,
+        keys: &mut K,
+        shutdown: impl Future<Output = ()>,
+    ) -> Exit
+    where
+        K: Stream<Item = std::io::Result<TermEvent>> + Unpin,
+    {
+        let tui = self;
+        tokio::pin!(shutdown);
+        let mut refresh = tokio::time::interval(REFRESH);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut dirty = true;
+        let mut next_frame = Instant::now();
+        loop {
+            if dirty && Instant::now() >= next_frame {
+                if !tui.draw() {
+                    return Exit::Quit;
                 }
-                // The rest of a burst, up to a bound, before the next frame.
-                for _ in 0..EVENTS_PER_TURN {
-                    match events.try_recv() {
-                        Ok(event) => tui.on_node_event(event).await,
-                        Err(TryRecvError::Lagged(n)) => tui.lagged(n).await,
-                        Err(TryRecvError::Empty) => break,
-                        Err(TryRecvError::Closed) => return Exit::NodeStopped,
-                    }
-                }
-                dirty = true;
+                dirty = false;
+                next_frame = Instant::now() + FRAME;
             }
-            key = keys.next() => match key {
-                Some(Ok(event)) => match tui.on_term_event(event).await {
-                    Some(exit) => return exit,
-                    None => {
+            tokio::select! {
+                // A person first: keys are never queued behind a burst.
+                biased;
+                () = &mut shutdown => return Exit::Signal,
+                key = keys.next() => match key {
+                    Some(Ok(event)) => {
+                        tui.key_at.get_or_insert_with(std::time::Instant::now);
+                        if let Some(exit) = tui.on_term_event(event).await {
+                            return exit;
+                        }
                         // Typing shows at once, not at the next budget.
                         dirty = true;
                         next_frame = Instant::now();
                     }
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "reading the terminal");
+                        return Exit::Quit;
+                    }
+                    None => return Exit::Quit,
                 },
-                Some(Err(e)) => {
-                    tracing::warn!(error = %e, "reading the terminal");
-                    return Exit::Quit;
+                event = events.recv() => {
+                    match event {
+                        Ok(event) => {
+                            tui.frames.events += 1;
+                            tui.on_node_event(event).await;
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => tui.lagged(n, events).await,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return Exit::NodeStopped,
+                    }
+                    // The rest of a burst, within a frame's time, then keys
+                    // and the frame get their turn.
+                    let turn = std::time::Instant::now();
+                    for _ in 0..EVENTS_PER_TURN {
+                        if turn.elapsed() >= FRAME {
+                            break;
+                        }
+                        match events.try_recv() {
+                            Ok(event) => {
+                                tui.frames.events += 1;
+                                tui.on_node_event(event).await;
+                            }
+                            Err(TryRecvError::Lagged(n)) => tui.lagged(n, events).await,
+                            Err(TryRecvError::Empty) => break,
+                            Err(TryRecvError::Closed) => return Exit::NodeStopped,
+                        }
+                    }
+                    dirty = true;
                 }
-                None => return Exit::Quit,
-            },
-            Some((target, token, result)) = tui.directs.1.recv() => {
-                tui.direct_done(&target, &token, result);
-                dirty = true;
+                Some((target, token, result)) = tui.directs.1.recv() => {
+                    tui.direct_done(&target, &token, result);
+                    dirty = true;
+                }
+                Some(line) = tui.session.lines.1.recv() => {
+                    tui.notice(&line);
+                    dirty = true;
+                }
+                _ = refresh.tick() => {
+                    tui.refresh().await;
+                    dirty = true;
+                }
+                () = tokio::time::sleep_until(next_frame), if dirty => {}
             }
-            Some(line) = tui.session.lines.1.recv() => {
-                tui.notice(&line);
-                dirty = true;
-            }
-            _ = refresh.tick() => {
-                tui.refresh().await;
-                dirty = true;
-            }
-            () = tokio::time::sleep_until(next_frame), if dirty => {}
-            () = &mut shutdown => return Exit::Signal,
         }
     }
 }
 
 /// The client's parts.
-struct Tui<W: Write> {
+struct Tui<B: Backend> {
     session: Session<tokio::io::Empty>,
     state: State,
     sink: Sink,
-    terminal: Terminal<CrosstermBackend<W>>,
+    terminal: Terminal<B>,
     history: Option<PathBuf>,
     directs: (mpsc::Sender<DirectDone>, mpsc::Receiver<DirectDone>),
     /// Direct messages sent so far: each line's token until its receipt.
     sent: u64,
+    frames: Frames,
+    /// When the first key not yet drawn came.
+    key_at: Option<std::time::Instant>,
 }
 
-impl<W: Write> Tui<W> {
+impl<B: Backend> Tui<B> {
     /// Draws a frame; false if the terminal is gone.
     fn draw(&mut self) -> bool {
         let model = &self.session.model;
@@ -238,8 +298,22 @@ impl<W: Write> Tui<W> {
             self.state.counts.insert(room, counts);
         }
         let state = &self.state;
+        let started = std::time::Instant::now();
         match self.terminal.draw(|frame| draw::draw(frame, state)) {
-            Ok(_) => true,
+            Ok(_) => {
+                let f = &mut self.frames;
+                f.drawn += 1;
+                let done = std::time::Instant::now();
+                if f.draw_us.len() < SAMPLES_CAP {
+                    f.draw_us.push((done - started).as_secs_f64() * 1e6);
+                }
+                if let Some(key) = self.key_at.take()
+                    && f.key_to_frame_us.len() < SAMPLES_CAP
+                {
+                    f.key_to_frame_us.push((done - key).as_secs_f64() * 1e6);
+                }
+                true
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "drawing");
                 false
@@ -348,7 +422,23 @@ impl<W: Write> Tui<W> {
 
     /// Events were missed: every room is read again before it is shown,
     /// the one shown now at once.
-    async fn lagged(&mut self, missed: u64) {
+    async fn lagged(&mut self, missed: u64, events: &mut Events) {
+        self.frames.reloads += 1;
+        // What is still queued is older than the reload: room messages in
+        // it are in the store and shown by the reload, the rest is taken
+        // in as usual (direct messages are not stored).
+        for _ in 0..CATCH_UP_CAP {
+            match events.try_recv() {
+                Ok(
+                    event @ (Event::Message { .. } | Event::Sent { .. } | Event::Pending { .. }),
+                ) => {
+                    self.session.model.observe(&event);
+                }
+                Ok(event) => self.on_node_event(event).await,
+                Err(TryRecvError::Lagged(_)) => {}
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
         self.state.all_stale();
         if let Some(room) = self.state.stale_focus() {
             self.load(&room).await;
@@ -370,7 +460,7 @@ impl<W: Write> Tui<W> {
                 recovered,
             } => {
                 let target = Target::Room(room.clone());
-                if self.state.has(&target, id) {
+                if self.state.has(&target, id, RECENT) {
                     return;
                 }
                 let mention = self.session.model.mentions_me(text);
@@ -385,7 +475,7 @@ impl<W: Write> Tui<W> {
                 ts,
             } => {
                 let target = Target::Room(room.clone());
-                if self.state.has(&target, id) {
+                if self.state.has(&target, id, usize::MAX) {
                     self.state.mark(&target, id, Mark::Saved);
                 } else {
                     let entry = self.mine(id, *ts, nick, text, Mark::Saved);
@@ -520,9 +610,10 @@ impl<W: Write> Tui<W> {
     /// An entered line: a passphrase, a command, or text for the
     /// conversation shown.
     async fn submit(&mut self, line: String) -> Option<Exit> {
+        let before = self.session.model.current().map(str::to_owned);
         if self.state.secret.take().is_some() {
             self.session.handle_line(&line).await;
-            self.after_command().await;
+            self.after_command(before, false).await;
             return None;
         }
         let parsed = parse(&line);
@@ -539,10 +630,14 @@ impl<W: Write> Tui<W> {
             (Ok(Input::Msg { to, text }), _) => self.direct(&to, text).await,
             (Ok(Input::Say(text)), Some(peer)) => self.direct_to(peer, text),
             (Ok(Input::Me(action)), Some(peer)) => self.direct_to(peer, format!("/me {action}")),
-            _ => {
+            (parsed, _) => {
+                let moves = matches!(
+                    parsed,
+                    Ok(Input::Switch(_) | Input::Join { .. } | Input::JoinTicket(_))
+                );
                 self.session.handle_line(&line).await;
                 self.session.remember = None;
-                self.after_command().await;
+                self.after_command(before, moves).await;
             }
         }
         None
@@ -550,7 +645,10 @@ impl<W: Write> Tui<W> {
 
     /// What a command changed: its output, the rooms, the current room, a
     /// passphrase question.
-    async fn after_command(&mut self) {
+    /// `before` was the current room before it; `moves` if the command
+    /// makes a room current (`/join`, `/switch`) even from a direct
+    /// conversation.
+    async fn after_command(&mut self, before: Option<String>, moves: bool) {
         if let Some(room) = &self.session.awaiting_passphrase {
             self.state.secret = Some(format!(
                 "passphrase for #{} (hidden, empty line cancels): ",
@@ -558,22 +656,17 @@ impl<W: Write> Tui<W> {
             ));
         }
         self.refresh().await;
-        let current = self
-            .session
-            .model
-            .current()
-            .map(|r| Target::Room(r.to_owned()));
-        let shown = match self.state.focus() {
-            Some(Target::Room(_)) | None => self.state.focus().cloned(),
+        let now = self.session.model.current().map(str::to_owned);
+        let go = match self.state.focus() {
+            None | Some(Target::Room(_)) => {
+                self.state.focus() != now.clone().map(Target::Room).as_ref()
+            }
             // A command typed in a direct conversation stays there unless
             // it changed the room.
-            Some(Target::Direct(_)) => None,
+            Some(Target::Direct(_)) => moves || now != before,
         };
-        if let Some(current) = current
-            && (shown.is_some() || self.state.focus().is_none())
-            && shown.as_ref() != Some(&current)
-        {
-            self.focus(current).await;
+        if go && let Some(now) = now {
+            self.focus(Target::Room(now)).await;
         }
         self.drain();
     }

@@ -143,6 +143,24 @@ fn two_people_chat_full_screen_switch_rooms_scroll_back_and_resize() {
     wait_until(&alice, "listed the direct conversation", |s| {
         s.contains("3 @bob 1")
     });
+    // A command typed in the direct conversation that makes a room current
+    // shows that room.
+    bob.keys("/switch dev");
+    wait_until(&bob, "showed #dev again", |s| s.contains("#dev>"));
+
+    // A passphrase is asked for in the input line and not echoed.
+    alice.keys("/join vault --encrypted");
+    alice.wait_for("passphrase for #vault (hidden, empty line cancels):");
+    alice.typed("hunter2");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(!alice.screen().contains("hunter2"), "{}", alice.screen());
+    alice.press("Enter");
+    wait_until(&alice, "joined the encrypted room", |s| {
+        s.contains("#vault>") && s.contains("#vault 🔒")
+    });
+    assert!(!alice.screen().contains("hunter2"));
+    alice.press("M-2");
+    wait_until(&alice, "showed #lobby", |s| s.contains("#lobby>"));
 
     // Resize: the members pane goes below 72 columns, the lines rewrap.
     alice.tmux(&["resize-window", "-x", "60", "-y", "20"]);
@@ -205,4 +223,186 @@ fn two_people_chat_full_screen_switch_rooms_scroll_back_and_resize() {
     restored(&alice, dir.path(), 4);
     bob.press("C-c");
     restored(&bob, dir.path(), 2);
+}
+
+/// A ratatui test backend the test can read while the client draws on it.
+#[derive(Clone)]
+struct Shared(std::sync::Arc<std::sync::Mutex<ratatui::backend::TestBackend>>);
+
+impl Shared {
+    fn new(width: u16, height: u16) -> Shared {
+        Shared(std::sync::Arc::new(std::sync::Mutex::new(
+            ratatui::backend::TestBackend::new(width, height),
+        )))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ratatui::backend::TestBackend> {
+        self.0.lock().expect("not poisoned")
+    }
+
+    /// The screen as text.
+    fn text(&self) -> String {
+        let backend = self.lock();
+        let buffer = backend.buffer();
+        let mut out = String::new();
+        for y in 0..buffer.area.height {
+            for x in 0..buffer.area.width {
+                out.push_str(buffer[(x, y)].symbol());
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl ratatui::backend::Backend for Shared {
+    type Error = std::convert::Infallible;
+
+    fn draw<'a, I>(&mut self, content: I) -> Result<(), Self::Error>
+    where
+        I: Iterator<Item = (u16, u16, &'a ratatui::buffer::Cell)>,
+    {
+        self.lock().draw(content)
+    }
+    fn hide_cursor(&mut self) -> Result<(), Self::Error> {
+        self.lock().hide_cursor()
+    }
+    fn show_cursor(&mut self) -> Result<(), Self::Error> {
+        self.lock().show_cursor()
+    }
+    fn get_cursor_position(&mut self) -> Result<ratatui::layout::Position, Self::Error> {
+        self.lock().get_cursor_position()
+    }
+    fn set_cursor_position<P: Into<ratatui::layout::Position>>(
+        &mut self,
+        position: P,
+    ) -> Result<(), Self::Error> {
+        self.lock().set_cursor_position(position)
+    }
+    fn clear(&mut self) -> Result<(), Self::Error> {
+        self.lock().clear()
+    }
+    fn clear_region(&mut self, kind: ratatui::backend::ClearType) -> Result<(), Self::Error> {
+        self.lock().clear_region(kind)
+    }
+    fn size(&self) -> Result<ratatui::layout::Size, Self::Error> {
+        self.lock().size()
+    }
+    fn window_size(&mut self) -> Result<ratatui::backend::WindowSize, Self::Error> {
+        self.lock().window_size()
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.lock().flush()
+    }
+}
+
+/// More messages than the event channel holds arrive while the client
+/// cannot keep up (its screen is held): it reads the room again from the
+/// store rather than show a gap or append old lines below new ones, and
+/// scrolling back shows every message once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The screen's lock is held across awaits on purpose: that is the stall.
+#[allow(clippy::await_holding_lock)]
+async fn a_client_that_fell_behind_reads_the_room_again_from_the_store() {
+    use crate::support::{TestNode, eventually};
+    use crossterm::event::{Event as Key, KeyCode, KeyEvent, KeyModifiers};
+    use futures::StreamExt as _;
+
+    const N: usize = 4_400;
+    const SIZE: (u16, u16) = (100, 200);
+    let a = TestNode::start_with("alice", &[]).await;
+    let b = TestNode::start_with("bob", &[&a]).await;
+    b.wait_members("lobby", 1).await;
+    let stored = |n: u64| {
+        let node = a.node.clone();
+        async move {
+            node.rooms()
+                .await
+                .expect("rooms")
+                .iter()
+                .any(|r| r.room == "lobby" && r.messages >= n)
+        }
+    };
+    b.node.publish("lobby", "before").await.expect("published");
+    eventually("alice stored the first", || stored(1)).await;
+    let screen = Shared::new(SIZE.0, SIZE.1);
+    let (keys, key_stream) = futures::channel::mpsc::unbounded::<Key>();
+    let client = tokio::spawn(p2p_chat::ui::full_screen(
+        a.node.clone(),
+        a.events,
+        key_stream.map(Ok),
+        screen.clone(),
+        SIZE,
+        "lobby",
+    ));
+    eventually("the first line on screen", || async {
+        screen.text().contains("<bob> before")
+    })
+    .await;
+    // The screen is held: the client blocks at its next frame while the
+    // burst overflows its event channel.
+    let held = screen.lock();
+    for n in 0..N {
+        b.node
+            .publish("lobby", &format!("burst {n:04}"))
+            .await
+            .expect("published");
+    }
+    eventually("alice stored the burst", || stored(N as u64 + 1)).await;
+    drop(held);
+    let last = format!("burst {:04}", N - 1);
+    eventually("the newest line on screen", || async {
+        screen.text().contains(&last)
+    })
+    .await;
+    // Back to the first line, page by page: every message, in order.
+    let numbers = |text: &str| -> Vec<usize> {
+        text.lines()
+            .filter_map(|l| l.split("<bob> burst ").nth(1))
+            .filter_map(|n| n.get(..4)?.parse().ok())
+            .collect()
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut order_bad = None;
+    for _ in 0..100 {
+        let text = screen.text();
+        let shown = numbers(&text);
+        // Oldest first (messages of one millisecond are in the store's
+        // order, by id hash), each once.
+        let once: std::collections::BTreeSet<_> = shown.iter().collect();
+        if once.len() != shown.len() || !shown.windows(2).all(|w| w[1].abs_diff(w[0]) < 100) {
+            order_bad.get_or_insert(text.clone());
+        }
+        seen.extend(shown);
+        if text.contains("<bob> before") {
+            break;
+        }
+        keys.unbounded_send(Key::Key(KeyEvent::new(KeyCode::PageUp, KeyModifiers::NONE)))
+            .expect("client running");
+        // One screen per key: wait for it to be drawn.
+        eventually("the page drawn", || async { screen.text() != text }).await;
+    }
+    let text = screen.text();
+    assert!(
+        text.contains("<bob> before"),
+        "scrolled to the top:\n{text}"
+    );
+    assert_eq!(order_bad, None, "lines in order on every screen");
+    let missing: Vec<usize> = (0..N).filter(|n| !seen.contains(n)).collect();
+    assert_eq!(
+        missing,
+        Vec::<usize>::new(),
+        "every message shown once scrolled through"
+    );
+    keys.unbounded_send(Key::Key(KeyEvent::new(
+        KeyCode::Char('c'),
+        KeyModifiers::CONTROL,
+    )))
+    .expect("client running");
+    let (exit, frames) = tokio::time::timeout(crate::support::WAIT, client)
+        .await
+        .expect("client ends")
+        .expect("client task");
+    assert_eq!(exit, p2p_chat::ui::Exit::Signal);
+    assert!(frames.reloads >= 1, "{frames:?}");
 }

@@ -224,10 +224,15 @@ fn pieces(entry: &Entry, time: &str) -> Vec<(String, Style)> {
     }
 }
 
+/// Continuation rows start under the text, past the time column.
+const HANG: usize = 6;
+
 /// An entry cut into rows of at most `width` columns (a wide character
-/// that does not fit starts the next row).
+/// that does not fit starts the next row); rows after the first are
+/// indented past the time when there is room.
 fn wrap(pieces: Vec<(String, Style)>, width: usize) -> Vec<Line<'static>> {
     let width = width.max(1);
+    let hang = if width > 4 * HANG { HANG } else { 0 };
     let mut rows: Vec<Line<'static>> = Vec::new();
     let mut row: Vec<Span<'static>> = Vec::new();
     let mut used = 0;
@@ -240,7 +245,8 @@ fn wrap(pieces: Vec<(String, Style)>, width: usize) -> Vec<Line<'static>> {
                     row.push(Span::styled(std::mem::take(&mut piece), style));
                 }
                 rows.push(Line::from(std::mem::take(&mut row)));
-                used = 0;
+                row.push(Span::raw(" ".repeat(hang)));
+                used = hang;
             }
             piece.push(c);
             used += w;

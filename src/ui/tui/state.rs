@@ -154,6 +154,8 @@ pub(crate) struct Buffer {
     pub(crate) scroll: usize,
     /// Lines arrived below the view while scrolled back.
     pub(crate) below: usize,
+    /// Where PgUp meant to go when it needed an older page first.
+    wanted: Option<usize>,
     /// The store has nothing older than the first entry.
     pub(crate) complete: bool,
     /// Its lines may have a gap (events were missed): read it again from
@@ -181,9 +183,9 @@ impl Buffer {
         }
     }
 
-    fn push(&mut self, entry: Entry, width: usize) {
+    fn push(&mut self, entry: Entry, width: impl FnOnce() -> usize) {
         if self.scroll > 0 {
-            let rows = rows(&entry, width);
+            let rows = rows(&entry, width());
             self.scroll += rows;
             self.below += 1;
         }
@@ -422,7 +424,9 @@ impl State {
 
     /// Adds a line to `target`'s buffer (made for a direct conversation).
     pub(crate) fn push(&mut self, target: Target, entry: Entry) {
-        let width = self.text_width();
+        // Only needed while scrolled back (the layout is not free).
+        let size = self.size;
+        let width = move || usize::from(super::draw::layout(size).messages.width).max(1);
         let shown = self.focus.as_ref() == Some(&target);
         let buffer = self.buffer_mut(&target);
         if !shown
@@ -486,12 +490,17 @@ impl State {
         }
     }
 
-    /// Whether our message `id` is in `target` already (the node's event
-    /// and its history both carry it).
-    pub(crate) fn has(&self, target: &Target, id: &str) -> bool {
-        self.buffers
-            .get(target)
-            .is_some_and(|b| b.entries.iter().rev().any(|e| e.id() == Some(id)))
+    /// Whether message `id` is among `target`'s newest `within` lines (the
+    /// node's event and its history both carry a message read just after
+    /// it arrived).
+    pub(crate) fn has(&self, target: &Target, id: &str, within: usize) -> bool {
+        self.buffers.get(target).is_some_and(|b| {
+            b.entries
+                .iter()
+                .rev()
+                .take(within)
+                .any(|e| e.id() == Some(id))
+        })
     }
 
     /// `room`'s buffer as the store has it: the newest `messages`, replacing
@@ -657,12 +666,13 @@ impl State {
             if want > top
                 && !buffer.complete
                 && let Target::Room(room) = &target
-                && let Some(before) = buffer.oldest_id()
+                && let Some(before) = buffer.oldest_id().map(str::to_owned)
             {
                 // The page read next makes room to scroll on into.
+                buffer.wanted = Some(want);
                 return Action::Older {
                     room: room.clone(),
-                    before: before.to_owned(),
+                    before,
                 };
             }
         } else {
@@ -674,13 +684,15 @@ impl State {
         Action::Redraw
     }
 
-    /// After the page read for [`Action::Older`]: scroll on into it.
+    /// After the page read for [`Action::Older`]: scroll on into it, to
+    /// where PgUp meant to go.
     pub(crate) fn scroll_into_page(&mut self, room: &str) {
         let (width, height) = (self.text_width(), self.text_height());
-        let step = height.saturating_sub(1).max(1);
         if let Some(buffer) = self.buffers.get_mut(&Target::Room(room.to_owned())) {
             let top = buffer.rows(width).saturating_sub(height);
-            buffer.scroll = (buffer.scroll + step).min(top);
+            if let Some(want) = buffer.wanted.take() {
+                buffer.scroll = want.min(top);
+            }
         }
     }
 

@@ -181,7 +181,7 @@ fn the_layout_at_a_narrow_size_keeps_messages_and_input_and_wraps() {
 12:00 <alice> carol: lunch?
 12:00 * carol waves ⋯ pending
 12:00 <alice> a long line that has to wr
-ap here
+      ap here
  carol · 12D3KooW…l000C3 · private · 2 p
 #lobby>
 ";
@@ -405,7 +405,7 @@ fn marks_follow_our_messages_and_a_reload_keeps_notices() {
         "{}",
         screen(&s)
     );
-    assert!(s.has(&bob, "real-id"));
+    assert!(s.has(&bob, "real-id", 10));
     s.set_focus(lobby.clone());
     s.notice("error: something", true);
     s.all_stale();
