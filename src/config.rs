@@ -71,6 +71,10 @@ pub struct Config {
     #[command(flatten)]
     pub relay: RelayConfig,
 
+    /// SSH access to this node's chat.
+    #[command(flatten)]
+    pub ssh: SshConfig,
+
     /// An invite ticket (`p2pchat1…`, from `/invite` or `p2p-chat invite`):
     /// dial the inviting node and join its room at start. An encrypted
     /// room's passphrase comes from --passphrase-file or P2P_CHAT_PASSPHRASE.
@@ -297,6 +301,12 @@ impl Config {
                 relay_circuit_bytes: RelayLimits::default().circuit_bytes,
                 relay_circuit_secs: RelayLimits::default().circuit_duration.as_secs(),
             },
+            ssh: SshConfig {
+                ssh_addr: None,
+                ssh_authorized_keys: None,
+                ssh_max_sessions: 32,
+                ssh_idle_secs: 1800,
+            },
             room: DEFAULT_ROOM.into(),
             nick: None,
             passphrase_file: None,
@@ -317,6 +327,32 @@ impl Config {
             command: None,
         }
     }
+}
+
+/// SSH access: people reach this node's chat with a standard SSH client.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SshConfig {
+    /// Serve SSH on this address (e.g. `0.0.0.0:2222`); off by default.
+    /// Public-key authentication only, against `authorized_keys` in the
+    /// data dir (or --ssh-authorized-keys).
+    #[arg(long = "ssh", env = "P2P_CHAT_SSH")]
+    pub ssh_addr: Option<std::net::SocketAddr>,
+
+    /// The keys allowed in (OpenSSH `authorized_keys` format); each key's
+    /// comment, up to any `@`, is its user's name. Default:
+    /// `authorized_keys` in the data dir.
+    #[arg(long = "ssh-authorized-keys", env = "P2P_CHAT_SSH_AUTHORIZED_KEYS")]
+    pub ssh_authorized_keys: Option<PathBuf>,
+
+    /// SSH sessions open at once; one more is refused.
+    #[arg(long = "ssh-max-sessions", env = "P2P_CHAT_SSH_MAX_SESSIONS", default_value_t = 32,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub ssh_max_sessions: usize,
+
+    /// Seconds an SSH connection may stay idle before it is closed.
+    #[arg(long = "ssh-idle-secs", env = "P2P_CHAT_SSH_IDLE_SECS", default_value_t = 1800,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub ssh_idle_secs: u64,
 }
 
 /// Circuit relay v2: reaching peers behind NAT through a public node.

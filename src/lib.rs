@@ -40,6 +40,7 @@ pub mod node;
 pub mod protocol;
 pub mod sanitize;
 pub mod shutdown;
+pub mod ssh;
 pub mod store;
 pub mod sync;
 pub mod ticket;

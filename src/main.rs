@@ -8,7 +8,7 @@ use anyhow::Context;
 use p2p_chat::{
     Config, Node,
     config::{Command, LogFormat, UiMode},
-    http, shutdown,
+    http, shutdown, ssh,
     ui::{self, Style},
 };
 use tracing_subscriber::{EnvFilter, fmt::writer::BoxMakeWriter};
@@ -95,6 +95,19 @@ async fn run(cfg: Config, log_file: Option<PathBuf>) -> anyhow::Result<()> {
             let _ = stopped.await;
         }))
     });
+    let notes = match start_ssh(&cfg, &node).await {
+        Some(Ok(running)) => vec![format!(
+            "SSH on {} (host key {})",
+            running.addr, running.fingerprint
+        )],
+        Some(Err(e)) => {
+            // The node runs on without SSH; the line says how to fix it.
+            tracing::error!("ssh: {e}");
+            eprintln!("p2p-chat: ssh: {e}");
+            vec![format!("SSH off: {e}")]
+        }
+        None => Vec::new(),
+    };
     let style = if cfg.json { Style::Json } else { Style::Human };
     let full_screen = match cfg.ui {
         Some(mode) => mode == UiMode::Tui,
@@ -122,6 +135,7 @@ async fn run(cfg: Config, log_file: Option<PathBuf>) -> anyhow::Result<()> {
             program: program(),
             http,
             log_file,
+            notes,
         }) => exit,
         () = stop_signal => ui::Exit::Signal,
     };
@@ -136,6 +150,37 @@ async fn run(cfg: Config, log_file: Option<PathBuf>) -> anyhow::Result<()> {
     })
     .await;
     Ok(())
+}
+
+/// Starts the SSH server when `--ssh` is given.
+async fn start_ssh(
+    cfg: &Config,
+    node: &p2p_chat::Node,
+) -> Option<Result<ssh::Running, anyhow::Error>> {
+    let addr = cfg.ssh.ssh_addr?;
+    let authorized_keys = match cfg.ssh.ssh_authorized_keys.clone().or_else(|| {
+        cfg.disk_dir()
+            .map(|d| d.join(ssh::keys::AUTHORIZED_KEYS_FILE))
+    }) {
+        Some(path) => path,
+        None => {
+            return Some(Err(anyhow::anyhow!(
+                "--ephemeral has no data dir for authorized_keys: give --ssh-authorized-keys FILE"
+            )));
+        }
+    };
+    let options = ssh::Options {
+        addr,
+        authorized_keys,
+        host_key_dir: cfg.disk_dir(),
+        max_sessions: cfg.ssh.ssh_max_sessions,
+        idle: Duration::from_secs(cfg.ssh.ssh_idle_secs),
+        room: cfg
+            .join
+            .as_ref()
+            .map_or_else(|| cfg.room.clone(), |t| t.room.clone()),
+    };
+    Some(ssh::start(node.clone(), options).await.map_err(Into::into))
 }
 
 /// The input history file: in the data dir, or none with `--ephemeral`

@@ -67,6 +67,8 @@ pub struct Options {
     pub http: Option<String>,
     /// Where logs go, when not to stderr (shown by `/status`).
     pub log_file: Option<PathBuf>,
+    /// Lines about other front ends (the SSH server) for the banner.
+    pub notes: Vec<String>,
 }
 
 /// Where the user's input comes from.
@@ -115,6 +117,8 @@ pub fn is_terminal() -> bool {
 /// the user quits; returns how it ended and what drawing cost. The local
 /// terminal's client is this with crossterm on stdout; the bench runs it
 /// on ratatui's test backend.
+/// `user`: None for this node's own user; a remote user's name (SSH) for
+/// whom commands that change the whole node are refused.
 pub async fn full_screen<B, K>(
     node: Node,
     events: Events,
@@ -122,6 +126,7 @@ pub async fn full_screen<B, K>(
     backend: B,
     size: (u16, u16),
     room: &str,
+    user: Option<&str>,
 ) -> (Exit, Frames)
 where
     B: ratatui::backend::Backend,
@@ -129,10 +134,12 @@ where
 {
     let model = Model::new(Some(room.to_owned()));
     model.set_rooms(&node.rooms().await.unwrap_or_default());
-    let session = Session::new(node, Renderer::new(Style::Human), model, None);
+    let mut session = Session::new(node, Renderer::new(Style::Human), model, None);
+    session.remote = user.map(str::to_owned);
     let setup = tui::Setup {
         history: None,
         http: None,
+        notes: Vec::new(),
     };
     tui::serve(
         session,
@@ -144,6 +151,28 @@ where
         std::future::pending(),
     )
     .await
+}
+
+/// Runs line mode for a remote user (SSH without a terminal): lines from
+/// `input`, output lines to `out`, until the input ends or `/quit`.
+/// Commands that change the whole node are refused.
+pub async fn serve_lines<R: AsyncBufRead + Unpin>(
+    node: Node,
+    mut events: Events,
+    input: R,
+    out: mpsc::Sender<Vec<u8>>,
+    room: &str,
+    user: &str,
+) -> Exit {
+    let model = Model::new(Some(room.to_owned()));
+    model.set_rooms(&node.rooms().await.unwrap_or_default());
+    let mut session = Session::new(node, Renderer::new(Style::Human), model, None);
+    session.remote_out = Some(out);
+    session.remote = Some(user.to_owned());
+    session.reader = Reader::Lines(input.lines());
+    let never = std::future::pending::<()>();
+    tokio::pin!(never);
+    session.run(&mut events, &mut never).await
 }
 
 /// Where input comes from, once started.
@@ -169,6 +198,7 @@ pub async fn run<R: AsyncBufRead + Unpin>(
         program,
         http,
         log_file,
+        notes,
     } = options;
     let room = room.as_str();
     let model = Model::new(Some(room.to_owned()));
@@ -181,7 +211,7 @@ pub async fn run<R: AsyncBufRead + Unpin>(
             model,
             log_file,
         );
-        return tui::run_local(session, events, history, http).await;
+        return tui::run_local(session, events, history, http, notes).await;
     }
     let headless = matches!(front, Front::Headless);
     let mut session = Session::new(
@@ -208,6 +238,9 @@ pub async fn run<R: AsyncBufRead + Unpin>(
         match &http {
             Some(http) => println!("  HTTP API {http}"),
             None => println!("  HTTP API off"),
+        }
+        for note in &notes {
+            println!("  {note}");
         }
         if let Some(log) = &session.log_file {
             println!("  log {}", log.display());
@@ -297,6 +330,21 @@ async fn next_answer<R: AsyncBufRead + Unpin>(reader: &mut Reader<R>) -> Answer 
     }
 }
 
+/// Why a remote user may not give `input`: it changes the whole node, which
+/// is its owner's to change.
+fn node_wide(input: &Input) -> Option<&'static str> {
+    match input {
+        Input::Nick(_) => Some("/nick renames the whole node: not over SSH"),
+        Input::Leave(_) => Some("/leave leaves the room for the whole node: not over SSH"),
+        Input::Join {
+            key: JoinKey::Ask | JoinKey::Passphrase(_),
+            ..
+        } => Some("a room's passphrase is given on the node itself: not over SSH"),
+        Input::JoinTicket(_) => Some("/join TICKET dials for the whole node: not over SSH"),
+        _ => None,
+    }
+}
+
 /// `room`'s entry in the node's rooms.
 fn room_of<'a>(rooms: &'a [RoomInfo], room: &str) -> Option<&'a RoomInfo> {
     rooms.iter().find(|r| r.room == room)
@@ -346,6 +394,11 @@ struct Session<R> {
     /// Show a room's last messages on `/join` (the full-screen client
     /// reads them into the room's pane itself).
     show_backlog: bool,
+    /// Where lines go for a remote user without a terminal.
+    remote_out: Option<mpsc::Sender<Vec<u8>>>,
+    /// A remote user's name: commands that change the whole node are
+    /// refused.
+    remote: Option<String>,
 }
 
 /// Lines for the full-screen client to show, in order.
@@ -368,10 +421,20 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
             reader: Reader::Nothing,
             sink: None,
             show_backlog: true,
+            remote_out: None,
+            remote: None,
         }
     }
 
     fn print(&self, line: &str) {
+        if let Some(out) = &self.remote_out {
+            let mut bytes = line.as_bytes().to_vec();
+            bytes.push(b'\n');
+            if out.try_send(bytes).is_err() {
+                tracing::warn!("ssh: a line was not sent: the client stopped reading");
+            }
+            return;
+        }
         if let Some(sink) = &self.sink {
             sink.lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -481,6 +544,10 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
                 return Flow::Continue;
             }
         };
+        if let Some(refusal) = self.remote.as_ref().and_then(|_| node_wide(&input)) {
+            self.print(&self.render.error(refusal));
+            return Flow::Continue;
+        }
         let input = match input {
             Input::JoinTicket(ticket) => match self.reach_ticket(&ticket).await {
                 Some(join) => join,

@@ -268,6 +268,7 @@ impl Client {
             backend,
             SIZE,
             DEFAULT_ROOM,
+            None,
         ));
         let client = Client {
             keys,

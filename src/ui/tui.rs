@@ -73,6 +73,7 @@ pub(super) async fn run_local(
     events: Events,
     history: Option<PathBuf>,
     http: Option<String>,
+    notes: Vec<String>,
 ) -> Exit {
     let size = crossterm::terminal::size().unwrap_or((80, 24));
     let _screen = match Screen::enter() {
@@ -87,7 +88,11 @@ pub(super) async fn run_local(
     let keys = crossterm::event::EventStream::new();
     let shutdown = crate::shutdown::signal();
     let backend = CrosstermBackend::new(std::io::stdout());
-    let setup = Setup { history, http };
+    let setup = Setup {
+        history,
+        http,
+        notes,
+    };
     serve(session, events, keys, backend, size, setup, shutdown)
         .await
         .0
@@ -99,6 +104,8 @@ pub(super) struct Setup {
     pub(super) history: Option<PathBuf>,
     /// The HTTP API's address, for the status line.
     pub(super) http: Option<String>,
+    /// Lines shown first (the SSH server's address).
+    pub(super) notes: Vec<String>,
 }
 
 /// What drawing cost while the client ran: for the bench.
@@ -150,6 +157,7 @@ where
     };
     let mut state = State::new((width, height));
     state.status.http = setup.http;
+    let setup_notes = setup.notes;
     if let Some(path) = &setup.history {
         for line in load_history(path) {
             state.remember(line);
@@ -179,6 +187,9 @@ where
         "p2p-chat {} · /help for commands · Alt+1..9 or Ctrl+N/P switch · PgUp/PgDn scroll · Ctrl+C quits",
         env!("CARGO_PKG_VERSION")
     ));
+    for note in &setup_notes {
+        tui.notice(note);
+    }
     let exit = tui.run(&mut events, &mut keys, shutdown).await;
     (exit, tui.frames)
 }

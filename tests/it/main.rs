@@ -15,6 +15,7 @@ mod lan;
 mod nat;
 mod nat_lab;
 mod node;
+mod ssh;
 mod sync_abuse;
 mod terminal;
 mod tui;

@@ -334,6 +334,7 @@ async fn a_client_that_fell_behind_reads_the_room_again_from_the_store() {
         screen.clone(),
         SIZE,
         "lobby",
+        None,
     ));
     eventually("the first line on screen", || async {
         screen.text().contains("<bob> before")

@@ -1,0 +1,281 @@
+//! SSH access with the real OpenSSH client against the real binary: line
+//! mode without a terminal, the full-screen client with one (in tmux),
+//! public keys only, the host key kept across restarts, authorized_keys
+//! read again when it changes, and the session limit.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::{
+    cli::Proc,
+    support::WAIT,
+    terminal::{BIN, Tmux},
+};
+
+/// A free port on 127.0.0.1 (bound, then let go).
+fn free_port() -> u16 {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().expect("addr").port()
+}
+
+/// A key pair made by ssh-keygen: its private key file.
+fn keygen(dir: &Path, name: &str, comment: &str) -> PathBuf {
+    let path = dir.join(name);
+    let ok = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(&path)
+        .status()
+        .expect("ssh-keygen runs (installed by scripts/install-deps.sh)");
+    assert!(ok.success());
+    path
+}
+
+fn public(key: &Path) -> String {
+    std::fs::read_to_string(key.with_extension("pub")).expect("public key")
+}
+
+/// The node: headless, SSH on `port`, its data dir `data`.
+fn node(data: &Path, port: u16, extra: &[&str]) -> Proc {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--headless", "--no-mdns", "--no-http", "--nick", "node1"])
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--data-dir"])
+        .arg(data)
+        .args(["--ssh", &format!("127.0.0.1:{port}")])
+        .args(extra)
+        .env("P2P_CHAT_HEARTBEAT_MS", "200")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let proc = Proc::from_child(cmd.spawn().expect("binary starts"));
+    // Up once the port answers.
+    let deadline = Instant::now() + WAIT;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "SSH never listened on {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    proc
+}
+
+/// The address a headless node prints it listens on.
+fn listening(node: &mut Proc) -> String {
+    node.line("listening", |l| l.starts_with("listening on "))
+        .trim_start_matches("listening on ")
+        .trim()
+        .to_owned()
+}
+
+/// The ssh command line for `key` (None: no key at all).
+fn ssh_args(port: u16, key: Option<&Path>, known: &Path) -> Vec<String> {
+    let mut args = vec![
+        "-p".into(),
+        port.to_string(),
+        "-o".into(),
+        "BatchMode=yes".into(),
+        "-o".into(),
+        format!("UserKnownHostsFile={}", known.display()),
+        "-o".into(),
+        "StrictHostKeyChecking=accept-new".into(),
+        "-o".into(),
+        "IdentitiesOnly=yes".into(),
+        "-o".into(),
+        "ConnectTimeout=10".into(),
+    ];
+    if let Some(key) = key {
+        args.push("-i".into());
+        args.push(key.display().to_string());
+    }
+    args
+}
+
+/// Runs ssh (`extra` options, then the host, then `command` if any) with
+/// `stdin` as its input; its output and status.
+fn ssh(port: u16, key: Option<&Path>, known: &Path, extra: &[&str], stdin: &str) -> Output {
+    let (options, command) = match extra.last() {
+        Some(c) if c.starts_with('/') => (&extra[..extra.len() - 1], Some(*c)),
+        _ => (extra, None),
+    };
+    use std::io::Write as _;
+    let mut child = Command::new("ssh")
+        .args(ssh_args(port, key, known))
+        .args(options)
+        .arg("localhost")
+        .args(command)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ssh runs (installed by scripts/install-deps.sh)");
+    let mut input = child.stdin.take().expect("stdin");
+    input.write_all(stdin.as_bytes()).expect("write");
+    drop(input);
+    child.wait_with_output().expect("ssh ends")
+}
+
+fn text(out: &[u8]) -> String {
+    String::from_utf8_lossy(out).into_owned()
+}
+
+#[test]
+fn line_mode_without_a_terminal_public_keys_only_and_a_host_key_that_stays() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("node1");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let carol = keygen(dir.path(), "carol", "carol@laptop");
+    let dave = keygen(dir.path(), "dave", "dave@desk");
+    std::fs::write(data.join("authorized_keys"), public(&carol)).expect("authorized_keys");
+    let known = dir.path().join("known_hosts");
+    let port = free_port();
+    let mut node1 = node(&data, port, &[]);
+    let addr = listening(&mut node1);
+    let mut watcher = Proc::start(&["--json", "--nick", "watcher", "--dial", &addr]);
+    watcher.event("peer_nick", |v| v["nick"] == "node1");
+
+    // A command as ssh's argument: its answer, exit status 0.
+    let out = ssh(port, Some(&carol), &known, &["/rooms"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("#lobby"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    // Lines on stdin: each runs; a line of text is sent; commands that
+    // change the whole node are refused with a line saying so.
+    let out = ssh(
+        port,
+        Some(&carol),
+        &known,
+        &[],
+        "/status\nhello over ssh\n/nick mallory\n/leave\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let said = text(&out.stdout);
+    assert!(said.contains("nick: node1"), "{said}");
+    assert!(
+        said.contains("/nick renames the whole node: not over SSH"),
+        "{said}"
+    );
+    assert!(
+        said.contains("/leave leaves the room for the whole node"),
+        "{said}"
+    );
+    watcher.event("message", |v| v["text"] == "hello over ssh");
+
+    // A key not in authorized_keys, and a password, are refused.
+    let out = ssh(port, Some(&dave), &known, &["/rooms"], "");
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        text(&out.stderr).contains("Permission denied (publickey)"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = ssh(
+        port,
+        None,
+        &known,
+        &[
+            "-o",
+            "PreferredAuthentications=password",
+            "-o",
+            "PubkeyAuthentication=no",
+            "/rooms",
+        ],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(255));
+    assert!(
+        text(&out.stderr).contains("Permission denied"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // authorized_keys is read again when it changes: dave is let in.
+    std::fs::write(
+        data.join("authorized_keys"),
+        format!("{}{}", public(&carol), public(&dave)),
+    )
+    .expect("authorized_keys");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let out = ssh(port, Some(&dave), &known, &["/rooms"], "");
+        if out.status.code() == Some(0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "dave never let in");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    // The host key survives a restart: known_hosts still matches.
+    let mode = {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::metadata(data.join("ssh_host_ed25519_key"))
+            .expect("host key file")
+            .permissions()
+            .mode()
+    };
+    assert_eq!(mode & 0o777, 0o600);
+    node1.kill();
+    let _node1 = node(&data, port, &[]);
+    let out = ssh(
+        port,
+        Some(&carol),
+        &known,
+        &["-o", "StrictHostKeyChecking=yes", "/rooms"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_terminal_gets_the_full_screen_client_and_one_session_too_many_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("node1");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let carol = keygen(dir.path(), "carol", "carol@laptop");
+    std::fs::write(data.join("authorized_keys"), public(&carol)).expect("authorized_keys");
+    let known = dir.path().join("known_hosts");
+    let port = free_port();
+    let mut node1 = node(&data, port, &["--ssh-max-sessions", "1"]);
+    let addr = listening(&mut node1);
+    let mut watcher = Proc::start(&["--json", "--nick", "watcher", "--dial", &addr]);
+    watcher.event("peer_nick", |v| v["nick"] == "node1");
+
+    let tmux = Tmux::start("bash --norc --noprofile");
+    tmux.keys(&format!(
+        "ssh -t {} localhost; echo ssh-exited-$?",
+        ssh_args(port, Some(&carol), &known).join(" ")
+    ));
+    tmux.wait_for("rooms");
+    tmux.wait_for("#lobby>");
+    tmux.keys("typed in a terminal over ssh");
+    watcher.event("message", |v| v["text"] == "typed in a terminal over ssh");
+    tmux.wait_for("typed in a terminal over ssh");
+    // Resize: the client redraws at the new size.
+    tmux.tmux(&["resize-window", "-x", "60", "-y", "20"]);
+    let deadline = Instant::now() + WAIT;
+    while tmux.visible().contains("members") {
+        assert!(Instant::now() < deadline, "{}", tmux.visible());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The one session allowed is taken: the next is refused.
+    let out = ssh(port, Some(&carol), &known, &["/rooms"], "");
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("Permission denied"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Ctrl+C ends the session (not the node): exit 0, the screen back.
+    tmux.press("C-c");
+    tmux.wait_for("ssh-exited-0");
+    assert!(!tmux.visible().contains("members"));
+    // The session freed its place.
+    let out = ssh(port, Some(&carol), &known, &["/rooms"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    node1.kill();
+}
