@@ -69,6 +69,8 @@ pub(crate) enum Command {
     Publish {
         room: String,
         text: String,
+        /// A user of this node (SSH) it is from: sent as `user@nick`.
+        user: Option<String>,
         reply: Reply<Sent>,
     },
     Search {
@@ -264,8 +266,27 @@ impl Node {
     /// [`Error::StoreFailing`].
     pub async fn publish(&self, room: &str, text: &str) -> Result<Sent, Error> {
         let (room, text) = (room.to_owned(), text.to_owned());
-        self.call(|reply| Command::Publish { room, text, reply })
-            .await
+        self.call(|reply| Command::Publish {
+            room,
+            text,
+            user: None,
+            reply,
+        })
+        .await
+    }
+
+    /// As [`Node::publish`], for `user`, a user of this node (an SSH
+    /// login): the message carries the nick `user@<our nick>`, and
+    /// receivers show its node part by this node's verified peer id.
+    pub async fn publish_as(&self, room: &str, text: &str, user: &str) -> Result<Sent, Error> {
+        let (room, text, user) = (room.to_owned(), text.to_owned(), Some(user.to_owned()));
+        self.call(|reply| Command::Publish {
+            room,
+            text,
+            user,
+            reply,
+        })
+        .await
     }
 
     /// Sends a direct message to a peer id or nick and waits for its receipt.

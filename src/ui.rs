@@ -691,7 +691,11 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
             self.print(&self.render.error("no current room: /join ROOM first"));
             return;
         };
-        match self.node.publish(room, text).await {
+        let result = match &self.remote {
+            Some(user) => self.node.publish_as(room, text, user).await,
+            None => self.node.publish(room, text).await,
+        };
+        match result {
             // Its `not_saved` event says so, with the id.
             Err(crate::node::Error::NotSaved { .. }) => {}
             result => self.print_result(result, |_| None),

@@ -295,7 +295,12 @@ impl EventLoop {
 
     fn handle_command(&mut self, command: Command) {
         match command {
-            Command::Publish { room, text, reply } => self.publish(&room, text, reply),
+            Command::Publish {
+                room,
+                text,
+                user,
+                reply,
+            } => self.publish(&room, text, user.as_deref(), reply),
             Command::Search {
                 query,
                 room,

@@ -362,10 +362,13 @@ impl Rooms {
         let mut outs = Vec::with_capacity(3);
         let verdict = match reading {
             Reading::Shown(msg) => {
-                outs.push(Out::Nick {
-                    peer: msg.from.clone(),
-                    nick: msg.nick.clone(),
-                });
+                // `user@node` is one of the node's users, not its nick.
+                if !msg.nick.contains('@') {
+                    outs.push(Out::Nick {
+                        peer: msg.from.clone(),
+                        nick: msg.nick.clone(),
+                    });
+                }
                 outs.push(Out::Show(Event::Message {
                     room: msg.room.clone(),
                     id: msg.id.clone(),

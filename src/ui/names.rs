@@ -75,7 +75,14 @@ impl Names {
     /// How the author of a message is shown: by the nick the message
     /// carries (an old message keeps its old nick). Learned only for a
     /// peer not known yet: an old message never renames a peer.
+    ///
+    /// A nick with `@` is a user of the sending node (an SSH login): shown
+    /// as the part before `@`, then `@` and the node as this side names its
+    /// verified peer id, never as the message spells the node.
     pub(crate) fn author(&mut self, peer: &str, nick: &str) -> String {
+        if let Some((user, _)) = nick.split_once('@') {
+            return format!("{}@{}", clean(user), self.show(peer));
+        }
         self.peers_of
             .entry(nick.to_owned())
             .or_default()
@@ -127,7 +134,10 @@ impl Names {
                 ..
             }
             | Event::Direct { from, nick, .. } => {
-                self.learn(from, nick);
+                // `user@node` names one of the node's users, not the node.
+                if !nick.contains('@') {
+                    self.learn(from, nick);
+                }
                 Notice::Quiet
             }
             Event::Message { from, nick, .. } => {
@@ -173,6 +183,7 @@ mod tests {
 
     const ALICE: &str = "12D3KooWAaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaax7Fq2K";
     const ALICE2: &str = "12D3KooWBbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbQ9pLmN";
+    const BOB: &str = "12D3KooWCccccccccccccccccccccccccccccccccccccccccZz9Yy8";
 
     fn nick(peer: &str, nick: &str) -> Event {
         Event::PeerNick {
@@ -206,6 +217,22 @@ mod tests {
             Notice::Connected("alicia".into()),
             "known from before"
         );
+    }
+
+    #[test]
+    fn a_node_users_nick_names_the_node_by_its_verified_peer() {
+        let mut n = Names::default();
+        n.learn(ALICE, "nodea");
+        n.learn(ALICE2, "carol@nodea");
+        // carol, an SSH user of nodea: her message says `carol@nodea`.
+        assert_eq!(n.author(ALICE, "carol@nodea"), "carol@nodea");
+        // A peer that calls itself `carol@nodea` is shown by what it is.
+        assert_eq!(n.author(ALICE2, "carol@nodea"), "carol@carol@nodea");
+        // A message cannot rename the node it comes from.
+        assert_eq!(n.author(ALICE, "carol@evil"), "carol@nodea");
+        assert_eq!(n.show(ALICE), "nodea");
+        // An unknown node is named by its short id.
+        assert_eq!(n.author(BOB, "dave@x"), format!("dave@…{}", suffix(BOB)));
     }
 
     #[test]

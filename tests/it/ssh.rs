@@ -40,7 +40,7 @@ fn public(key: &Path) -> String {
 /// The node: headless, SSH on `port`, its data dir `data`.
 fn node(data: &Path, port: u16, extra: &[&str]) -> Proc {
     let mut cmd = Command::new(BIN);
-    cmd.args(["--headless", "--no-mdns", "--no-http", "--nick", "node1"])
+    cmd.args(["--headless", "--no-mdns", "--no-http", "--nick", "nodea"])
         .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--data-dir"])
         .arg(data)
         .args(["--ssh", &format!("127.0.0.1:{port}")])
@@ -131,7 +131,7 @@ fn line_mode_without_a_terminal_public_keys_only_and_a_host_key_that_stays() {
     let mut node1 = node(&data, port, &[]);
     let addr = listening(&mut node1);
     let mut watcher = Proc::start(&["--json", "--nick", "watcher", "--dial", &addr]);
-    watcher.event("peer_nick", |v| v["nick"] == "node1");
+    watcher.event("peer_nick", |v| v["nick"] == "nodea");
 
     // A command as ssh's argument: its answer, exit status 0.
     let out = ssh(port, Some(&carol), &known, &["/rooms"], "");
@@ -153,7 +153,7 @@ fn line_mode_without_a_terminal_public_keys_only_and_a_host_key_that_stays() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let said = text(&out.stdout);
-    assert!(said.contains("nick: node1"), "{said}");
+    assert!(said.contains("nick: nodea"), "{said}");
     assert!(
         said.contains("/nick renames the whole node: not over SSH"),
         "{said}"
@@ -162,7 +162,26 @@ fn line_mode_without_a_terminal_public_keys_only_and_a_host_key_that_stays() {
         said.contains("/leave leaves the room for the whole node"),
         "{said}"
     );
-    watcher.event("message", |v| v["text"] == "hello over ssh");
+    // It went out from the node as its user: `carol@nodea`, from nodea.
+    let message = watcher.event("message", |v| v["text"] == "hello over ssh");
+    assert_eq!(message["nick"], "carol@nodea");
+    assert_eq!(message["from"], Proc::peer_id(&addr));
+    // A peer that calls itself `carol@nodea` is not shown as her: a person
+    // reading (line mode) sees who it is.
+    let mut reader = Proc::start(&["--nick", "reader", "--dial", &addr]);
+    let mut impostor = Proc::start(&["--json", "--nick", "carol@nodea", "--dial", &addr]);
+    impostor.event("peer_nick", |v| v["nick"] == "nodea");
+    reader.line("nodea's nick", |l| l == "* nodea connected");
+    let out = ssh(port, Some(&carol), &known, &[], "the real carol\n");
+    assert_eq!(out.status.code(), Some(0));
+    impostor.send("the fake carol");
+    let real = reader.line("carol's line", |l| l.contains("the real carol"));
+    assert!(real.contains("<carol@nodea> the real carol"), "{real}");
+    let fake = reader.line("the impostor's line", |l| l.contains("the fake carol"));
+    assert!(!fake.contains("<carol@nodea>"), "{fake}");
+    // (Named by what the reader knows of the impostor's peer id: its own
+    // nick, or its short id.)
+    assert!(fake.contains("<carol@"), "{fake}");
 
     // A key not in authorized_keys, and a password, are refused.
     let out = ssh(port, Some(&dave), &known, &["/rooms"], "");
@@ -241,7 +260,7 @@ fn a_terminal_gets_the_full_screen_client_and_one_session_too_many_is_refused() 
     let mut node1 = node(&data, port, &["--ssh-max-sessions", "1"]);
     let addr = listening(&mut node1);
     let mut watcher = Proc::start(&["--json", "--nick", "watcher", "--dial", &addr]);
-    watcher.event("peer_nick", |v| v["nick"] == "node1");
+    watcher.event("peer_nick", |v| v["nick"] == "nodea");
 
     let tmux = Tmux::start("bash --norc --noprofile");
     tmux.keys(&format!(

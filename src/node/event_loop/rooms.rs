@@ -119,10 +119,27 @@ impl EventLoop {
     /// has returned. An ephemeral node, whose history is only in memory,
     /// answers at once and commits with the next group. While the store is
     /// failing, nothing is sent.
-    pub(super) fn publish(&mut self, room: &str, text: String, reply: Reply<Sent>) {
-        let prepared =
-            self.rooms
-                .prepare(room, text, &self.author, &self.nick, self.archive.error());
+    pub(super) fn publish(
+        &mut self,
+        room: &str,
+        text: String,
+        user: Option<&str>,
+        reply: Reply<Sent>,
+    ) {
+        let nick = match user {
+            Some(user) => {
+                let nick = format!("{user}@{}", self.nick);
+                if let Err(e) = crate::limits::own_nick(&nick) {
+                    let _ = reply.send(Err(e.into()));
+                    return;
+                }
+                nick
+            }
+            None => self.nick.clone(),
+        };
+        let prepared = self
+            .rooms
+            .prepare(room, text, &self.author, &nick, self.archive.error());
         let (topic, out) = match prepared {
             Ok(prepared) => prepared,
             Err(e) => {
