@@ -44,7 +44,7 @@ pub use readiness::Readiness;
 
 use archive::Preload;
 pub use reachability::Reachability;
-pub use types::{PeerInfo, Receipt, RelayServerStatus, RoomInfo, Sent, Stats, Status};
+pub use types::{PeerInfo, Receipt, RelayServerStatus, RoomInfo, Sent, SshStatus, Stats, Status};
 
 use crate::{
     crypto::RoomKey,
@@ -141,6 +141,16 @@ pub struct Node {
     /// Written by the node task through the metric handles it owns; the
     /// registry itself is only read (encoded) after start.
     metrics: Arc<Registry>,
+    /// What the SSH front end tells: shown by `status`, counted in the
+    /// registry.
+    ssh: Arc<SshFront>,
+}
+
+/// The SSH front end's state, as the node shows it.
+#[derive(Debug, Default)]
+struct SshFront {
+    status: std::sync::Mutex<Option<SshStatus>>,
+    metrics: metrics::SshMetrics,
 }
 
 impl Node {
@@ -180,6 +190,10 @@ impl Node {
         let mut registry = Registry::default();
         let mut swarm = swarm::build(keypair.clone(), cfg, &mut registry)?;
         let metrics = metrics::Metrics::new(&mut registry);
+        let ssh = Arc::new(SshFront {
+            status: std::sync::Mutex::new(None),
+            metrics: metrics::SshMetrics::new(&mut registry),
+        });
         listen::listen(&mut swarm, cfg)?;
         for addr in &cfg.external {
             swarm.add_external_address(addr.clone());
@@ -219,6 +233,7 @@ impl Node {
             commands: commands_tx,
             events: events_tx,
             metrics: Arc::new(registry),
+            ssh,
         };
         Ok((node, Events::new(events_rx), task))
     }
@@ -384,7 +399,40 @@ impl Node {
 
     /// A snapshot of the node.
     pub async fn status(&self) -> Result<Status, Error> {
-        self.call(|reply| Command::Status { reply }).await
+        let mut status: Status = self.call(|reply| Command::Status { reply }).await?;
+        status.ssh = self.ssh_status().clone();
+        Ok(status)
+    }
+
+    fn ssh_status(&self) -> std::sync::MutexGuard<'_, Option<SshStatus>> {
+        self.ssh
+            .status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The SSH front end serves at `addr` with a host key of `fingerprint`.
+    pub fn ssh_started(&self, addr: String, fingerprint: String, max_sessions: usize) {
+        *self.ssh_status() = Some(SshStatus {
+            addr,
+            fingerprint,
+            sessions: 0,
+            max_sessions,
+        });
+    }
+
+    /// SSH sessions open now.
+    pub fn ssh_sessions(&self, open: usize) {
+        if let Some(status) = self.ssh_status().as_mut() {
+            status.sessions = open;
+        }
+        self.ssh.metrics.sessions(open);
+    }
+
+    /// An SSH login was refused, for `reason` (`unknown_key`,
+    /// `too_many_sessions`).
+    pub fn ssh_refused(&self, reason: &str) {
+        self.ssh.metrics.refused(reason);
     }
 
     /// An invite ticket for `room` (joined): its name, whether it is

@@ -134,6 +134,7 @@ pub async fn start(node: Node, options: Options) -> Result<Running, SshError> {
         room: options.room.clone(),
     });
     tokio::spawn(reload(shared.clone(), options.authorized_keys.clone()));
+    let shared_node = shared.node.clone();
     tokio::spawn(async move {
         let mut server = Listener { shared };
         if let Err(e) = server.run_on_socket(Arc::new(config), &listener).await {
@@ -141,6 +142,7 @@ pub async fn start(node: Node, options: Options) -> Result<Running, SshError> {
         }
     });
     tracing::info!(%addr, %fingerprint, "ssh listening");
+    shared_node.ssh_started(addr.to_string(), fingerprint.clone(), options.max_sessions);
     Ok(Running { addr, fingerprint })
 }
 
@@ -198,7 +200,8 @@ struct Connection {
 impl Drop for Connection {
     fn drop(&mut self) {
         if self.counted {
-            self.shared.sessions.fetch_sub(1, Ordering::Relaxed);
+            let before = self.shared.sessions.fetch_sub(1, Ordering::Relaxed);
+            self.shared.node.ssh_sessions(before.saturating_sub(1));
         }
     }
 }
@@ -216,6 +219,7 @@ impl russh::server::Handler for Connection {
             None => {
                 let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
                 tracing::info!(%peer, key = %keys::fingerprint(offer.public_key), "ssh: refused: key not in authorized_keys");
+                self.shared.node.ssh_refused("unknown_key");
                 Auth::reject()
             }
         })
@@ -229,15 +233,18 @@ impl russh::server::Handler for Connection {
         let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
         let Some(name) = self.shared.user_of(key.public_key) else {
             tracing::warn!(%peer, key = %keys::fingerprint(key.public_key), "ssh: refused: unknown key");
+            self.shared.node.ssh_refused("unknown_key");
             return Ok(Auth::reject());
         };
         let open = self.shared.sessions.fetch_add(1, Ordering::Relaxed);
         if open >= self.shared.max_sessions {
             self.shared.sessions.fetch_sub(1, Ordering::Relaxed);
             tracing::warn!(%peer, user = %name, max = self.shared.max_sessions, "ssh: refused: too many sessions");
+            self.shared.node.ssh_refused("too_many_sessions");
             return Ok(Auth::reject());
         }
         self.counted = true;
+        self.shared.node.ssh_sessions(open + 1);
         tracing::info!(%peer, user = %name, "ssh: logged in");
         self.user = Some(name);
         Ok(Auth::Accept)

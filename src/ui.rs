@@ -136,6 +136,9 @@ where
     model.set_rooms(&node.rooms().await.unwrap_or_default());
     let mut session = Session::new(node, Renderer::new(Style::Human), model, None);
     session.remote = user.map(str::to_owned);
+    if user.is_some() {
+        session.limiter = remote_limiter();
+    }
     let setup = tui::Setup {
         history: None,
         http: None,
@@ -169,10 +172,22 @@ pub async fn serve_lines<R: AsyncBufRead + Unpin>(
     let mut session = Session::new(node, Renderer::new(Style::Human), model, None);
     session.remote_out = Some(out);
     session.remote = Some(user.to_owned());
+    session.limiter = remote_limiter();
     session.reader = Reader::Lines(input.lines());
     let never = std::future::pending::<()>();
     tokio::pin!(never);
     session.run(&mut events, &mut never).await
+}
+
+/// Room messages a remote user may send per second, and at once.
+const REMOTE_RATE: (u32, u32) = (5, 20);
+
+/// The rate limiter of a remote user's session.
+fn remote_limiter() -> Option<governor::DefaultDirectRateLimiter> {
+    let (per_second, burst) = REMOTE_RATE;
+    let quota = governor::Quota::per_second(std::num::NonZeroU32::new(per_second)?)
+        .allow_burst(std::num::NonZeroU32::new(burst)?);
+    Some(governor::RateLimiter::direct(quota))
 }
 
 /// Where input comes from, once started.
@@ -399,6 +414,8 @@ struct Session<R> {
     /// A remote user's name: commands that change the whole node are
     /// refused.
     remote: Option<String>,
+    /// A remote user's messages per second.
+    limiter: Option<governor::DefaultDirectRateLimiter>,
 }
 
 /// Lines for the full-screen client to show, in order.
@@ -423,6 +440,7 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
             show_backlog: true,
             remote_out: None,
             remote: None,
+            limiter: None,
         }
     }
 
@@ -691,6 +709,15 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
             self.print(&self.render.error("no current room: /join ROOM first"));
             return;
         };
+        if let Some(limiter) = &self.limiter
+            && limiter.check().is_err()
+        {
+            let (per_second, burst) = REMOTE_RATE;
+            self.print(&self.render.error(&format!(
+                "not sent: at most {per_second} messages a second ({burst} at once) over SSH; send it again in a moment"
+            )));
+            return;
+        }
         let result = match &self.remote {
             Some(user) => self.node.publish_as(room, text, user).await,
             None => self.node.publish(room, text).await,

@@ -459,6 +459,8 @@ impl EventLoop {
                     circuits: self.served.circuits(),
                     circuits_opened: self.served.opened(),
                 }),
+            // Filled in by the handle, which the SSH front end tells.
+            ssh: None,
             rooms,
             connected_peers: self.peers.len(),
             stats: self.metrics.stats(),

@@ -53,6 +53,45 @@ struct ReasonLabel {
     reason: String,
 }
 
+/// What the SSH front end records: kept by the node's handle, in the
+/// node's registry.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SshMetrics {
+    sessions: Gauge,
+    refused: Family<ReasonLabel, Counter>,
+}
+
+impl SshMetrics {
+    /// Registers the SSH metrics in `registry`.
+    pub(crate) fn new(registry: &mut Registry) -> Self {
+        let metrics = SshMetrics::default();
+        let r = registry.sub_registry_with_prefix(PREFIX);
+        r.register(
+            "ssh_sessions",
+            "SSH sessions open",
+            metrics.sessions.clone(),
+        );
+        r.register(
+            "ssh_refused",
+            "SSH logins refused, by reason",
+            metrics.refused.clone(),
+        );
+        metrics
+    }
+
+    pub(crate) fn sessions(&self, open: usize) {
+        self.sessions.set(i64::try_from(open).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn refused(&self, reason: &str) {
+        self.refused
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+}
+
 /// Everything the node task records.
 pub(crate) struct Metrics {
     /// libp2p's recorders, fed with swarm and behaviour events.

@@ -104,6 +104,19 @@ pub struct RelayServerStatus {
     pub circuits_opened: u64,
 }
 
+/// The SSH front end, while it serves.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SshStatus {
+    /// Where it listens.
+    pub addr: String,
+    /// The host key's fingerprint (`SHA256:…`).
+    pub fingerprint: String,
+    /// Sessions open now.
+    pub sessions: usize,
+    /// Sessions allowed at once.
+    pub max_sessions: usize,
+}
+
 /// A snapshot of the node.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
@@ -130,6 +143,9 @@ pub struct Status {
     pub relay_addrs: Vec<String>,
     /// Serving as a relay: what it holds now; none when not serving.
     pub relay_server: Option<RelayServerStatus>,
+    /// The SSH front end, when it serves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshStatus>,
     /// Joined rooms.
     pub rooms: Vec<String>,
     /// Connected peers.

@@ -478,6 +478,12 @@ impl Renderer {
         if !status.external_addrs.is_empty() {
             out.push_str(&format!(" at {}", status.external_addrs.join(" ")));
         }
+        if let Some(ssh) = &status.ssh {
+            out.push_str(&format!(
+                "\nssh: {} (host key {}), {} of {} session(s)",
+                ssh.addr, ssh.fingerprint, ssh.sessions, ssh.max_sessions
+            ));
+        }
         if let Some(relay) = status.relay_server {
             out.push_str(&format!(
                 "\nrelay server: {} reservation(s), {} circuit(s)",

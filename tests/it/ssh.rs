@@ -40,7 +40,7 @@ fn public(key: &Path) -> String {
 /// The node: headless, SSH on `port`, its data dir `data`.
 fn node(data: &Path, port: u16, extra: &[&str]) -> Proc {
     let mut cmd = Command::new(BIN);
-    cmd.args(["--headless", "--no-mdns", "--no-http", "--nick", "nodea"])
+    cmd.args(["--headless", "--no-mdns", "--nick", "nodea"])
         .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--data-dir"])
         .arg(data)
         .args(["--ssh", &format!("127.0.0.1:{port}")])
@@ -128,7 +128,7 @@ fn line_mode_without_a_terminal_public_keys_only_and_a_host_key_that_stays() {
     std::fs::write(data.join("authorized_keys"), public(&carol)).expect("authorized_keys");
     let known = dir.path().join("known_hosts");
     let port = free_port();
-    let mut node1 = node(&data, port, &[]);
+    let mut node1 = node(&data, port, &["--no-http"]);
     let addr = listening(&mut node1);
     let mut watcher = Proc::start(&["--json", "--nick", "watcher", "--dial", &addr]);
     watcher.event("peer_nick", |v| v["nick"] == "nodea");
@@ -182,6 +182,23 @@ fn line_mode_without_a_terminal_public_keys_only_and_a_host_key_that_stays() {
     // (Named by what the reader knows of the impostor's peer id: its own
     // nick, or its short id.)
     assert!(fake.contains("<carol@"), "{fake}");
+
+    // /status names the SSH server and its host key.
+    let out = ssh(port, Some(&carol), &known, &["/status"], "");
+    let status = text(&out.stdout);
+    assert!(
+        status.contains(&format!("ssh: 127.0.0.1:{port} (host key SHA256:")),
+        "{status}"
+    );
+    // At most 5 messages a second, 20 at once, per session: the rest are
+    // refused with a line saying so.
+    let burst: String = (0..30).map(|n| format!("burst {n:02}\n")).collect();
+    let out = ssh(port, Some(&carol), &known, &[], &burst);
+    let said = text(&out.stdout);
+    let refused = said
+        .matches("not sent: at most 5 messages a second")
+        .count();
+    assert!((5..=10).contains(&refused), "{refused} refused:\n{said}");
 
     // A key not in authorized_keys, and a password, are refused.
     let out = ssh(port, Some(&dave), &known, &["/rooms"], "");
@@ -237,7 +254,7 @@ fn line_mode_without_a_terminal_public_keys_only_and_a_host_key_that_stays() {
     };
     assert_eq!(mode & 0o777, 0o600);
     node1.kill();
-    let _node1 = node(&data, port, &[]);
+    let _node1 = node(&data, port, &["--no-http"]);
     let out = ssh(
         port,
         Some(&carol),
@@ -257,7 +274,13 @@ fn a_terminal_gets_the_full_screen_client_and_one_session_too_many_is_refused() 
     std::fs::write(data.join("authorized_keys"), public(&carol)).expect("authorized_keys");
     let known = dir.path().join("known_hosts");
     let port = free_port();
-    let mut node1 = node(&data, port, &["--ssh-max-sessions", "1"]);
+    let http = free_port();
+    let http_addr = format!("127.0.0.1:{http}");
+    let mut node1 = node(
+        &data,
+        port,
+        &["--ssh-max-sessions", "1", "--http", &http_addr],
+    );
     let addr = listening(&mut node1);
     let mut watcher = Proc::start(&["--json", "--nick", "watcher", "--dial", &addr]);
     watcher.event("peer_nick", |v| v["nick"] == "nodea");
@@ -287,6 +310,17 @@ fn a_terminal_gets_the_full_screen_client_and_one_session_too_many_is_refused() 
         text(&out.stderr).contains("Permission denied"),
         "{}",
         text(&out.stderr)
+    );
+    // Both counted in /metrics.
+    let metrics = Command::new("curl")
+        .args(["-s", &format!("http://{http_addr}/metrics")])
+        .output()
+        .expect("curl");
+    let metrics = text(&metrics.stdout);
+    assert!(metrics.contains("p2p_chat_ssh_sessions 1"), "{metrics}");
+    assert!(
+        metrics.contains(r#"p2p_chat_ssh_refused_total{reason="too_many_sessions"} 1"#),
+        "{metrics}"
     );
 
     // Ctrl+C ends the session (not the node): exit 0, the screen back.
