@@ -280,21 +280,23 @@ impl Node {
     /// id); while the store is failing nothing is sent and the answer is
     /// [`Error::StoreFailing`].
     pub async fn publish(&self, room: &str, text: &str) -> Result<Sent, Error> {
-        let (room, text) = (room.to_owned(), text.to_owned());
-        self.call(|reply| Command::Publish {
-            room,
-            text,
-            user: None,
-            reply,
-        })
-        .await
+        self.publish_from(room, text, None).await
     }
 
     /// As [`Node::publish`], for `user`, a user of this node (an SSH
     /// login): the message carries the nick `user@<our nick>`, and
     /// receivers show its node part by this node's verified peer id.
     pub async fn publish_as(&self, room: &str, text: &str, user: &str) -> Result<Sent, Error> {
-        let (room, text, user) = (room.to_owned(), text.to_owned(), Some(user.to_owned()));
+        self.publish_from(room, text, Some(user)).await
+    }
+
+    async fn publish_from(
+        &self,
+        room: &str,
+        text: &str,
+        user: Option<&str>,
+    ) -> Result<Sent, Error> {
+        let (room, text, user) = (room.to_owned(), text.to_owned(), user.map(str::to_owned));
         self.call(|reply| Command::Publish {
             room,
             text,

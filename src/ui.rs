@@ -132,13 +132,7 @@ where
     B: ratatui::backend::Backend,
     K: futures::Stream<Item = std::io::Result<crossterm::event::Event>> + Unpin,
 {
-    let model = Model::new(Some(room.to_owned()));
-    model.set_rooms(&node.rooms().await.unwrap_or_default());
-    let mut session = Session::new(node, Renderer::new(Style::Human), model, None);
-    session.remote = user.map(str::to_owned);
-    if user.is_some() {
-        session.limiter = remote_limiter();
-    }
+    let session = Session::serving(node, room, user).await;
     let setup = tui::Setup {
         history: None,
         http: None,
@@ -167,12 +161,8 @@ pub async fn serve_lines<R: AsyncBufRead + Unpin>(
     room: &str,
     user: &str,
 ) -> Exit {
-    let model = Model::new(Some(room.to_owned()));
-    model.set_rooms(&node.rooms().await.unwrap_or_default());
-    let mut session = Session::new(node, Renderer::new(Style::Human), model, None);
-    session.remote_out = Some(out);
-    session.remote = Some(user.to_owned());
-    session.limiter = remote_limiter();
+    let mut session = Session::serving(node, room, Some(user)).await;
+    session.output = Output::Remote(out);
     session.reader = Reader::Lines(input.lines());
     let never = std::future::pending::<()>();
     tokio::pin!(never);
@@ -182,12 +172,33 @@ pub async fn serve_lines<R: AsyncBufRead + Unpin>(
 /// Room messages a remote user may send per second, and at once.
 const REMOTE_RATE: (u32, u32) = (5, 20);
 
-/// The rate limiter of a remote user's session.
-fn remote_limiter() -> Option<governor::DefaultDirectRateLimiter> {
-    let (per_second, burst) = REMOTE_RATE;
-    let quota = governor::Quota::per_second(std::num::NonZeroU32::new(per_second)?)
-        .allow_burst(std::num::NonZeroU32::new(burst)?);
-    Some(governor::RateLimiter::direct(quota))
+/// A remote user of the node (SSH): their name, and how fast they may
+/// send.
+struct Remote {
+    user: String,
+    limiter: governor::DefaultDirectRateLimiter,
+}
+
+impl Remote {
+    fn new(user: &str) -> Remote {
+        let (per_second, burst) = REMOTE_RATE;
+        let rate = |n| std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN);
+        let quota = governor::Quota::per_second(rate(per_second)).allow_burst(rate(burst));
+        Remote {
+            user: user.to_owned(),
+            limiter: governor::RateLimiter::direct(quota),
+        }
+    }
+}
+
+/// Where a session's lines go.
+enum Output {
+    /// This process's terminal: stdout, or above the line editor.
+    Local,
+    /// The full-screen client's queue, shown as notices.
+    Queue(Sink),
+    /// A remote client without a terminal (SSH line mode).
+    Remote(mpsc::Sender<Vec<u8>>),
 }
 
 /// Where input comes from, once started.
@@ -404,18 +415,14 @@ struct Session<R> {
     reader: Reader<R>,
     /// Where logs go, if to a file.
     log_file: Option<PathBuf>,
-    /// Where lines go instead of stdout: the full-screen client's queue.
-    sink: Option<Sink>,
+    /// Where lines go.
+    output: Output,
     /// Show a room's last messages on `/join` (the full-screen client
     /// reads them into the room's pane itself).
     show_backlog: bool,
-    /// Where lines go for a remote user without a terminal.
-    remote_out: Option<mpsc::Sender<Vec<u8>>>,
-    /// A remote user's name: commands that change the whole node are
-    /// refused.
-    remote: Option<String>,
-    /// A remote user's messages per second.
-    limiter: Option<governor::DefaultDirectRateLimiter>,
+    /// A remote user: commands that change the whole node are refused,
+    /// messages are theirs and rate-limited.
+    remote: Option<Remote>,
 }
 
 /// Lines for the full-screen client to show, in order.
@@ -436,28 +443,39 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
             remember: None,
             held: Mutex::new(None),
             reader: Reader::Nothing,
-            sink: None,
+            output: Output::Local,
             show_backlog: true,
-            remote_out: None,
             remote: None,
-            limiter: None,
         }
     }
 
+    /// A session in `room` for a front end other than this process's
+    /// terminal: the full-screen client's or a remote user's.
+    async fn serving(node: Node, room: &str, user: Option<&str>) -> Self {
+        let model = Model::new(Some(room.to_owned()));
+        model.set_rooms(&node.rooms().await.unwrap_or_default());
+        let mut session = Session::new(node, Renderer::new(Style::Human), model, None);
+        session.remote = user.map(Remote::new);
+        session
+    }
+
     fn print(&self, line: &str) {
-        if let Some(out) = &self.remote_out {
-            let mut bytes = line.as_bytes().to_vec();
-            bytes.push(b'\n');
-            if out.try_send(bytes).is_err() {
-                tracing::warn!("ssh: a line was not sent: the client stopped reading");
+        match &self.output {
+            Output::Local => {}
+            Output::Queue(sink) => {
+                sink.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line.to_owned());
+                return;
             }
-            return;
-        }
-        if let Some(sink) = &self.sink {
-            sink.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .push(line.to_owned());
-            return;
+            Output::Remote(out) => {
+                let mut bytes = line.as_bytes().to_vec();
+                bytes.push(b'\n');
+                if out.try_send(bytes).is_err() {
+                    tracing::warn!("ssh: a line was not sent: the client stopped reading");
+                }
+                return;
+            }
         }
         if let Some(held) = self
             .held
@@ -709,8 +727,8 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
             self.print(&self.render.error("no current room: /join ROOM first"));
             return;
         };
-        if let Some(limiter) = &self.limiter
-            && limiter.check().is_err()
+        if let Some(remote) = &self.remote
+            && remote.limiter.check().is_err()
         {
             let (per_second, burst) = REMOTE_RATE;
             self.print(&self.render.error(&format!(
@@ -719,7 +737,7 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
             return;
         }
         let result = match &self.remote {
-            Some(user) => self.node.publish_as(room, text, user).await,
+            Some(remote) => self.node.publish_as(room, text, &remote.user).await,
             None => self.node.publish(room, text).await,
         };
         match result {

@@ -63,13 +63,14 @@ pub(super) async fn serve(mut channel: Channel<Msg>, handle: Handle, cx: Context
             }
         })
     };
-    let status = match (start, pty) {
+    match (start, pty) {
         (Start::Shell, Some(size)) => full_screen(&mut channel, out, size, &cx).await,
         (Start::Shell, None) => lines(&mut channel, out, None, &cx).await,
         (Start::Exec(command), _) => lines(&mut channel, out, Some(command), &cx).await,
-    };
+    }
     let _ = writer.await;
-    let _ = handle.exit_status_request(id, status).await;
+    // Both front ends end well: at the end of input, /quit or Ctrl+C.
+    let _ = handle.exit_status_request(id, 0).await;
     let _ = handle.eof(id).await;
     let _ = handle.close(id).await;
 }
@@ -84,7 +85,7 @@ async fn lines(
     out: mpsc::Sender<Vec<u8>>,
     command: Option<Vec<u8>>,
     cx: &Context,
-) -> u32 {
+) {
     let (mut feed, read) = tokio::io::duplex(PIPE);
     let events = cx.node.subscribe();
     let front = ui::serve_lines(
@@ -116,13 +117,12 @@ async fn lines(
                     }
                     // End of input: line mode ends once it read the rest.
                     Some(ChannelMsg::Eof) => feed = None,
-                    Some(ChannelMsg::Close) | None => return 0,
+                    Some(ChannelMsg::Close) | None => return,
                     Some(_) => {}
                 },
             }
         }
     }
-    0
 }
 
 /// The full-screen client on the channel's PTY.
@@ -131,7 +131,7 @@ async fn full_screen(
     out: mpsc::Sender<Vec<u8>>,
     (cols, rows): (u16, u16),
     cx: &Context,
-) -> u32 {
+) {
     let (mut keys, key_stream) = futures::channel::mpsc::channel(KEYS_CAP);
     let mut screen = Out {
         buf: Vec::new(),
@@ -189,7 +189,6 @@ async fn full_screen(
         crossterm::terminal::LeaveAlternateScreen,
         crossterm::cursor::Show,
     );
-    0
 }
 
 /// What the front end writes, sent to the channel at each flush.

@@ -143,7 +143,7 @@ where
     K: Stream<Item = std::io::Result<TermEvent>> + Unpin,
 {
     let sink = Sink::default();
-    session.sink = Some(sink.clone());
+    session.output = super::Output::Queue(sink.clone());
     session.show_backlog = false;
     let options = TerminalOptions {
         viewport: Viewport::Fixed(Rect::new(0, 0, width, height)),
@@ -205,7 +205,6 @@ impl<B: Backend> Tui<B> {
     where
         K: Stream<Item = std::io::Result<TermEvent>> + Unpin,
     {
-        let tui = self;
         tokio::pin!(shutdown);
         let mut refresh = tokio::time::interval(REFRESH);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -213,7 +212,7 @@ impl<B: Backend> Tui<B> {
         let mut next_frame = Instant::now();
         loop {
             if dirty && Instant::now() >= next_frame {
-                if !tui.draw() {
+                if !self.draw() {
                     return Exit::Quit;
                 }
                 dirty = false;
@@ -225,8 +224,8 @@ impl<B: Backend> Tui<B> {
                 () = &mut shutdown => return Exit::Signal,
                 key = keys.next() => match key {
                     Some(Ok(event)) => {
-                        tui.key_at.get_or_insert_with(std::time::Instant::now);
-                        if let Some(exit) = tui.on_term_event(event).await {
+                        self.key_at.get_or_insert_with(std::time::Instant::now);
+                        if let Some(exit) = self.on_term_event(event).await {
                             return exit;
                         }
                         // Typing shows at once, not at the next budget.
@@ -242,10 +241,10 @@ impl<B: Backend> Tui<B> {
                 event = events.recv() => {
                     match event {
                         Ok(event) => {
-                            tui.frames.events += 1;
-                            tui.on_node_event(event).await;
+                            self.frames.events += 1;
+                            self.on_node_event(event).await;
                         }
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => tui.lagged(n, events).await,
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => self.lagged(n, events).await,
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => return Exit::NodeStopped,
                     }
                     // The rest of a burst, within a frame's time, then keys
@@ -257,26 +256,26 @@ impl<B: Backend> Tui<B> {
                         }
                         match events.try_recv() {
                             Ok(event) => {
-                                tui.frames.events += 1;
-                                tui.on_node_event(event).await;
+                                self.frames.events += 1;
+                                self.on_node_event(event).await;
                             }
-                            Err(TryRecvError::Lagged(n)) => tui.lagged(n, events).await,
+                            Err(TryRecvError::Lagged(n)) => self.lagged(n, events).await,
                             Err(TryRecvError::Empty) => break,
                             Err(TryRecvError::Closed) => return Exit::NodeStopped,
                         }
                     }
                     dirty = true;
                 }
-                Some((target, token, result)) = tui.directs.1.recv() => {
-                    tui.direct_done(&target, &token, result);
+                Some((target, token, result)) = self.directs.1.recv() => {
+                    self.direct_done(&target, &token, result);
                     dirty = true;
                 }
-                Some(line) = tui.session.lines.1.recv() => {
-                    tui.notice(&line);
+                Some(line) = self.session.lines.1.recv() => {
+                    self.notice(&line);
                     dirty = true;
                 }
                 _ = refresh.tick() => {
-                    tui.refresh().await;
+                    self.refresh().await;
                     dirty = true;
                 }
                 () = tokio::time::sleep_until(next_frame), if dirty => {}

@@ -93,8 +93,8 @@ pub(crate) enum Entry {
 }
 
 impl Entry {
-    /// A notice; `text` is sanitized here unless it already was (command
-    /// output from the renderer is).
+    /// A notice; `text` is already sanitized (the renderer's lines, and
+    /// ours made with `sanitize::for_terminal`).
     pub(crate) fn notice(text: &str, error: bool) -> Entry {
         Entry::Notice {
             text: text.to_owned(),
