@@ -82,6 +82,8 @@ pub(crate) enum Command {
     SendDirect {
         to: String,
         text: String,
+        /// A user of this node (SSH) it is from: sent as `user@nick`.
+        user: Option<String>,
         reply: Reply<Receipt>,
     },
     Join {
@@ -308,9 +310,29 @@ impl Node {
 
     /// Sends a direct message to a peer id or nick and waits for its receipt.
     pub async fn send_direct(&self, to: &str, text: &str) -> Result<Receipt, Error> {
-        let (to, text) = (to.to_owned(), text.to_owned());
-        self.call(|reply| Command::SendDirect { to, text, reply })
-            .await
+        self.send_direct_from(to, text, None).await
+    }
+
+    /// As [`Node::send_direct`], for `user`, a user of this node (an SSH
+    /// login): the message carries the nick `user@<our nick>`.
+    pub async fn send_direct_as(&self, to: &str, text: &str, user: &str) -> Result<Receipt, Error> {
+        self.send_direct_from(to, text, Some(user)).await
+    }
+
+    async fn send_direct_from(
+        &self,
+        to: &str,
+        text: &str,
+        user: Option<&str>,
+    ) -> Result<Receipt, Error> {
+        let (to, text, user) = (to.to_owned(), text.to_owned(), user.map(str::to_owned));
+        self.call(|reply| Command::SendDirect {
+            to,
+            text,
+            user,
+            reply,
+        })
+        .await
     }
 
     /// Joins an open room; false if already joined.

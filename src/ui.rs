@@ -169,7 +169,8 @@ pub async fn serve_lines<R: AsyncBufRead + Unpin>(
     session.run(&mut events, &mut never).await
 }
 
-/// Room messages a remote user may send per second, and at once.
+/// Messages (room and direct) a remote user may send per second, and at
+/// once.
 const REMOTE_RATE: (u32, u32) = (5, 20);
 
 /// A remote user of the node (SSH): their name, and how fast they may
@@ -187,6 +188,22 @@ impl Remote {
         Remote {
             user: user.to_owned(),
             limiter: governor::RateLimiter::direct(quota),
+        }
+    }
+}
+
+/// Sends direct messages for a session: as the node's own user, or as a
+/// remote user (`user@<node nick>`).
+struct DirectSender {
+    node: Node,
+    user: Option<String>,
+}
+
+impl DirectSender {
+    async fn send(&self, to: &str, text: &str) -> Result<crate::node::Receipt, Error> {
+        match &self.user {
+            Some(user) => self.node.send_direct_as(to, text, user).await,
+            None => self.node.send_direct(to, text).await,
         }
     }
 }
@@ -721,19 +738,45 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
         Flow::Continue
     }
 
+    /// Whether a remote user may send one more message now; if not, a line
+    /// says so.
+    fn within_rate(&self) -> bool {
+        let Some(remote) = &self.remote else {
+            return true;
+        };
+        if remote.limiter.check().is_ok() {
+            return true;
+        }
+        let (per_second, burst) = REMOTE_RATE;
+        self.print(&self.render.error(&format!(
+            "not sent: at most {per_second} messages a second ({burst} at once) over SSH; send it again in a moment"
+        )));
+        false
+    }
+
+    /// The nick this session's messages carry when the node's is `nick`.
+    fn nick_shown(&self, nick: &str) -> String {
+        match &self.remote {
+            Some(remote) => format!("{}@{nick}", remote.user),
+            None => nick.to_owned(),
+        }
+    }
+
+    /// What sends this session's direct messages, as its user.
+    fn direct_sender(&self) -> DirectSender {
+        DirectSender {
+            node: self.node.clone(),
+            user: self.remote.as_ref().map(|r| r.user.clone()),
+        }
+    }
+
     /// Sends `text` to the current room.
     async fn say(&self, text: &str) {
         let Some(room) = self.model.current() else {
             self.print(&self.render.error("no current room: /join ROOM first"));
             return;
         };
-        if let Some(remote) = &self.remote
-            && remote.limiter.check().is_err()
-        {
-            let (per_second, burst) = REMOTE_RATE;
-            self.print(&self.render.error(&format!(
-                "not sent: at most {per_second} messages a second ({burst} at once) over SSH; send it again in a moment"
-            )));
+        if !self.within_rate() {
             return;
         }
         let result = match &self.remote {
@@ -909,6 +952,9 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
     /// Failures after sending arrive as `direct_failed` events; failures
     /// before (unknown peer, too large) are printed here.
     fn send_direct(&self, to: String, text: String) {
+        if !self.within_rate() {
+            return;
+        }
         if !self.render.is_json() {
             self.print(&format!(
                 "-> [{}] {}",
@@ -916,7 +962,7 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
                 crate::sanitize::for_terminal(&text)
             ));
         }
-        let node = self.node.clone();
+        let sender = self.direct_sender();
         let lines = self.lines.0.clone();
         let style = if self.render.is_json() {
             Style::Json
@@ -924,7 +970,7 @@ impl<R: AsyncBufRead + Unpin> Session<R> {
             Style::Human
         };
         tokio::spawn(async move {
-            if let Err(e) = node.send_direct(&to, &text).await {
+            if let Err(e) = sender.send(&to, &text).await {
                 let sent = matches!(
                     e,
                     Error::Timeout(_) | Error::DirectFailed { .. } | Error::NodeStopped

@@ -107,13 +107,14 @@ impl Direct {
             return (response, outs);
         };
         let receipt = DirectResponse::Receipt { id: msg.id.clone() };
-        let mut outs = vec![
-            Out::Used(peer),
-            Out::Nick {
+        let mut outs = vec![Out::Used(peer)];
+        // `user@node` is one of the node's users, not its nick.
+        if !msg.nick.contains('@') {
+            outs.push(Out::Nick {
                 peer,
                 nick: msg.nick.clone(),
-            },
-        ];
+            });
+        }
         // A repeat (the sender retried after a lost receipt) is answered
         // again, and shown once.
         if self.seen.insert(&format!("{name}/{}", msg.id)) {
@@ -223,6 +224,12 @@ mod tests {
             "answered again"
         );
         assert_eq!(shown(&outs), 0, "shown once");
+        // From one of the peer's users (`carol@node`): shown, but not
+        // taken as the peer's nick.
+        let env = Envelope::text(&name, "", "carol@bob", "from carol");
+        let (_, outs) = direct.request(peer, &name, DirectRequest::Message(env), "me");
+        assert_eq!(shown(&outs), 1);
+        assert!(!outs.iter().any(|o| matches!(o, Out::Nick { .. })));
     }
 
     #[test]

@@ -317,7 +317,12 @@ impl EventLoop {
                     let _ = reply.send(Err(e));
                 }
             },
-            Command::SendDirect { to, text, reply } => self.send_direct(&to, text, reply),
+            Command::SendDirect {
+                to,
+                text,
+                user,
+                reply,
+            } => self.send_direct(&to, text, user.as_deref(), reply),
             Command::Join { room, key, reply } => self.join_soon(room, key, reply),
             Command::Leave { room, reply } => {
                 let _ = reply.send(Ok(self.leave(&room)));

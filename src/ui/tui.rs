@@ -516,7 +516,14 @@ impl<B: Backend> Tui<B> {
                 let target = Target::Direct(from.clone());
                 let (entry, who) = self.theirs(id, *ts, from, nick, text, false, false);
                 self.state.push(target.clone(), entry);
-                self.state.set_label(&target, who);
+                // The conversation is with the node, whichever of its
+                // users (`user@node`) wrote.
+                let label = if nick.contains('@') {
+                    self.session.model.names(|n| n.show(from))
+                } else {
+                    who
+                };
+                self.state.set_label(&target, label);
             }
             // Shown as the mark of the line sent.
             Event::Receipt { .. } | Event::DirectFailed { .. } => {}
@@ -717,18 +724,21 @@ impl<B: Backend> Tui<B> {
 
     /// Sends `text` to `peer` in the background; its line shows the receipt.
     fn direct_to(&mut self, peer: String, text: String) {
+        if !self.session.within_rate() {
+            return;
+        }
         let target = Target::Direct(peer.clone());
         self.sent += 1;
         let token = format!("local-{}", self.sent);
-        let nick = self.state.status.nick.clone();
+        let nick = self.session.nick_shown(&self.state.status.nick);
         let entry = self.mine(&token, now_ms(), &nick, &text, Mark::Sending);
         let label = self.session.model.names(|n| n.show(&peer));
         self.state.push(target.clone(), entry);
         self.state.set_label(&target, label);
-        let node = self.session.node.clone();
+        let sender = self.session.direct_sender();
         let done = self.directs.0.clone();
         tokio::spawn(async move {
-            let result = node.send_direct(&peer, &text).await;
+            let result = sender.send(&peer, &text).await;
             let _ = done.send((target, token, result)).await;
         });
     }

@@ -149,7 +149,10 @@ fn line_mode_without_a_terminal_public_keys_only_and_a_host_key_that_stays() {
         Some(&carol),
         &known,
         &[],
-        "/status\nhello over ssh\n/nick mallory\n/leave\n",
+        &format!(
+            "/status\nhello over ssh\n/nick mallory\n/leave\n/msg {} psst over ssh\n",
+            Proc::peer_id(&watcher.address())
+        ),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let said = text(&out.stdout);
@@ -166,6 +169,16 @@ fn line_mode_without_a_terminal_public_keys_only_and_a_host_key_that_stays() {
     let message = watcher.event("message", |v| v["text"] == "hello over ssh");
     assert_eq!(message["nick"], "carol@nodea");
     assert_eq!(message["from"], Proc::peer_id(&addr));
+    // A direct message too, and nodea's own nick stays what it is.
+    let direct = watcher.event("direct", |v| v["text"] == "psst over ssh");
+    assert_eq!(direct["nick"], "carol@nodea");
+    assert_eq!(direct["from"], Proc::peer_id(&addr));
+    let renamed: Vec<String> = watcher
+        .lines_so_far()
+        .into_iter()
+        .filter(|l| l.contains("peer_nick") && l.contains("carol@"))
+        .collect();
+    assert!(renamed.is_empty(), "{renamed:?}");
     // A peer that calls itself `carol@nodea` is not shown as her: a person
     // reading (line mode) sees who it is.
     let mut reader = Proc::start(&["--nick", "reader", "--dial", &addr]);

@@ -22,12 +22,19 @@ impl EventLoop {
         &mut self,
         to: &str,
         text: String,
+        user: Option<&str>,
         reply: oneshot::Sender<Result<Receipt, Error>>,
     ) {
-        if let Err(e) = limits::own_text(&text) {
-            let _ = reply.send(Err(e.into()));
-            return;
-        }
+        let checked = limits::own_text(&text)
+            .map_err(Error::from)
+            .and_then(|()| self.nick_of_user(user));
+        let nick = match checked {
+            Ok(nick) => nick,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
         let peer = match self.peers.resolve(to) {
             Ok(peer) => peer,
             Err(e) => {
@@ -35,7 +42,7 @@ impl EventLoop {
                 return;
             }
         };
-        let env = Envelope::text(self.author.id(), "", &self.nick, &text);
+        let env = Envelope::text(self.author.id(), "", &nick, &text);
         let id = env.id.clone();
         let request = self
             .swarm
@@ -43,6 +50,17 @@ impl EventLoop {
             .direct
             .send_request(&peer, DirectRequest::Message(env));
         self.direct.sent(request, id, peer, reply);
+    }
+
+    /// The nick a message from `user` carries: `user@<our nick>` for a
+    /// user of this node (SSH), our nick for our own.
+    pub(super) fn nick_of_user(&self, user: Option<&str>) -> Result<String, Error> {
+        let Some(user) = user else {
+            return Ok(self.nick.clone());
+        };
+        let nick = format!("{user}@{}", self.nick);
+        limits::own_nick(&nick)?;
+        Ok(nick)
     }
 
     /// Tells `peer` our nick.

@@ -126,16 +126,12 @@ impl EventLoop {
         user: Option<&str>,
         reply: Reply<Sent>,
     ) {
-        let nick = match user {
-            Some(user) => {
-                let nick = format!("{user}@{}", self.nick);
-                if let Err(e) = crate::limits::own_nick(&nick) {
-                    let _ = reply.send(Err(e.into()));
-                    return;
-                }
-                nick
+        let nick = match self.nick_of_user(user) {
+            Ok(nick) => nick,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
             }
-            None => self.nick.clone(),
         };
         let prepared = self
             .rooms
