@@ -6,7 +6,9 @@
 #   scripts/start_cluster.sh status    which nodes run, their pids, ports and health
 #
 # Node N (1..3) listens on 127.0.0.1 only: p2p TCP and QUIC on BASE_P2P+N-1,
-# its HTTP sidecar on BASE_HTTP+N-1. Nodes 2 and 3 dial node 1; mDNS is off,
+# its HTTP sidecar on BASE_HTTP+N-1, SSH on BASE_SSH+N-1 for the keys in the
+# cluster's authorized_keys (read again when it changes; without a key the
+# nodes run without SSH). Nodes 2 and 3 dial node 1; mDNS is off,
 # so the cluster never mixes with other nodes on the LAN. Each node has its
 # own data dir (identity key, history) and log file under the cluster dir.
 #
@@ -14,6 +16,9 @@
 #   P2P_CHAT_CLUSTER_DIR        cluster dir (default: .cluster in the repository; ignored by git)
 #   P2P_CHAT_CLUSTER_P2P_PORT   first p2p port (default 14101: 14101-14103, TCP and UDP)
 #   P2P_CHAT_CLUSTER_HTTP_PORT  first sidecar port (default 14181: 14181-14183)
+#   P2P_CHAT_CLUSTER_SSH_PORT   first SSH port (default 14221: 14221-14223)
+#   P2P_CHAT_CLUSTER_AUTHORIZED_KEYS  the keys that may log in over SSH
+#                               (default: authorized_keys in the cluster dir)
 #   P2P_CHAT_CLUSTER_BIN        use this binary instead of building target/release/p2p-chat
 #   P2P_CHAT_CLUSTER_TIMEOUT    seconds to wait for the nodes to be ready (default 60)
 #
@@ -27,6 +32,9 @@ cluster_dir=${P2P_CHAT_CLUSTER_DIR:-$repo/.cluster}
 [[ $cluster_dir == /* ]] || cluster_dir=$PWD/$cluster_dir
 base_p2p=${P2P_CHAT_CLUSTER_P2P_PORT:-14101}
 base_http=${P2P_CHAT_CLUSTER_HTTP_PORT:-14181}
+base_ssh=${P2P_CHAT_CLUSTER_SSH_PORT:-14221}
+authorized_keys=${P2P_CHAT_CLUSTER_AUTHORIZED_KEYS:-$cluster_dir/authorized_keys}
+[[ $authorized_keys == /* ]] || authorized_keys=$PWD/$authorized_keys
 timeout=${P2P_CHAT_CLUSTER_TIMEOUT:-60}
 nodes=(1 2 3)
 
@@ -37,6 +45,7 @@ die() {
 
 p2p_port() { echo $((base_p2p + $1 - 1)); }
 http_port() { echo $((base_http + $1 - 1)); }
+ssh_port() { echo $((base_ssh + $1 - 1)); }
 pid_file() { echo "$cluster_dir/node$1.pid"; }
 log_file() { echo "$cluster_dir/node$1.log"; }
 data_dir() { echo "$cluster_dir/node$1"; }
@@ -67,6 +76,15 @@ http_get() {
     curl -fsS --max-time 2 "http://127.0.0.1:$(http_port "$1")$2"
 }
 
+# "ssh 127.0.0.1:PORT" if node N serves SSH, else "ssh off".
+ssh_state() {
+    if http_get "$1" /status 2>/dev/null | grep -q '"ssh":{'; then
+        echo "ssh 127.0.0.1:$(ssh_port "$1")"
+    else
+        echo "ssh off"
+    fi
+}
+
 status() {
     local n pid any=0
     for n in "${nodes[@]}"; do
@@ -75,7 +93,7 @@ status() {
             any=1
             local health
             health=$(http_get "$n" /health 2>/dev/null || echo "no answer")
-            echo "node$n: pid $pid, p2p 127.0.0.1:$(p2p_port "$n") tcp+udp, http 127.0.0.1:$(http_port "$n"), health $health, log $(log_file "$n")"
+            echo "node$n: pid $pid, p2p 127.0.0.1:$(p2p_port "$n") tcp+udp, http 127.0.0.1:$(http_port "$n"), $(ssh_state "$n"), health $health, log $(log_file "$n")"
         else
             echo "node$n: not running"
         fi
@@ -136,9 +154,10 @@ start() {
         port_taken tcp "$(p2p_port "$n")" && taken+=("tcp/$(p2p_port "$n") (node$n p2p)")
         port_taken udp "$(p2p_port "$n")" && taken+=("udp/$(p2p_port "$n") (node$n QUIC)")
         port_taken tcp "$(http_port "$n")" && taken+=("tcp/$(http_port "$n") (node$n sidecar)")
+        port_taken tcp "$(ssh_port "$n")" && taken+=("tcp/$(ssh_port "$n") (node$n SSH)")
     done
     if [ ${#taken[@]} -gt 0 ]; then
-        die "port(s) already in use: ${taken[*]}; stop what holds them (ss -ltnup shows it) or choose other ports with P2P_CHAT_CLUSTER_P2P_PORT / P2P_CHAT_CLUSTER_HTTP_PORT"
+        die "port(s) already in use: ${taken[*]}; stop what holds them (ss -ltnup shows it) or choose other ports with P2P_CHAT_CLUSTER_P2P_PORT / P2P_CHAT_CLUSTER_HTTP_PORT / P2P_CHAT_CLUSTER_SSH_PORT"
     fi
 
     local bin
@@ -162,7 +181,8 @@ start() {
             setsid "$bin" --headless --no-mdns --nick "node$n" \
             --data-dir "$(data_dir "$n")" \
             --listen "/ip4/127.0.0.1/tcp/$p2p" --listen "/ip4/127.0.0.1/udp/$p2p/quic-v1" \
-            --http "127.0.0.1:$http" "$@" \
+            --http "127.0.0.1:$http" \
+            --ssh "127.0.0.1:$(ssh_port "$n")" --ssh-authorized-keys "$authorized_keys" "$@" \
             </dev/null >"$(log_file "$n")" 2>&1 &
         echo $! >"$(pid_file "$n")"
     }
@@ -205,11 +225,17 @@ start() {
 
     echo "p2p-chat cluster up: 3 nodes in room #lobby, nodes 2 and 3 dial node 1, mDNS off"
     for n in "${nodes[@]}"; do
-        echo "  node$n: pid $(cat "$(pid_file "$n")"), p2p 127.0.0.1:$(p2p_port "$n") (tcp, quic), sidecar http://127.0.0.1:$(http_port "$n"), data $(data_dir "$n")"
+        echo "  node$n: pid $(cat "$(pid_file "$n")"), p2p 127.0.0.1:$(p2p_port "$n") (tcp, quic), sidecar http://127.0.0.1:$(http_port "$n"), $(ssh_state "$n"), data $(data_dir "$n")"
     done
     echo "logs: $cluster_dir/node{1,2,3}.log"
     echo "attach a chat client (from the repository):"
     echo "  cargo run --release -- --ephemeral --no-mdns --no-http --listen /ip4/127.0.0.1/tcp/0 --dial $node1_addr"
+    if [ "$(ssh_state 1)" = "ssh off" ]; then
+        echo "SSH is off: no key in $authorized_keys; add one and start again:"
+        echo "  cat ~/.ssh/id_ed25519.pub >> $authorized_keys"
+    else
+        echo "over SSH (keys: $authorized_keys): ssh -p $(ssh_port 1) localhost"
+    fi
     echo "send from a script: curl -s -XPOST http://127.0.0.1:$(http_port 1)/rooms/lobby/messages -H 'Content-Type: application/json' -d '{\"text\":\"hi\"}'"
     echo "stop: scripts/start_cluster.sh stop"
 }

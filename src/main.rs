@@ -101,9 +101,13 @@ async fn run(cfg: Config, log_file: Option<PathBuf>) -> anyhow::Result<()> {
             running.addr, running.fingerprint
         )],
         Some(Err(e)) => {
-            // The node runs on without SSH; the line says how to fix it.
+            // The node runs on without SSH; the line says how to fix it:
+            // in the log, and in the banner (--json has none: stderr, if
+            // the log is not there already).
             tracing::error!("ssh: {e}");
-            eprintln!("p2p-chat: ssh: {e}");
+            if cfg.json && log_file.is_some() {
+                eprintln!("p2p-chat: ssh: {e}");
+            }
             vec![format!("SSH off: {e}")]
         }
         None => Vec::new(),

@@ -98,7 +98,7 @@ impl Shared {
 /// Starts the server: refuses to when no key may log in (one line saying
 /// how to add one), else serves until the process ends.
 pub async fn start(node: Node, options: Options) -> Result<Running, SshError> {
-    let users = keys::read_authorized(&options.authorized_keys);
+    let users = keys::read_authorized(&options.authorized_keys)?;
     if users.is_empty() {
         return Err(KeyError::NoKeys {
             path: options.authorized_keys.clone(),
@@ -156,7 +156,11 @@ async fn reload(shared: Arc<Shared>, path: PathBuf) {
             continue;
         }
         last = now;
-        let users = keys::read_authorized(&path);
+        // Unreadable: no one gets in until it can be read again.
+        let users = keys::read_authorized(&path).unwrap_or_else(|e| {
+            tracing::error!("ssh: {e}");
+            Vec::new()
+        });
         tracing::info!(users = users.len(), path = %path.display(), "ssh: authorized keys read again");
         *shared
             .users

@@ -36,6 +36,16 @@ pub enum KeyError {
         /// Why.
         reason: String,
     },
+    /// The authorized keys exist but cannot be read.
+    #[error(
+        "cannot read the SSH authorized keys {path}: {reason} (it must be a file the node's user can read)"
+    )]
+    Authorized {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// No key may log in.
     #[error(
         "no SSH key may log in: {path} is missing or has no key; add a line such as \
@@ -153,16 +163,24 @@ pub fn parse_authorized(text: &str) -> (Vec<User>, Vec<(usize, String)>) {
     (users, skipped)
 }
 
-/// The file's users, with a log line per line skipped.
-pub fn read_authorized(path: &Path) -> Vec<User> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Vec::new();
+/// The file's users (none if it is missing), with a log line per line
+/// skipped.
+pub fn read_authorized(path: &Path) -> Result<Vec<User>, KeyError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => {
+            return Err(KeyError::Authorized {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            });
+        }
     };
     let (users, skipped) = parse_authorized(&text);
     for (line, why) in skipped {
         tracing::warn!(path = %path.display(), line, %why, "ssh: authorized key skipped");
     }
-    users
+    Ok(users)
 }
 
 #[cfg(test)]
@@ -192,6 +210,29 @@ mod tests {
         let lines: Vec<usize> = skipped.iter().map(|(n, _)| *n).collect();
         assert_eq!(lines, [5, 6, 7], "{skipped:?}");
         assert!(skipped[1].1.contains("no name"), "{skipped:?}");
+    }
+
+    #[test]
+    fn a_missing_file_lets_no_one_in_and_an_unreadable_one_says_why() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let missing = dir.path().join("authorized_keys");
+        assert!(
+            read_authorized(&missing)
+                .expect("missing is no keys")
+                .is_empty()
+        );
+        // What Docker makes of a bind mount whose file is missing.
+        std::fs::create_dir(&missing).expect("dir");
+        let e = read_authorized(&missing).expect_err("a directory");
+        assert!(
+            e.to_string()
+                .starts_with("cannot read the SSH authorized keys"),
+            "{e}"
+        );
+        std::fs::remove_dir(&missing).expect("rmdir");
+        std::fs::write(&missing, public(1, "alice@laptop")).expect("write");
+        let users = read_authorized(&missing).expect("read");
+        assert_eq!(users.len(), 1);
     }
 
     #[test]

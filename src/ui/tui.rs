@@ -356,6 +356,7 @@ impl<B: Backend> Tui<B> {
             s.nick = status.nick.clone();
             s.reachability = status.reachability.as_str().to_owned();
             s.peers = status.connected_peers;
+            s.ssh = status.ssh.as_ref().map(|ssh| ssh.sessions);
         }
         if let Ok(rooms) = node.rooms().await {
             self.session.model.set_rooms(&rooms);

@@ -308,6 +308,8 @@ fn a_terminal_gets_the_full_screen_client_and_one_session_too_many_is_refused() 
     tmux.keys("typed in a terminal over ssh");
     watcher.event("message", |v| v["text"] == "typed in a terminal over ssh");
     tmux.wait_for("typed in a terminal over ssh");
+    // Its status line counts the SSH sessions (within its 1 s refresh).
+    tmux.wait_for("SSH 1 session");
     // Resize: the client redraws at the new size.
     tmux.tmux(&["resize-window", "-x", "60", "-y", "20"]);
     let deadline = Instant::now() + WAIT;

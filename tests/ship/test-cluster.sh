@@ -2,8 +2,10 @@
 # scripts/start_cluster.sh, twice in a row (a restart must not clash on its
 # ports): start 3 nodes, post a message on node 1's sidecar and read it on
 # node 3's, attach a chat client with the command the script prints and see
-# it take part, stop, and check that the three processes are gone and every
-# port is free. Then: a taken port stops the start with a clear message.
+# it take part, log in over SSH with the command it prints (the host key
+# checked against the first round's in the second), stop, and check that
+# the three processes are gone and every port is free. Then: a taken port
+# stops the start with a clear message.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$(pwd)
@@ -20,6 +22,7 @@ unset P2P_CHAT_HTTP_TOKEN P2P_CHAT_HTTP_TOKEN_FILE
 
 P2P_BASE=${P2P_CHAT_CLUSTER_P2P_PORT:-14101}
 HTTP_BASE=${P2P_CHAT_CLUSTER_HTTP_PORT:-14181}
+SSH_BASE=${P2P_CHAT_CLUSTER_SSH_PORT:-14221}
 client_pid=
 blocker_pid=
 
@@ -47,6 +50,7 @@ ports_in_use() {
         ss -ltnH "sport = :$((P2P_BASE + n))"
         ss -lunH "sport = :$((P2P_BASE + n))"
         ss -ltnH "sport = :$((HTTP_BASE + n))"
+        ss -ltnH "sport = :$((SSH_BASE + n))"
     done
 }
 
@@ -66,6 +70,12 @@ has_text() {
 }
 
 [ -z "$(ports_in_use)" ] || fail "the cluster's ports are taken before the test: $(ports_in_use)"
+
+# A key for SSH, in the cluster's authorized_keys as the README says.
+command -v ssh-keygen >/dev/null || fail "ssh-keygen is not installed (scripts/install-deps.sh installs openssh-client)"
+ssh-keygen -q -t ed25519 -N '' -C tester@ci -f "$tmp/key" || fail "ssh-keygen failed"
+mkdir -p "$P2P_CHAT_CLUSTER_DIR"
+cat "$tmp/key.pub" >>"$P2P_CHAT_CLUSTER_DIR/authorized_keys"
 
 for round in 1 2; do
     start=$SECONDS
@@ -117,6 +127,25 @@ for round in 1 2; do
     exec 3>&-
     wait_until 10 bash -c "! kill -0 $client_pid 2>/dev/null" || fail "the client did not quit"
     client_pid=
+
+    # The SSH command the script printed, without a terminal (line mode):
+    # the line goes out from node 1 as tester@node1. The host key is
+    # learnt in round 1 and must be the same in round 2.
+    login=$(sed -n 's/^over SSH (keys: .*): //p' "$tmp/start.out")
+    [ -n "$login" ] || fail "start_cluster.sh printed no SSH command"
+    read -r -a login_args <<<"$login"
+    check=accept-new
+    [ "$round" = 1 ] || check=yes
+    text4="round $round over ssh $$-$RANDOM"
+    timeout 30 "${login_args[@]}" -T -i "$tmp/key" -o IdentitiesOnly=yes -o BatchMode=yes \
+        -o UserKnownHostsFile="$tmp/known_hosts" -o StrictHostKeyChecking=$check \
+        <<<"$text4" >"$tmp/ssh.out" 2>"$tmp/ssh.err" ||
+        fail "round $round: '$login' failed: $(cat "$tmp/ssh.err")"
+    wait_until 30 has_text "$((HTTP_BASE + 2))" "$text4" || fail "node3 did not get the message sent over SSH"
+    curl -fsS --max-time 3 "http://127.0.0.1:$((HTTP_BASE + 2))/rooms/lobby/messages?limit=200" |
+        grep -qF "\"nick\":\"tester@node1\",\"text\":\"$text4\"" ||
+        fail "node3 does not show the SSH message as tester@node1"
+    echo "test-cluster: round $round: a line sent over SSH to node1 reaches node3 as tester@node1"
 
     start=$SECONDS
     bash scripts/start_cluster.sh stop

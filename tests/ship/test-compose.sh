@@ -2,8 +2,10 @@
 # The compose cluster (docker-compose.yml): brings the three nodes up, waits
 # until Docker reports all healthy and node2 and node3 are connected to
 # node1, sends a message on node1's sidecar and reads it on node3's, sends
-# one back, and tears everything down, volumes included. Builds the image
-# only if it is missing.
+# one back, sends one over SSH to node1 (the key in a keys directory as the
+# README says) and reads it on node3's sidecar as tester@node1, and tears
+# everything down, volumes included. Builds the image first (at once when
+# nothing changed), so an image left from an older checkout is not tested.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source=tests/ship/lib.sh
@@ -27,16 +29,33 @@ P2P_CHAT_HTTP_TOKEN=$(new_token)
 P2P_CHAT_NODE1_PORT=$(free_port)
 P2P_CHAT_NODE2_PORT=$(free_port)
 P2P_CHAT_NODE3_PORT=$(free_port)
+P2P_CHAT_NODE1_SSH_PORT=$(free_port)
+P2P_CHAT_NODE2_SSH_PORT=$(free_port)
+P2P_CHAT_NODE3_SSH_PORT=$(free_port)
 export P2P_CHAT_HTTP_TOKEN P2P_CHAT_NODE1_PORT P2P_CHAT_NODE2_PORT P2P_CHAT_NODE3_PORT
+export P2P_CHAT_NODE1_SSH_PORT P2P_CHAT_NODE2_SSH_PORT P2P_CHAT_NODE3_SSH_PORT
+
+# The SSH keys directory: a key of ours in its authorized_keys, readable by
+# the containers' user (uid 10001).
+command -v ssh-keygen >/dev/null || fail "ssh-keygen is not installed (scripts/install-deps.sh installs openssh-client)"
+work=$(mktemp -d)
+P2P_CHAT_SSH_KEYS_DIR=$work/ssh-keys
+mkdir "$P2P_CHAT_SSH_KEYS_DIR"
+ssh-keygen -q -t ed25519 -N '' -C tester@ci -f "$work/key" || fail "ssh-keygen failed"
+cat "$work/key.pub" >>"$P2P_CHAT_SSH_KEYS_DIR/authorized_keys"
+chmod 0755 "$P2P_CHAT_SSH_KEYS_DIR"
+chmod 0644 "$P2P_CHAT_SSH_KEYS_DIR/authorized_keys"
+export P2P_CHAT_SSH_KEYS_DIR
 dc() {
     timeout 180 "${compose[@]}" -p "$project" -f docker-compose.yml "$@"
 }
 cleanup() {
     dc down -v --remove-orphans --timeout 10 >/dev/null 2>&1 || true
+    rm -rf "$work"
 }
 trap cleanup EXIT
 
-ensure_image
+build_image
 
 note "config is valid"
 dc config -q || fail "docker-compose.yml is not valid"
@@ -72,6 +91,21 @@ wait_until 30 "'$msg' from node1 to arrive at node3" has_message "$url3" "$P2P_C
 reply="compose-reply-$RANDOM"
 post_message "$url3" "$P2P_CHAT_HTTP_TOKEN" lobby "$reply" >/dev/null || fail "POST on node3 failed"
 wait_until 30 "'$reply' from node3 to arrive at node1" has_message "$url1" "$P2P_CHAT_HTTP_TOKEN" lobby "$reply"
+note "a line over SSH to node1, read on node3"
+over_ssh="compose-ssh-$RANDOM"
+ssh_to() {
+    timeout 30 ssh -T -p "$1" -i "$work/key" -o IdentitiesOnly=yes -o BatchMode=yes \
+        -o UserKnownHostsFile="$work/known_hosts" -o StrictHostKeyChecking=accept-new localhost
+}
+ssh_to "$P2P_CHAT_NODE1_SSH_PORT" <<<"$over_ssh" >"$work/ssh.out" 2>"$work/ssh.err" ||
+    fail "ssh to node1 failed: $(cat "$work/ssh.err")"
+wait_until 30 "'$over_ssh' sent over SSH to arrive at node3" has_message "$url3" "$P2P_CHAT_HTTP_TOKEN" lobby "$over_ssh"
+curl -fsS --max-time 3 -H "Authorization: Bearer $P2P_CHAT_HTTP_TOKEN" "$url3/rooms/lobby/messages?limit=200" |
+    grep -qF "\"nick\":\"tester@node1\",\"text\":\"$over_ssh\"" ||
+    fail "node3 does not show the line sent over SSH as tester@node1"
+for port in "$P2P_CHAT_NODE2_SSH_PORT" "$P2P_CHAT_NODE3_SSH_PORT"; do
+    ssh_to "$port" </dev/null >/dev/null 2>"$work/ssh.err" || fail "ssh to port $port failed: $(cat "$work/ssh.err")"
+done
 curl -fsS --max-time 3 "$url3/peers" | grep -q '"nick":"node1"' || fail "node3 does not list node1 among its peers"
 curl -fsS --max-time 3 "$url1/status" | grep -q '"relay_server":{' || fail "node1 (the public node) does not serve as a relay"
 curl -fsS --max-time 3 "$url3/status" | grep -q '"relay_server":null' || fail "node3 serves as a relay, but only node1 should"

@@ -375,6 +375,10 @@ fn status(frame: &mut Frame<'_>, area: Rect, state: &State) {
         Some(http) => text.push_str(&format!(" · HTTP {http}")),
         None => text.push_str(" · HTTP off"),
     }
+    if let Some(n) = s.ssh {
+        let plural = if n == 1 { "" } else { "s" };
+        text.push_str(&format!(" · SSH {n} session{plural}"));
+    }
     // First, so a narrow screen still shows it.
     if let Some(buffer) = state.focus().and_then(|t| state.buffer(t))
         && buffer.scroll > 0

@@ -235,6 +235,8 @@ pub(crate) struct StatusLine {
     pub(crate) reachability: String,
     pub(crate) peers: usize,
     pub(crate) http: Option<String>,
+    /// SSH sessions open on the node, if it serves SSH.
+    pub(crate) ssh: Option<usize>,
 }
 
 /// What the loop must do after a key press.

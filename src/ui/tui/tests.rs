@@ -119,6 +119,7 @@ fn state(size: (u16, u16)) -> State {
         reachability: "private".into(),
         peers: 2,
         http: Some("http://127.0.0.1:7420".into()),
+        ssh: Some(1),
     };
     s
 }
@@ -156,7 +157,7 @@ rooms              │                                                    │mem
                    │12:00 <carol> hello alice ✓                         │
                    │12:00 <alice> carol: lunch?                         │
                    │12:00 * carol waves ⋯ pending                       │
- carol · 12D3KooW…l000C3 · private · 2 peers · HTTP http://127.0.0.1:7420
+ carol · 12D3KooW…l000C3 · private · 2 peers · HTTP http://127.0.0.1:7420 · SSH 1 session
 #lobby>
 ";
     assert_eq!(screen(&s), expected);
