@@ -1,7 +1,7 @@
 //! SSH access with the real OpenSSH client against the real binary: line
 //! mode without a terminal, the full-screen client with one (in tmux),
 //! public keys only, the host key kept across restarts, authorized_keys
-//! read again when it changes, and the session limit.
+//! read again when it changes, the session limit and the idle timeout.
 
 use std::{
     path::{Path, PathBuf},
@@ -343,6 +343,69 @@ fn a_terminal_gets_the_full_screen_client_and_one_session_too_many_is_refused() 
     tmux.wait_for("ssh-exited-0");
     assert!(!tmux.visible().contains("members"));
     // The session freed its place.
+    let out = ssh(port, Some(&carol), &known, &["/rooms"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    node1.kill();
+}
+
+#[test]
+fn an_idle_session_is_closed_and_frees_its_place() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let data = dir.path().join("node1");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let carol = keygen(dir.path(), "carol", "carol@laptop");
+    std::fs::write(data.join("authorized_keys"), public(&carol)).expect("authorized_keys");
+    let known = dir.path().join("known_hosts");
+    let port = free_port();
+    let http_addr = format!("127.0.0.1:{}", free_port());
+    let extra = [
+        "--ssh-idle-secs",
+        "1",
+        "--ssh-max-sessions",
+        "1",
+        "--http",
+        &http_addr,
+    ];
+    let mut node1 = node(&data, port, &extra);
+    // A session that says nothing: its stdin held open, never written.
+    let started = Instant::now();
+    let mut idle = Command::new("ssh")
+        .args(ssh_args(port, Some(&carol), &known))
+        .arg("localhost")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ssh runs");
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = idle.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the idle session was not closed");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let out = idle.wait_with_output().expect("output");
+    assert!(started.elapsed() >= Duration::from_secs(1), "{status:?}");
+    // The server closed it.
+    assert!(
+        text(&out.stderr).contains("closed by remote host"),
+        "{status:?}: {}",
+        text(&out.stderr)
+    );
+    let gauge = || {
+        let metrics = Command::new("curl")
+            .args(["-s", &format!("http://{http_addr}/metrics")])
+            .output()
+            .expect("curl");
+        text(&metrics.stdout).contains("p2p_chat_ssh_sessions 0")
+    };
+    let deadline = Instant::now() + WAIT;
+    while !gauge() {
+        assert!(Instant::now() < deadline, "the idle session still counted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The one place is free again.
     let out = ssh(port, Some(&carol), &known, &["/rooms"], "");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     node1.kill();
