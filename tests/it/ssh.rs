@@ -349,7 +349,7 @@ fn a_terminal_gets_the_full_screen_client_and_one_session_too_many_is_refused() 
 }
 
 #[test]
-fn an_idle_session_is_closed_and_frees_its_place() {
+fn an_idle_session_is_closed_and_frees_its_place_and_an_unknown_key_is_counted() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("node1");
     std::fs::create_dir_all(&data).expect("data dir");
@@ -408,5 +408,18 @@ fn an_idle_session_is_closed_and_frees_its_place() {
     // The one place is free again.
     let out = ssh(port, Some(&carol), &known, &["/rooms"], "");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // A key not in authorized_keys is refused and counted.
+    let dave = keygen(dir.path(), "dave", "dave@desk");
+    let out = ssh(port, Some(&dave), &known, &["/rooms"], "");
+    assert_eq!(out.status.code(), Some(255));
+    let metrics = Command::new("curl")
+        .args(["-s", &format!("http://{http_addr}/metrics")])
+        .output()
+        .expect("curl");
+    assert!(
+        text(&metrics.stdout).contains(r#"p2p_chat_ssh_refused_total{reason="unknown_key"} 1"#),
+        "{}",
+        text(&metrics.stdout)
+    );
     node1.kill();
 }
