@@ -10,7 +10,8 @@
 //! (from taking the key in) and from the key's sending (with any wait
 //! behind node events). In a real terminal (tmux): from a key sent to the
 //! screen showing it, for the real binary beside `cat` (the terminal's
-//! own echo).
+//! own echo), and for the same client reached with `ssh -t` (the node's
+//! SSH server, OpenSSH's client) beside it run in the terminal itself.
 
 use std::{
     convert::Infallible,
@@ -555,6 +556,68 @@ fn in_tmux(bin: &Path, keys: usize, width: u16) -> anyhow::Result<(Vec<f64>, Vec
     Ok((ours_ms, cat_ms))
 }
 
+/// Key-to-screen in tmux for the client served over SSH: a node with
+/// `--ssh` and a key made for the run, reached with `ssh -t` on loopback.
+fn over_ssh(bin: &Path, keys: usize, width: u16) -> anyhow::Result<Vec<f64>> {
+    let dir = tempfile::Builder::new().prefix("bench-ssh").tempdir()?;
+    let key = dir.path().join("key");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "bench@bench", "-f"])
+        .arg(&key)
+        .stdin(Stdio::null())
+        .status()
+        .context("running ssh-keygen (scripts/install-deps.sh installs openssh-client)")?;
+    ensure!(made.success(), "ssh-keygen failed");
+    let authorized = dir.path().join("authorized_keys");
+    std::fs::copy(key.with_extension("pub"), &authorized)?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let node = Command::new(bin)
+        .args([
+            "--headless",
+            "--ephemeral",
+            "--no-mdns",
+            "--no-http",
+            "--nick",
+            "k",
+        ])
+        .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
+        .args(["--ssh", &format!("127.0.0.1:{port}")])
+        .arg("--ssh-authorized-keys")
+        .arg(&authorized)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting the node")?;
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _node = Killed(node);
+    let t = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        ensure!(t.elapsed() < SETUP, "the node's SSH port never answered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
+    let ssh = format!(
+        "ssh -t -p {port} -i {} -o IdentitiesOnly=yes -o BatchMode=yes \
+         -o UserKnownHostsFile={} -o StrictHostKeyChecking=accept-new localhost",
+        quote(&key),
+        quote(&dir.path().join("known_hosts"))
+    );
+    let tmux = Tmux::start(width, &ssh)?;
+    tmux.wait(SETUP, |line| line.starts_with(PROMPT))
+        .context("the prompt over SSH")?;
+    std::thread::sleep(Duration::from_millis(500));
+    tmux.type_keys(keys).context("typing over SSH")
+}
+
 /// Runs the scenario.
 pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Vec<Figure>> {
     let bin = our_binary()?;
@@ -581,12 +644,18 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Vec<Figure>> {
     }
     let keys = plan.screen_keys;
     let width = u16::try_from(keys + 20).unwrap_or(u16::MAX).max(120);
-    let (mut ours, mut echo) = (Vec::new(), Vec::new());
+    let (mut ours, mut echo, mut remote) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..plan.reps {
         let bin = bin.clone();
-        let (o, e) = tokio::task::spawn_blocking(move || in_tmux(&bin, keys, width)).await??;
+        let (o, e, s) = tokio::task::spawn_blocking(move || {
+            let (o, e) = in_tmux(&bin, keys, width)?;
+            let s = over_ssh(&bin, keys, width)?;
+            anyhow::Ok((o, e, s))
+        })
+        .await??;
         ours.push(p50_p99(&o));
         echo.push(p50_p99(&e));
+        remote.push(p50_p99(&s));
     }
 
     let col = |runs: &[Run], f: fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
@@ -657,6 +726,16 @@ pub(crate) async fn run(plan: &Plan) -> anyhow::Result<Vec<Figure>> {
                 &o,
             )
             .map(|f| f.against("cat in tmux (the terminal's echo)", &e)),
+        );
+        let s: Vec<f64> = remote.iter().map(|v| v[i]).collect();
+        out.extend(
+            Figure::new(
+                &format!("screen.key_to_screen.ssh.{p}"),
+                tmux_params.clone(),
+                "ms",
+                &s,
+            )
+            .map(|f| f.against("the same client in the terminal itself", &o)),
         );
     }
     Ok(out)
