@@ -114,6 +114,40 @@ fn ssh(port: u16, key: Option<&Path>, known: &Path, extra: &[&str], stdin: &str)
     child.wait_with_output().expect("ssh ends")
 }
 
+/// An ssh session (line mode) whose stdin is held open and never written.
+fn held(port: u16, key: &Path, known: &Path) -> std::process::Child {
+    Command::new("ssh")
+        .args(ssh_args(port, Some(key), known))
+        .arg("localhost")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ssh runs")
+}
+
+/// `/metrics` of the sidecar at `http_addr`.
+fn metrics(http_addr: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-s", &format!("http://{http_addr}/metrics")])
+        .output()
+        .expect("curl");
+    text(&out.stdout)
+}
+
+/// Waits until `/metrics` says `line`.
+fn wait_metrics(http_addr: &str, line: &str) {
+    let deadline = Instant::now() + WAIT;
+    while !metrics(http_addr).contains(line) {
+        assert!(
+            Instant::now() < deadline,
+            "no {line} in:\n{}",
+            metrics(http_addr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).into_owned()
 }
@@ -327,15 +361,11 @@ fn a_terminal_gets_the_full_screen_client_and_one_session_too_many_is_refused() 
         text(&out.stderr)
     );
     // Both counted in /metrics.
-    let metrics = Command::new("curl")
-        .args(["-s", &format!("http://{http_addr}/metrics")])
-        .output()
-        .expect("curl");
-    let metrics = text(&metrics.stdout);
-    assert!(metrics.contains("p2p_chat_ssh_sessions 1"), "{metrics}");
+    let counted = metrics(&http_addr);
+    assert!(counted.contains("p2p_chat_ssh_sessions 1"), "{counted}");
     assert!(
-        metrics.contains(r#"p2p_chat_ssh_refused_total{reason="too_many_sessions"} 1"#),
-        "{metrics}"
+        counted.contains(r#"p2p_chat_ssh_refused_total{reason="too_many_sessions"} 1"#),
+        "{counted}"
     );
 
     // Ctrl+C ends the session (not the node): exit 0, the screen back.
@@ -343,6 +373,15 @@ fn a_terminal_gets_the_full_screen_client_and_one_session_too_many_is_refused() 
     tmux.wait_for("ssh-exited-0");
     assert!(!tmux.visible().contains("members"));
     // The session freed its place.
+    let out = ssh(port, Some(&carol), &known, &["/rooms"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // A client killed mid-session (its connection dropped) frees it too.
+    wait_metrics(&http_addr, "p2p_chat_ssh_sessions 0");
+    let mut dropped = held(port, &carol, &known);
+    wait_metrics(&http_addr, "p2p_chat_ssh_sessions 1");
+    dropped.kill().expect("kill ssh");
+    dropped.wait().expect("reaped");
+    wait_metrics(&http_addr, "p2p_chat_ssh_sessions 0");
     let out = ssh(port, Some(&carol), &known, &["/rooms"], "");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     node1.kill();
@@ -369,14 +408,7 @@ fn an_idle_session_is_closed_and_frees_its_place_and_an_unknown_key_is_counted()
     let mut node1 = node(&data, port, &extra);
     // A session that says nothing: its stdin held open, never written.
     let started = Instant::now();
-    let mut idle = Command::new("ssh")
-        .args(ssh_args(port, Some(&carol), &known))
-        .arg("localhost")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ssh runs");
+    let mut idle = held(port, &carol, &known);
     let deadline = Instant::now() + WAIT;
     let status = loop {
         if let Some(status) = idle.try_wait().expect("wait") {
@@ -393,18 +425,7 @@ fn an_idle_session_is_closed_and_frees_its_place_and_an_unknown_key_is_counted()
         "{status:?}: {}",
         text(&out.stderr)
     );
-    let gauge = || {
-        let metrics = Command::new("curl")
-            .args(["-s", &format!("http://{http_addr}/metrics")])
-            .output()
-            .expect("curl");
-        text(&metrics.stdout).contains("p2p_chat_ssh_sessions 0")
-    };
-    let deadline = Instant::now() + WAIT;
-    while !gauge() {
-        assert!(Instant::now() < deadline, "the idle session still counted");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_metrics(&http_addr, "p2p_chat_ssh_sessions 0");
     // The one place is free again.
     let out = ssh(port, Some(&carol), &known, &["/rooms"], "");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -412,14 +433,10 @@ fn an_idle_session_is_closed_and_frees_its_place_and_an_unknown_key_is_counted()
     let dave = keygen(dir.path(), "dave", "dave@desk");
     let out = ssh(port, Some(&dave), &known, &["/rooms"], "");
     assert_eq!(out.status.code(), Some(255));
-    let metrics = Command::new("curl")
-        .args(["-s", &format!("http://{http_addr}/metrics")])
-        .output()
-        .expect("curl");
+    let refused = metrics(&http_addr);
     assert!(
-        text(&metrics.stdout).contains(r#"p2p_chat_ssh_refused_total{reason="unknown_key"} 1"#),
-        "{}",
-        text(&metrics.stdout)
+        refused.contains(r#"p2p_chat_ssh_refused_total{reason="unknown_key"} 1"#),
+        "{refused}"
     );
     node1.kill();
 }
