@@ -78,7 +78,8 @@ http_get() {
 
 # "ssh 127.0.0.1:PORT" if node N serves SSH, else "ssh off".
 ssh_state() {
-    if http_get "$1" /status 2>/dev/null | grep -q '"ssh":{'; then
+    local body
+    if body=$(http_get "$1" /status 2>/dev/null) && [[ $body == *'"ssh":{'* ]]; then
         echo "ssh 127.0.0.1:$(ssh_port "$1")"
     else
         echo "ssh off"
@@ -231,7 +232,7 @@ start() {
     echo "attach a chat client (from the repository):"
     echo "  cargo run --release -- --ephemeral --no-mdns --no-http --listen /ip4/127.0.0.1/tcp/0 --dial $node1_addr"
     if [ "$(ssh_state 1)" = "ssh off" ]; then
-        echo "SSH is off: no key in $authorized_keys; add one and start again:"
+        echo "SSH is off ($(log_file 1) says why); with no key in $authorized_keys, add one and start again:"
         echo "  cat ~/.ssh/id_ed25519.pub >> $authorized_keys"
     else
         echo "over SSH (keys: $authorized_keys): ssh -p $(ssh_port 1) localhost"

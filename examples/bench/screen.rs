@@ -606,7 +606,7 @@ fn over_ssh(bin: &Path, keys: usize, width: u16) -> anyhow::Result<Vec<f64>> {
     }
     let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
     let ssh = format!(
-        "ssh -t -p {port} -i {} -o IdentitiesOnly=yes -o BatchMode=yes \
+        "ssh -F /dev/null -t -p {port} -i {} -o IdentitiesOnly=yes -o BatchMode=yes \
          -o UserKnownHostsFile={} -o StrictHostKeyChecking=accept-new localhost",
         quote(&key),
         quote(&dir.path().join("known_hosts"))

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 
-use futures::StreamExt as _;
+use futures::{SinkExt as _, StreamExt as _};
 use russh::{Channel, ChannelMsg, server::Handle, server::Msg};
 use tokio::{io::AsyncWriteExt as _, sync::mpsc};
 
@@ -98,10 +98,14 @@ async fn lines(
     );
     tokio::pin!(front);
     if let Some(command) = command {
-        let _ = feed.write_all(&command).await;
-        let _ = feed.write_all(b"\n").await;
-        drop(feed);
-        (&mut front).await;
+        let write = async {
+            let _ = feed.write_all(&command).await;
+            let _ = feed.write_all(b"\n").await;
+        };
+        if beside(front.as_mut(), write).await.is_some() {
+            drop(feed);
+            (&mut front).await;
+        }
     } else {
         let mut feed = Some(feed);
         loop {
@@ -109,10 +113,14 @@ async fn lines(
                 _ = &mut front => break,
                 msg = channel.wait() => match msg {
                     Some(ChannelMsg::Data { data }) => {
-                        if let Some(f) = feed.as_mut()
-                            && f.write_all(&data).await.is_err()
-                        {
-                            feed = None;
+                        if let Some(f) = feed.as_mut() {
+                            // The pipe is full until line mode reads:
+                            // it runs on while this waits.
+                            match beside(front.as_mut(), f.write_all(&data)).await {
+                                None => break,
+                                Some(Err(_)) => feed = None,
+                                Some(Ok(())) => {}
+                            }
                         }
                     }
                     // End of input: line mode ends once it read the rest.
@@ -157,21 +165,26 @@ async fn full_screen(
     );
     tokio::pin!(front);
     let mut parser = Keys::default();
-    loop {
+    // A key is never dropped: while the client is behind, the channel is
+    // not read, and SSH's flow control holds the sender back.
+    'session: loop {
         tokio::select! {
             _ = &mut front => break,
             msg = channel.wait() => match msg {
                 Some(ChannelMsg::Data { data }) => {
                     for event in parser.feed(&data) {
-                        if keys.try_send(event).is_err() {
-                            tracing::warn!(user = %cx.user, "ssh: key dropped: the client types faster than it is drawn");
+                        match beside(front.as_mut(), keys.send(event)).await {
+                            None => break 'session,
+                            // The client is ending: its end is next.
+                            Some(Err(_)) => break,
+                            Some(Ok(())) => {}
                         }
                     }
                 }
                 Some(ChannelMsg::WindowChange { col_width, row_height, .. }) => {
                     let resize = crossterm::event::Event::Resize(clamp(col_width), clamp(row_height));
-                    if keys.try_send(resize).is_err() {
-                        tracing::warn!(user = %cx.user, "ssh: resize dropped");
+                    if beside(front.as_mut(), keys.send(resize)).await.is_none() {
+                        break;
                     }
                 }
                 Some(ChannelMsg::Eof | ChannelMsg::Close) | None => {
@@ -189,6 +202,18 @@ async fn full_screen(
         crossterm::terminal::LeaveAlternateScreen,
         crossterm::cursor::Show,
     );
+}
+
+/// Awaits `step` while `front` runs on; None if `front` ended first (it
+/// must then not be polled again).
+async fn beside<T>(
+    front: std::pin::Pin<&mut impl std::future::Future>,
+    step: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    tokio::select! {
+        t = step => Some(t),
+        _ = front => None,
+    }
 }
 
 /// What the front end writes, sent to the channel at each flush.

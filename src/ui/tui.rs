@@ -210,8 +210,13 @@ impl<B: Backend> Tui<B> {
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut dirty = true;
         let mut next_frame = Instant::now();
+        // A key was taken in: look for more keys before drawing, so keys
+        // already waiting (a paste, a packet of keys over SSH) share one
+        // frame; while they keep coming, one frame per frame's time.
+        let mut more_keys = false;
         loop {
-            if dirty && Instant::now() >= next_frame {
+            let keys_waited = !more_keys || self.key_at.is_some_and(|t| t.elapsed() >= FRAME);
+            if dirty && Instant::now() >= next_frame && keys_waited {
                 if !self.draw() {
                     return Exit::Quit;
                 }
@@ -222,22 +227,18 @@ impl<B: Backend> Tui<B> {
                 // A person first: keys are never queued behind a burst.
                 biased;
                 () = &mut shutdown => return Exit::Signal,
-                key = keys.next() => match key {
-                    Some(Ok(event)) => {
-                        self.key_at.get_or_insert_with(std::time::Instant::now);
-                        if let Some(exit) = self.on_term_event(event).await {
-                            return exit;
-                        }
-                        // Typing shows at once, not at the next budget.
-                        dirty = true;
-                        next_frame = Instant::now();
+                key = keys.next() => {
+                    if let Some(exit) = self.on_key(key).await {
+                        return exit;
                     }
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "reading the terminal");
-                        return Exit::Quit;
-                    }
-                    None => return Exit::Quit,
-                },
+                    // Typing shows at once, not at the next budget.
+                    dirty = true;
+                    next_frame = Instant::now();
+                    more_keys = true;
+                }
+                // No key waiting: the frame showing those taken is next,
+                // before any node event.
+                () = std::future::ready(()), if more_keys => more_keys = false,
                 event = events.recv() => {
                     match event {
                         Ok(event) => {
@@ -590,6 +591,21 @@ impl<B: Backend> Tui<B> {
     }
 
     /// A terminal event; Some when the client ends.
+    /// One item of the terminal's event stream; Some when the client ends.
+    async fn on_key(&mut self, key: Option<std::io::Result<TermEvent>>) -> Option<Exit> {
+        match key {
+            Some(Ok(event)) => {
+                self.key_at.get_or_insert_with(std::time::Instant::now);
+                self.on_term_event(event).await
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "reading the terminal");
+                Some(Exit::Quit)
+            }
+            None => Some(Exit::Quit),
+        }
+    }
+
     async fn on_term_event(&mut self, event: TermEvent) -> Option<Exit> {
         if let TermEvent::Resize(w, h) = event
             && let Err(e) = self.terminal.resize(Rect::new(0, 0, w, h))
@@ -719,15 +735,32 @@ impl<B: Backend> Tui<B> {
                 return;
             }
         };
+        if !self.within_rate() {
+            return;
+        }
         self.focus(Target::Direct(peer.clone())).await;
-        self.direct_to(peer, text);
+        self.send_direct(peer, text);
+    }
+
+    /// Whether the session may send one more message now; if not, the
+    /// line saying so is shown.
+    fn within_rate(&mut self) -> bool {
+        let ok = self.session.within_rate();
+        if !ok {
+            self.drain();
+        }
+        ok
+    }
+
+    /// Sends `text` to `peer`, if the rate allows.
+    fn direct_to(&mut self, peer: String, text: String) {
+        if self.within_rate() {
+            self.send_direct(peer, text);
+        }
     }
 
     /// Sends `text` to `peer` in the background; its line shows the receipt.
-    fn direct_to(&mut self, peer: String, text: String) {
-        if !self.session.within_rate() {
-            return;
-        }
+    fn send_direct(&mut self, peer: String, text: String) {
         let target = Target::Direct(peer.clone());
         self.sent += 1;
         let token = format!("local-{}", self.sent);

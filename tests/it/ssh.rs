@@ -69,7 +69,10 @@ fn listening(node: &mut Proc) -> String {
 
 /// The ssh command line for `key` (None: no key at all).
 fn ssh_args(port: u16, key: Option<&Path>, known: &Path) -> Vec<String> {
+    // Not the user's ~/.ssh/config: only what is given here.
     let mut args = vec![
+        "-F".into(),
+        "/dev/null".into(),
         "-p".into(),
         port.to_string(),
         "-o".into(),
@@ -169,6 +172,16 @@ fn line_mode_without_a_terminal_public_keys_only_and_a_host_key_that_stays() {
 
     // A command as ssh's argument: its answer, exit status 0.
     let out = ssh(port, Some(&carol), &known, &["/rooms"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("#lobby"),
+        "{}",
+        text(&out.stdout)
+    );
+    // More input at once than the pipe into line mode holds (64 KiB):
+    // all of it is read, the last line too.
+    let big = format!("{}/rooms\n", " \n".repeat(60_000));
+    let out = ssh(port, Some(&carol), &known, &[], &big);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("#lobby"),
@@ -342,8 +355,22 @@ fn a_terminal_gets_the_full_screen_client_and_one_session_too_many_is_refused() 
     tmux.keys("typed in a terminal over ssh");
     watcher.event("message", |v| v["text"] == "typed in a terminal over ssh");
     tmux.wait_for("typed in a terminal over ssh");
-    // Its status line counts the SSH sessions (within its 1 s refresh).
+    // Its status line counts the SSH sessions (within its 2 s refresh).
     tmux.wait_for("SSH 1 session");
+    // Direct messages go out as carol@nodea, at the session's rate. 30
+    // lines arrive at once (one write of 2,100 bytes): no key is lost, so
+    // each line is sent whole or refused with a line saying so.
+    let watcher_id = Proc::peer_id(&watcher.address());
+    let burst: String = (0..30)
+        .map(|n| format!("/msg {watcher_id} burst {n:02}\r"))
+        .collect();
+    tmux.typed(&burst);
+    tmux.wait_for("not sent: at most 5 messages a second");
+    for n in 0..10 {
+        let direct = watcher.event("direct", |v| v["text"] == format!("burst {n:02}"));
+        assert_eq!(direct["nick"], "carol@nodea");
+    }
+    assert!(!tmux.screen().contains("usage:"), "{}", tmux.screen());
     // Resize: the client redraws at the new size.
     tmux.tmux(&["resize-window", "-x", "60", "-y", "20"]);
     let deadline = Instant::now() + WAIT;

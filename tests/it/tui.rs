@@ -296,6 +296,33 @@ impl ratatui::backend::Backend for Shared {
     }
 }
 
+/// The full-screen client on `node` in `#lobby`, on a test screen, fed
+/// keys from the returned sender.
+fn in_process(
+    node: p2p_chat::Node,
+    events: p2p_chat::node::Events,
+    size: (u16, u16),
+    user: Option<&'static str>,
+) -> (
+    Shared,
+    futures::channel::mpsc::UnboundedSender<crossterm::event::Event>,
+    tokio::task::JoinHandle<(p2p_chat::ui::Exit, p2p_chat::ui::Frames)>,
+) {
+    use futures::StreamExt as _;
+    let screen = Shared::new(size.0, size.1);
+    let (keys, key_stream) = futures::channel::mpsc::unbounded();
+    let client = tokio::spawn(p2p_chat::ui::full_screen(
+        node,
+        events,
+        key_stream.map(Ok),
+        screen.clone(),
+        size,
+        "lobby",
+        user,
+    ));
+    (screen, keys, client)
+}
+
 /// More messages than the event channel holds arrive while the client
 /// cannot keep up (its screen is held): it reads the room again from the
 /// store rather than show a gap or append old lines below new ones, and
@@ -306,7 +333,6 @@ impl ratatui::backend::Backend for Shared {
 async fn a_client_that_fell_behind_reads_the_room_again_from_the_store() {
     use crate::support::{TestNode, eventually};
     use crossterm::event::{Event as Key, KeyCode, KeyEvent, KeyModifiers};
-    use futures::StreamExt as _;
 
     const N: usize = 4_400;
     const SIZE: (u16, u16) = (100, 200);
@@ -325,17 +351,7 @@ async fn a_client_that_fell_behind_reads_the_room_again_from_the_store() {
     };
     b.node.publish("lobby", "before").await.expect("published");
     eventually("alice stored the first", || stored(1)).await;
-    let screen = Shared::new(SIZE.0, SIZE.1);
-    let (keys, key_stream) = futures::channel::mpsc::unbounded::<Key>();
-    let client = tokio::spawn(p2p_chat::ui::full_screen(
-        a.node.clone(),
-        a.events,
-        key_stream.map(Ok),
-        screen.clone(),
-        SIZE,
-        "lobby",
-        None,
-    ));
+    let (screen, keys, client) = in_process(a.node.clone(), a.events, SIZE, None);
     eventually("the first line on screen", || async {
         screen.text().contains("<bob> before")
     })
@@ -406,4 +422,62 @@ async fn a_client_that_fell_behind_reads_the_room_again_from_the_store() {
         .expect("client task");
     assert_eq!(exit, p2p_chat::ui::Exit::Signal);
     assert!(frames.reloads >= 1, "{frames:?}");
+}
+
+/// A remote user's client (as over SSH) typing faster than the rate: the
+/// direct messages past it are refused with a line on screen at once, the
+/// others go out as `carol@alice`, and every line typed is one or the
+/// other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remote_user_past_the_rate_is_told_at_once() {
+    use crate::support::{TestNode, eventually, wait_for};
+    use crossterm::event::{Event as Key, KeyCode, KeyEvent, KeyModifiers};
+    use p2p_chat::node::Event;
+
+    const SIZE: (u16, u16) = (120, 60);
+    let a = TestNode::start_with("alice", &[]).await;
+    let mut b = TestNode::start_with("bob", &[&a]).await;
+    b.wait_members("lobby", 1).await;
+    let bob = b.addr.rsplit('/').next().expect("peer id").to_owned();
+    let (screen, keys, client) = in_process(a.node.clone(), a.events, SIZE, Some("carol"));
+    eventually("the client drawn", || async {
+        screen.text().contains("#lobby>")
+    })
+    .await;
+    let press = |code| {
+        keys.unbounded_send(Key::Key(KeyEvent::new(code, KeyModifiers::NONE)))
+            .expect("client running");
+    };
+    for n in 0..40 {
+        for c in format!("/msg {bob} dm {n:02}").chars() {
+            press(KeyCode::Char(c));
+        }
+        press(KeyCode::Enter);
+    }
+    eventually("the refusal on screen", || async {
+        screen
+            .text()
+            .contains("not sent: at most 5 messages a second")
+    })
+    .await;
+    let first = wait_for(
+        &mut b.events,
+        |e| matches!(e, Event::Direct { text, .. } if text == "dm 00"),
+    )
+    .await;
+    assert!(
+        matches!(&first, Event::Direct { nick, .. } if nick == "carol@alice"),
+        "{first:?}"
+    );
+    let text = screen.text();
+    assert!(!text.contains("usage"), "{text}");
+    keys.unbounded_send(Key::Key(KeyEvent::new(
+        KeyCode::Char('c'),
+        KeyModifiers::CONTROL,
+    )))
+    .expect("client running");
+    tokio::time::timeout(crate::support::WAIT, client)
+        .await
+        .expect("client ends")
+        .expect("client task");
 }

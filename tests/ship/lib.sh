@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Shared by the container tests (tests/ship/test-image.sh, test-compose.sh,
 # test-k8s.sh); sourced, not run. The image is built once and reused: a test
-# builds it only if it is missing (test-image.sh always rebuilds, which is
-# fast when nothing changed).
+# builds it only if it is missing (test-compose.sh and test-image.sh always
+# rebuild, which is fast when nothing changed).
 
 IMAGE=${P2P_CHAT_IMAGE:-p2p-chat:latest}
 # The Dockerfile's HEALTHCHECK and a cold release build are slow: be generous.

@@ -137,7 +137,7 @@ for round in 1 2; do
     check=accept-new
     [ "$round" = 1 ] || check=yes
     text4="round $round over ssh $$-$RANDOM"
-    timeout 30 "${login_args[@]}" -T -i "$tmp/key" -o IdentitiesOnly=yes -o BatchMode=yes \
+    timeout 30 "${login_args[@]}" -F /dev/null -T -i "$tmp/key" -o IdentitiesOnly=yes -o BatchMode=yes \
         -o UserKnownHostsFile="$tmp/known_hosts" -o StrictHostKeyChecking=$check \
         <<<"$text4" >"$tmp/ssh.out" 2>"$tmp/ssh.err" ||
         fail "round $round: '$login' failed: $(cat "$tmp/ssh.err")"

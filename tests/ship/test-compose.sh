@@ -39,6 +39,7 @@ export P2P_CHAT_NODE1_SSH_PORT P2P_CHAT_NODE2_SSH_PORT P2P_CHAT_NODE3_SSH_PORT
 # the containers' user (uid 10001).
 command -v ssh-keygen >/dev/null || fail "ssh-keygen is not installed (scripts/install-deps.sh installs openssh-client)"
 work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 P2P_CHAT_SSH_KEYS_DIR=$work/ssh-keys
 mkdir "$P2P_CHAT_SSH_KEYS_DIR"
 ssh-keygen -q -t ed25519 -N '' -C tester@ci -f "$work/key" || fail "ssh-keygen failed"
@@ -94,7 +95,7 @@ wait_until 30 "'$reply' from node3 to arrive at node1" has_message "$url1" "$P2P
 note "a line over SSH to node1, read on node3"
 over_ssh="compose-ssh-$RANDOM"
 ssh_to() {
-    timeout 30 ssh -T -p "$1" -i "$work/key" -o IdentitiesOnly=yes -o BatchMode=yes \
+    timeout 30 ssh -F /dev/null -T -p "$1" -i "$work/key" -o IdentitiesOnly=yes -o BatchMode=yes \
         -o UserKnownHostsFile="$work/known_hosts" -o StrictHostKeyChecking=accept-new localhost
 }
 ssh_to "$P2P_CHAT_NODE1_SSH_PORT" <<<"$over_ssh" >"$work/ssh.out" 2>"$work/ssh.err" ||
