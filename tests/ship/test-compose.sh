@@ -20,18 +20,19 @@ else
     fail "neither docker-compose nor the docker compose plugin is installed"
 fi
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 project=p2pchat-compose-$$
 P2P_CHAT_HTTP_TOKEN=$(new_token)
-P2P_CHAT_NODE1_PORT=$(free_port)
-P2P_CHAT_NODE2_PORT=$(free_port)
-P2P_CHAT_NODE3_PORT=$(free_port)
-P2P_CHAT_NODE1_SSH_PORT=$(free_port)
-P2P_CHAT_NODE2_SSH_PORT=$(free_port)
-P2P_CHAT_NODE3_SSH_PORT=$(free_port)
+# Six free ports on 127.0.0.1, all different: the sockets are held until
+# all six are bound (two picks one after the other may get the same port).
+read -r P2P_CHAT_NODE1_PORT P2P_CHAT_NODE2_PORT P2P_CHAT_NODE3_PORT \
+    P2P_CHAT_NODE1_SSH_PORT P2P_CHAT_NODE2_SSH_PORT P2P_CHAT_NODE3_SSH_PORT < <(
+    python3 -c '
+import socket
+held = [socket.socket() for _ in range(6)]
+for s in held:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in held))'
+)
 export P2P_CHAT_HTTP_TOKEN P2P_CHAT_NODE1_PORT P2P_CHAT_NODE2_PORT P2P_CHAT_NODE3_PORT
 export P2P_CHAT_NODE1_SSH_PORT P2P_CHAT_NODE2_SSH_PORT P2P_CHAT_NODE3_SSH_PORT
 
@@ -66,7 +67,10 @@ grep -q 'set P2P_CHAT_HTTP_TOKEN' <<<"$unset_check" ||
 
 note "up (project $project)"
 start=$SECONDS
-dc up -d --no-build >/dev/null 2>&1 || { dc logs --no-color | tail -n 40 >&2; fail "compose up failed"; }
+dc up -d --no-build >"$work/up.log" 2>&1 || {
+    dc logs --no-color | tail -n 40 >&2
+    fail "compose up failed: $(tail -n 5 "$work/up.log")"
+}
 
 all_healthy() {
     local svc id
