@@ -151,6 +151,18 @@ fn wait_metrics(http_addr: &str, line: &str) {
     }
 }
 
+/// The session ran to its end (exit status 0): what it printed.
+fn ran(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// ssh was refused (exit status 255), saying `why`.
+fn refused(out: &Output, why: &str) {
+    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains(why), "{}", text(&out.stderr));
+}
+
 fn text(out: &[u8]) -> String {
     String::from_utf8_lossy(out).into_owned()
 }
@@ -172,22 +184,14 @@ fn line_mode_without_a_terminal_public_keys_only_and_a_host_key_that_stays() {
 
     // A command as ssh's argument: its answer, exit status 0.
     let out = ssh(port, Some(&carol), &known, &["/rooms"], "");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("#lobby"),
-        "{}",
-        text(&out.stdout)
-    );
+    let said = ran(&out);
+    assert!(said.contains("#lobby"), "{said}");
     // More input at once than the pipe into line mode holds (64 KiB):
     // all of it is read, the last line too.
     let big = format!("{}/rooms\n", " \n".repeat(60_000));
     let out = ssh(port, Some(&carol), &known, &[], &big);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stdout).contains("#lobby"),
-        "{}",
-        text(&out.stdout)
-    );
+    let said = ran(&out);
+    assert!(said.contains("#lobby"), "{said}");
 
     // Lines on stdin: each runs; a line of text is sent; commands that
     // change the whole node are refused with a line saying so.
@@ -201,8 +205,7 @@ fn line_mode_without_a_terminal_public_keys_only_and_a_host_key_that_stays() {
             Proc::peer_id(&watcher.address())
         ),
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    let said = text(&out.stdout);
+    let said = ran(&out);
     assert!(said.contains("nick: nodea"), "{said}");
     assert!(
         said.contains("/nick renames the whole node: not over SSH"),
@@ -233,7 +236,7 @@ fn line_mode_without_a_terminal_public_keys_only_and_a_host_key_that_stays() {
     impostor.event("peer_nick", |v| v["nick"] == "nodea");
     reader.line("nodea's nick", |l| l == "* nodea connected");
     let out = ssh(port, Some(&carol), &known, &[], "the real carol\n");
-    assert_eq!(out.status.code(), Some(0));
+    ran(&out);
     impostor.send("the fake carol");
     let real = reader.line("carol's line", |l| l.contains("the real carol"));
     assert!(real.contains("<carol@nodea> the real carol"), "{real}");
@@ -255,19 +258,17 @@ fn line_mode_without_a_terminal_public_keys_only_and_a_host_key_that_stays() {
     let burst: String = (0..30).map(|n| format!("burst {n:02}\n")).collect();
     let out = ssh(port, Some(&carol), &known, &[], &burst);
     let said = text(&out.stdout);
-    let refused = said
+    let over_rate = said
         .matches("not sent: at most 5 messages a second")
         .count();
-    assert!((5..=10).contains(&refused), "{refused} refused:\n{said}");
+    assert!(
+        (5..=10).contains(&over_rate),
+        "{over_rate} refused:\n{said}"
+    );
 
     // A key not in authorized_keys, and a password, are refused.
     let out = ssh(port, Some(&dave), &known, &["/rooms"], "");
-    assert_eq!(out.status.code(), Some(255));
-    assert!(
-        text(&out.stderr).contains("Permission denied (publickey)"),
-        "{}",
-        text(&out.stderr)
-    );
+    refused(&out, "Permission denied (publickey)");
     let out = ssh(
         port,
         None,
@@ -281,12 +282,7 @@ fn line_mode_without_a_terminal_public_keys_only_and_a_host_key_that_stays() {
         ],
         "",
     );
-    assert_eq!(out.status.code(), Some(255));
-    assert!(
-        text(&out.stderr).contains("Permission denied"),
-        "{}",
-        text(&out.stderr)
-    );
+    refused(&out, "Permission denied");
 
     // authorized_keys is read again when it changes: dave is let in.
     std::fs::write(
@@ -322,7 +318,7 @@ fn line_mode_without_a_terminal_public_keys_only_and_a_host_key_that_stays() {
         &["-o", "StrictHostKeyChecking=yes", "/rooms"],
         "",
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    ran(&out);
 }
 
 #[test]
@@ -381,12 +377,7 @@ fn a_terminal_gets_the_full_screen_client_and_one_session_too_many_is_refused() 
 
     // The one session allowed is taken: the next is refused.
     let out = ssh(port, Some(&carol), &known, &["/rooms"], "");
-    assert_eq!(out.status.code(), Some(255), "{}", text(&out.stdout));
-    assert!(
-        text(&out.stderr).contains("Permission denied"),
-        "{}",
-        text(&out.stderr)
-    );
+    refused(&out, "Permission denied");
     // Both counted in /metrics.
     let counted = metrics(&http_addr);
     assert!(counted.contains("p2p_chat_ssh_sessions 1"), "{counted}");
@@ -401,7 +392,7 @@ fn a_terminal_gets_the_full_screen_client_and_one_session_too_many_is_refused() 
     assert!(!tmux.visible().contains("members"));
     // The session freed its place.
     let out = ssh(port, Some(&carol), &known, &["/rooms"], "");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    ran(&out);
     // A client killed mid-session (its connection dropped) frees it too.
     wait_metrics(&http_addr, "p2p_chat_ssh_sessions 0");
     let mut dropped = held(port, &carol, &known);
@@ -410,7 +401,7 @@ fn a_terminal_gets_the_full_screen_client_and_one_session_too_many_is_refused() 
     dropped.wait().expect("reaped");
     wait_metrics(&http_addr, "p2p_chat_ssh_sessions 0");
     let out = ssh(port, Some(&carol), &known, &["/rooms"], "");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    ran(&out);
     node1.kill();
 }
 
@@ -455,15 +446,15 @@ fn an_idle_session_is_closed_and_frees_its_place_and_an_unknown_key_is_counted()
     wait_metrics(&http_addr, "p2p_chat_ssh_sessions 0");
     // The one place is free again.
     let out = ssh(port, Some(&carol), &known, &["/rooms"], "");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    ran(&out);
     // A key not in authorized_keys is refused and counted.
     let dave = keygen(dir.path(), "dave", "dave@desk");
     let out = ssh(port, Some(&dave), &known, &["/rooms"], "");
-    assert_eq!(out.status.code(), Some(255));
-    let refused = metrics(&http_addr);
+    refused(&out, "Permission denied");
+    let counted = metrics(&http_addr);
     assert!(
-        refused.contains(r#"p2p_chat_ssh_refused_total{reason="unknown_key"} 1"#),
-        "{refused}"
+        counted.contains(r#"p2p_chat_ssh_refused_total{reason="unknown_key"} 1"#),
+        "{counted}"
     );
     node1.kill();
 }
