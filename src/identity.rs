@@ -75,7 +75,8 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     fs::remove_file(&probe)
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` with mode 0600, whole or not at all.
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);

@@ -162,8 +162,10 @@ async fn start_ssh(
     node: &p2p_chat::Node,
 ) -> Option<Result<ssh::Running, anyhow::Error>> {
     let addr = cfg.ssh.ssh_addr?;
+    let data_dir = cfg.disk_dir();
     let authorized_keys = match cfg.ssh.ssh_authorized_keys.clone().or_else(|| {
-        cfg.disk_dir()
+        data_dir
+            .as_ref()
             .map(|d| d.join(ssh::keys::AUTHORIZED_KEYS_FILE))
     }) {
         Some(path) => path,
@@ -176,13 +178,11 @@ async fn start_ssh(
     let options = ssh::Options {
         addr,
         authorized_keys,
-        host_key_dir: cfg.disk_dir(),
+        host_key_dir: data_dir,
         max_sessions: cfg.ssh.ssh_max_sessions,
         idle: Duration::from_secs(cfg.ssh.ssh_idle_secs),
-        room: cfg
-            .join
-            .as_ref()
-            .map_or_else(|| cfg.room.clone(), |t| t.room.clone()),
+        // (A --join ticket's room, once the config is read.)
+        room: cfg.room.clone(),
     };
     Some(ssh::start(node.clone(), options).await.map_err(Into::into))
 }

@@ -98,7 +98,8 @@ impl Shared {
 /// Starts the server: refuses to when no key may log in (one line saying
 /// how to add one), else serves until the process ends.
 pub async fn start(node: Node, options: Options) -> Result<Running, SshError> {
-    let users = keys::read_authorized(&options.authorized_keys)?;
+    let bytes = keys::read_file(&options.authorized_keys)?;
+    let users = keys::users_in(&options.authorized_keys, bytes.as_deref())?;
     if users.is_empty() {
         return Err(KeyError::NoKeys {
             path: options.authorized_keys.clone(),
@@ -133,7 +134,11 @@ pub async fn start(node: Node, options: Options) -> Result<Running, SshError> {
         max_sessions: options.max_sessions,
         room: options.room.clone(),
     });
-    tokio::spawn(reload(shared.clone(), options.authorized_keys.clone()));
+    tokio::spawn(reload(
+        shared.clone(),
+        options.authorized_keys.clone(),
+        bytes,
+    ));
     let shared_node = shared.node.clone();
     tokio::spawn(async move {
         let mut server = Listener { shared };
@@ -146,18 +151,20 @@ pub async fn start(node: Node, options: Options) -> Result<Running, SshError> {
     Ok(Running { addr, fingerprint })
 }
 
-/// Reads the authorized keys again when the file changes.
-async fn reload(shared: Arc<Shared>, path: PathBuf) {
-    let mut last = std::fs::read(&path).ok();
+/// Reads the authorized keys again when the file changes from `last`
+/// (its bytes when the server started; None: missing or unreadable).
+async fn reload(shared: Arc<Shared>, path: PathBuf, mut last: Option<Vec<u8>>) {
     loop {
         tokio::time::sleep(RELOAD_EVERY).await;
-        let now = std::fs::read(&path).ok();
-        if now == last {
+        let now = keys::read_file(&path);
+        let bytes = now.as_ref().ok().and_then(Option::as_ref);
+        if bytes == last.as_ref() {
             continue;
         }
-        last = now;
+        last = bytes.cloned();
         // Unreadable: no one gets in until it can be read again.
-        let users = keys::read_authorized(&path).unwrap_or_else(|e| {
+        let users = now.and_then(|bytes| keys::users_in(&path, bytes.as_deref()));
+        let users = users.unwrap_or_else(|e| {
             tracing::error!("ssh: {e}");
             Vec::new()
         });
@@ -182,7 +189,6 @@ impl russh::server::Server for Listener {
             shared: self.shared.clone(),
             peer,
             user: None,
-            counted: false,
         }
     }
 
@@ -195,15 +201,13 @@ impl russh::server::Server for Listener {
 struct Connection {
     shared: Arc<Shared>,
     peer: Option<SocketAddr>,
-    /// Who logged in.
+    /// Who logged in (counted among the sessions open).
     user: Option<String>,
-    /// Counted among the sessions open.
-    counted: bool,
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if self.counted {
+        if self.user.is_some() {
             let before = self.shared.sessions.fetch_sub(1, Ordering::Relaxed);
             self.shared.node.ssh_sessions(before.saturating_sub(1));
         }
@@ -247,7 +251,6 @@ impl russh::server::Handler for Connection {
             self.shared.node.ssh_refused("too_many_sessions");
             return Ok(Auth::reject());
         }
-        self.counted = true;
         self.shared.node.ssh_sessions(open + 1);
         tracing::info!(%peer, user = %name, "ssh: logged in");
         self.user = Some(name);

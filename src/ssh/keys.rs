@@ -5,10 +5,7 @@
 //! up to any `@`, names its user, checked by the nick rules; a line without
 //! a usable key or name is skipped, with its line number in the log.
 
-use std::{
-    io::Write as _,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use russh::keys::{HashAlg, PrivateKey, PublicKey, ssh_key};
 
@@ -71,7 +68,13 @@ pub fn host_key(dir: Option<&Path>) -> Result<PrivateKey, KeyError> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = fresh();
-            write_private(&path, &key).map_err(|reason| KeyError::Write { path, reason })?;
+            key.to_openssh(ssh_key::LineEnding::LF)
+                .map_err(|e| e.to_string())
+                .and_then(|text| {
+                    crate::identity::write_private(&path, text.as_bytes())
+                        .map_err(|e| e.to_string())
+                })
+                .map_err(|reason| KeyError::Write { path, reason })?;
             Ok(key)
         }
         Err(e) => Err(KeyError::HostKey {
@@ -89,29 +92,6 @@ fn fresh() -> PrivateKey {
     let key = ssh_key::private::Ed25519Keypair::from_seed(&seed);
     zeroize::Zeroize::zeroize(&mut seed);
     PrivateKey::from(key)
-}
-
-/// Writes `key` to `path`, new, mode 0600 (the data dir made 0700).
-fn write_private(path: &Path, key: &PrivateKey) -> Result<(), String> {
-    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
-    if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| e.to_string())?;
-    }
-    let text = key
-        .to_openssh(ssh_key::LineEnding::LF)
-        .map_err(|e| e.to_string())?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| e.to_string())?;
-    file.write_all(text.as_bytes()).map_err(|e| e.to_string())?;
-    file.sync_all().map_err(|e| e.to_string())
 }
 
 /// A key's fingerprint as OpenSSH shows it (`SHA256:…`).
@@ -166,21 +146,37 @@ pub fn parse_authorized(text: &str) -> (Vec<User>, Vec<(usize, String)>) {
 /// The file's users (none if it is missing), with a log line per line
 /// skipped.
 pub fn read_authorized(path: &Path) -> Result<Vec<User>, KeyError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(KeyError::Authorized {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            });
-        }
+    users_in(path, read_file(path)?.as_deref())
+}
+
+/// The authorized keys file's bytes; None if it is missing.
+pub fn read_file(path: &Path) -> Result<Option<Vec<u8>>, KeyError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(unreadable(path, e.to_string())),
+    }
+}
+
+/// The users in `bytes`, read from `path` (None: it is missing), with a
+/// log line per line skipped.
+pub fn users_in(path: &Path, bytes: Option<&[u8]>) -> Result<Vec<User>, KeyError> {
+    let Some(bytes) = bytes else {
+        return Ok(Vec::new());
     };
-    let (users, skipped) = parse_authorized(&text);
+    let text = std::str::from_utf8(bytes).map_err(|e| unreadable(path, e.to_string()))?;
+    let (users, skipped) = parse_authorized(text);
     for (line, why) in skipped {
         tracing::warn!(path = %path.display(), line, %why, "ssh: authorized key skipped");
     }
     Ok(users)
+}
+
+fn unreadable(path: &Path, reason: String) -> KeyError {
+    KeyError::Authorized {
+        path: path.to_owned(),
+        reason,
+    }
 }
 
 #[cfg(test)]

@@ -590,7 +590,6 @@ impl<B: Backend> Tui<B> {
         })
     }
 
-    /// A terminal event; Some when the client ends.
     /// One item of the terminal's event stream; Some when the client ends.
     async fn on_key(&mut self, key: Option<std::io::Result<TermEvent>>) -> Option<Exit> {
         match key {
@@ -606,6 +605,7 @@ impl<B: Backend> Tui<B> {
         }
     }
 
+    /// A terminal event; Some when the client ends.
     async fn on_term_event(&mut self, event: TermEvent) -> Option<Exit> {
         if let TermEvent::Resize(w, h) = event
             && let Err(e) = self.terminal.resize(Rect::new(0, 0, w, h))

@@ -417,7 +417,7 @@ impl State {
 
     /// The width messages wrap at.
     pub(crate) fn text_width(&self) -> usize {
-        usize::from(super::draw::layout(self.size).messages.width).max(1)
+        text_width_at(self.size)
     }
 
     fn text_height(&self) -> usize {
@@ -428,7 +428,7 @@ impl State {
     pub(crate) fn push(&mut self, target: Target, entry: Entry) {
         // Only needed while scrolled back (the layout is not free).
         let size = self.size;
-        let width = move || usize::from(super::draw::layout(size).messages.width).max(1);
+        let width = move || text_width_at(size);
         let shown = self.focus.as_ref() == Some(&target);
         let buffer = self.buffer_mut(&target);
         if !shown
@@ -813,6 +813,11 @@ pub(crate) fn entries(
             })
         })
         .collect()
+}
+
+/// The width messages wrap at on a screen of `size`.
+fn text_width_at(size: (u16, u16)) -> usize {
+    usize::from(super::draw::layout(size).messages.width).max(1)
 }
 
 /// The rows `entry` takes at `width`, as drawn.
